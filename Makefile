@@ -1,0 +1,54 @@
+# Raiox AI: `make run` to use it, `make test` to check it. Everything installs into .venv and var/.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+# Development and tests run the real open_clip architecture; without internet the real weights
+# cannot be had, so they are explicitly allowed to fall back to untrained weights (pages say so).
+export RAIOX_ALLOW_UNTRAINED_MODEL ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test lint bench setup venv db migrate seed admin browser db-stop clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_catalog
+
+admin: migrate
+	$(PY) manage.py ensure_dev_admin
+
+setup: seed admin
+
+run: setup
+	DEBUG=$${DEBUG:-1} bin/dev
+
+# Chromium for the browser tests: Debian's package (Playwright's own download cannot work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: venv browser
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) -m bench.all
+
+db-stop: venv
+	$(PY) -c "from pathlib import Path; from raiox.embedded_db import stop_embedded_server; stop_embedded_server(Path('var/pgdata').resolve())"
+
+clean: db-stop
+	rm -rf var/media var/pgdata var/screenshots

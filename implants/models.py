@@ -1,0 +1,153 @@
+"""The implant catalogue: manufacturers, their implant systems and reference images.
+
+Writes go through ``implants.services``; nothing here has logic in ``save()``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from pgvector.django import HnswIndex, VectorField
+
+from raiox.storage_keys import reference_image_key
+
+EMBEDDING_DIMENSIONS = 512
+
+
+class Manufacturer(models.Model):
+    name = models.CharField(_("nome"), max_length=120, unique=True)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
+    country = models.CharField(_("país"), max_length=80, blank=True)
+    website = models.URLField(_("site"), blank=True)
+    created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("fabricante")
+        verbose_name_plural = _("fabricantes")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Connection(models.TextChoices):
+    EXTERNAL_HEX = "external_hex", _("hexágono externo")
+    INTERNAL_HEX = "internal_hex", _("hexágono interno")
+    MORSE_TAPER = "morse_taper", _("cone Morse / cônica")
+    OTHER = "other", _("outra")
+
+
+class BodyShape(models.TextChoices):
+    TAPERED = "tapered", _("cônico")
+    PARALLEL = "parallel", _("cilíndrico (paredes paralelas)")
+
+
+class Level(models.TextChoices):
+    BONE = "bone", _("nível ósseo")
+    TISSUE = "tissue", _("nível tecidual")
+
+
+class ThreadShape(models.TextChoices):
+    V = "v", _("rosca em V")
+    BUTTRESS = "buttress", _("rosca trapezoidal (buttress)")
+    REVERSE_BUTTRESS = "reverse_buttress", _("rosca trapezoidal invertida")
+    SQUARE = "square", _("rosca quadrada")
+
+
+class Apex(models.TextChoices):
+    FLAT = "flat", _("plano")
+    ROUNDED = "rounded", _("arredondado")
+    POINTED = "pointed", _("pontiagudo")
+
+
+class Collar(models.TextChoices):
+    MACHINED = "machined", _("liso (usinado)")
+    MICROTHREAD = "microthread", _("com microrroscas")
+    ROUGH = "rough", _("tratado")
+
+
+class Implant(models.Model):
+    manufacturer = models.ForeignKey(
+        Manufacturer, on_delete=models.PROTECT, related_name="implants", verbose_name=_("fabricante")
+    )
+    name = models.CharField(_("nome"), max_length=160)
+    connection = models.CharField(_("conexão"), max_length=20, choices=Connection.choices)
+    body_shape = models.CharField(_("formato do corpo"), max_length=20, choices=BodyShape.choices)
+    level = models.CharField(_("nível"), max_length=20, choices=Level.choices, default=Level.BONE)
+    thread_shape = models.CharField(_("formato da rosca"), max_length=20, choices=ThreadShape.choices)
+    apex = models.CharField(_("ápice"), max_length=20, choices=Apex.choices, blank=True)
+    collar = models.CharField(_("colar"), max_length=20, choices=Collar.choices, blank=True)
+    platform_switching = models.BooleanField(_("platform switching"), default=False)
+    diameters_mm = ArrayField(
+        models.DecimalField(max_digits=4, decimal_places=2),
+        verbose_name=_("diâmetros (mm)"),
+        default=list,
+        blank=True,
+    )
+    lengths_mm = ArrayField(
+        models.DecimalField(max_digits=4, decimal_places=1),
+        verbose_name=_("comprimentos (mm)"),
+        default=list,
+        blank=True,
+    )
+    screwdriver = models.CharField(_("chave protética compatível"), max_length=200, blank=True)
+    notes = models.TextField(_("observações"), blank=True)
+    is_active = models.BooleanField(
+        _("ativo"), default=True, help_text=_("Implantes inativos não aparecem nos resultados.")
+    )
+    created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+
+    class Meta:
+        ordering = ["manufacturer__name", "name"]
+        verbose_name = _("implante")
+        verbose_name_plural = _("implantes")
+        constraints = [
+            models.UniqueConstraint(fields=["manufacturer", "name"], name="implant_unique_per_manufacturer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer.name} {self.name}"
+
+
+class ReferenceSource(models.TextChoices):
+    CATALOG = "catalog", _("catálogo")
+    CONFIRMED_CASE = "confirmed_case", _("caso confirmado")
+
+
+class ReferenceImage(models.Model):
+    implant = models.ForeignKey(
+        Implant, on_delete=models.CASCADE, related_name="reference_images", verbose_name=_("implante")
+    )
+    image = models.ImageField(_("imagem"), upload_to=reference_image_key, max_length=255)
+    source = models.CharField(
+        _("origem"), max_length=20, choices=ReferenceSource.choices, default=ReferenceSource.CATALOG
+    )
+    # sha256 of the stored bytes: lets the worker reuse an embedding of identical content.
+    content_hash = models.CharField(_("hash do conteúdo"), max_length=64, blank=True, db_index=True)
+    # Empty until the worker computes it; only embeddings of the running model are searched.
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(_("modelo do embedding"), max_length=200, blank=True, editable=False)
+    embedded_at = models.DateTimeField(_("embedding calculado em"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+
+    class Meta:
+        ordering = ["implant", "id"]
+        verbose_name = _("imagem de referência")
+        verbose_name_plural = _("imagens de referência")
+        indexes = [
+            HnswIndex(
+                name="refimage_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["embedding_model"], name="refimage_embedding_model_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.implant} #{self.pk}"

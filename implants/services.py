@@ -1,0 +1,99 @@
+"""Every write to the catalogue. Views, admin, commands and tasks all call these."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django_q.tasks import async_task
+
+from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
+from raiox.files import stored_file
+from raiox.storage_keys import reference_image_key
+
+# Queued by dotted path so that implants never imports matching (dependencies run one way).
+EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"
+
+
+def _queue_embedding(reference_image_id: int) -> None:
+    transaction.on_commit(lambda: async_task(EMBED_REFERENCE_TASK, reference_image_id, group="embed"))
+
+
+@transaction.atomic
+def manufacturer_get_or_create(*, name: str, country: str = "", website: str = "") -> tuple[Manufacturer, bool]:
+    existing = Manufacturer.objects.filter(name=name).first()
+    if existing is not None:
+        return existing, False
+    manufacturer = Manufacturer(name=name, slug=slugify(name), country=country, website=website)
+    manufacturer.full_clean()
+    manufacturer.save()
+    return manufacturer, True
+
+
+@transaction.atomic
+def implant_get_or_create(*, manufacturer: Manufacturer, name: str, **features: object) -> tuple[Implant, bool]:
+    existing = Implant.objects.filter(manufacturer=manufacturer, name=name).first()
+    if existing is not None:
+        return existing, False
+    for key in ("diameters_mm", "lengths_mm"):
+        if key in features:
+            features[key] = [Decimal(str(v)) for v in features[key]]  # type: ignore[union-attr]
+    implant = Implant(manufacturer=manufacturer, name=name, **features)
+    implant.full_clean()
+    implant.save()
+    return implant, True
+
+
+@transaction.atomic
+def implant_set_active(*, implant: Implant, is_active: bool) -> Implant:
+    """Deactivating removes the implant from results at once: the search filters on is_active."""
+    implant.is_active = is_active
+    implant.full_clean()
+    implant.save(update_fields=["is_active", "updated_at"])
+    return implant
+
+
+def reference_image_create(
+    *, implant: Implant, image_bytes: bytes, filename: str, source: str = ReferenceSource.CATALOG
+) -> ReferenceImage:
+    """Store a reference image and queue its embedding once the row is committed."""
+    with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
+        reference = ReferenceImage(
+            implant=implant, source=source, content_hash=hashlib.sha256(image_bytes).hexdigest()
+        )
+        reference.image.name = name
+        reference.full_clean()
+        reference.save()
+        _queue_embedding(reference.pk)
+    return reference
+
+
+def reference_image_replace_file(*, reference: ReferenceImage, image_bytes: bytes, filename: str) -> ReferenceImage:
+    """A new file makes the old embedding wrong: clear it and queue a new one."""
+    old_name = reference.image.name
+    with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
+        reference.image.name = name
+        reference.content_hash = hashlib.sha256(image_bytes).hexdigest()
+        reference.embedding = None
+        reference.embedding_model = ""
+        reference.embedded_at = None
+        reference.full_clean()
+        reference.save()
+        _queue_embedding(reference.pk)
+    if old_name:
+        default_storage.delete(old_name)
+    return reference
+
+
+@transaction.atomic
+def reference_image_set_embedding(*, reference_id: int, embedding: list[float], model_id: str) -> ReferenceImage:
+    reference = ReferenceImage.objects.select_for_update().get(pk=reference_id)
+    reference.embedding = embedding
+    reference.embedding_model = model_id
+    reference.embedded_at = timezone.now()
+    reference.save(update_fields=["embedding", "embedding_model", "embedded_at", "updated_at"])
+    return reference

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RaioxConfig(AppConfig):
+    name = "raiox"
+    verbose_name = "Raiox AI"

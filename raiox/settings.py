@@ -1,0 +1,313 @@
+"""Raiox AI settings: one module, every value from the environment.
+
+Defaults are safe for a developer's machine (DEBUG off unless asked for, an embedded PostgreSQL,
+local files). Production sets ``DJANGO_ENV=production`` and must provide ``SECRET_KEY``; the full
+list of variables is in ``deploy/env.example`` and the README.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("RAIOX_VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    return default if value is None else int(value)
+
+
+def env_float(name: str, default: float) -> float:
+    value = env(name)
+    return default if value is None else float(value)
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    value = env(name, default) or ""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+ENVIRONMENT = env("DJANGO_ENV", "development")
+IS_PRODUCTION = ENVIRONMENT == "production"
+TESTING = "pytest" in sys.modules or env_bool("RAIOX_TESTING")
+
+# --- Core -----------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+if IS_PRODUCTION:
+    # No default in production: a missing key must stop the process, not run with a known one.
+    SECRET_KEY = os.environ["SECRET_KEY"]
+else:
+    SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if IS_PRODUCTION else "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# The public base URL, used in e-mails and anywhere a link leaves the site.
+SITE_URL = (env("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "raiox",
+    "implants",
+    "submissions",
+    "matching",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "raiox.urls"
+WSGI_APPLICATION = "raiox.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL + pgvector, always ------------------------------------------------
+
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL is None:
+    if IS_PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL is required in production.")
+    # No DATABASE_URL on a developer's machine: an embedded PostgreSQL with pgvector (pgserver),
+    # started on first use and reused by every later process.
+    from raiox.embedded_db import embedded_database_url
+
+    DATABASE_URL = embedded_database_url(VAR_DIR / "pgdata")
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n -------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "pt-br"
+LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", "America/Sao_Paulo")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media -------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Storage: DigitalOcean Spaces (S3 protocol) when a bucket is configured, local files otherwise.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com"),
+            "region_name": env("AWS_S3_REGION_NAME", "nyc3"),
+            "access_key": env("AWS_ACCESS_KEY_ID"),
+            "secret_key": env("AWS_SECRET_ACCESS_KEY"),
+            # Patient X-rays: private objects, short-lived signed URLs, never overwrite a key.
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 600),
+            "file_overwrite": False,
+            "signature_version": "s3v4",
+            "addressing_style": env("AWS_S3_ADDRESSING_STYLE", "virtual"),
+        },
+    }
+else:
+    DEFAULT_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Local media is served by Django only on a developer's machine; in production it lives in Spaces.
+SERVE_LOCAL_MEDIA = not AWS_STORAGE_BUCKET_NAME and env_bool("RAIOX_SERVE_MEDIA", not IS_PRODUCTION)
+# Key for the keyed hash that turns a dentist's e-mail into the folder name under clientes/.
+RAIOX_CLIENT_ID_KEY = env("RAIOX_CLIENT_ID_KEY", SECRET_KEY)
+
+# --- Upload limits and validation -------------------------------------------------------------
+
+RAIOX_MAX_UPLOAD_BYTES = env_int("RAIOX_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+RAIOX_MAX_IMAGE_PIXELS = env_int("RAIOX_MAX_IMAGE_PIXELS", 50_000_000)
+RAIOX_MIN_IMAGE_SIDE = env_int("RAIOX_MIN_IMAGE_SIDE", 64)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RAIOX_MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- CLIP model and matching ------------------------------------------------------------------
+
+RAIOX_CLIP_MODEL = env("RAIOX_CLIP_MODEL", "ViT-B-32")
+RAIOX_CLIP_PRETRAINED = env("RAIOX_CLIP_PRETRAINED", "laion2b_s34b_b79k")
+RAIOX_CLIP_CACHE_DIR = Path(env("RAIOX_CLIP_CACHE_DIR", str(VAR_DIR / "models")))
+RAIOX_CLIP_DEVICE = env("RAIOX_CLIP_DEVICE")  # None: cuda when available, else cpu
+# Development and tests only: run the same architecture with untrained weights when the real
+# ones cannot be had. Production refuses (checked in raiox.checks and by the worker).
+RAIOX_ALLOW_UNTRAINED_MODEL = env_bool("RAIOX_ALLOW_UNTRAINED_MODEL", False)
+RAIOX_TOP_K = env_int("RAIOX_TOP_K", 3)
+# Below this similarity (0-1) the answer is "no convincing match".
+RAIOX_MIN_SIMILARITY = env_float("RAIOX_MIN_SIMILARITY", 0.75)
+# How long POST /upload waits for the worker before answering 202.
+RAIOX_UPLOAD_WAIT_SECONDS = env_float("RAIOX_UPLOAD_WAIT_SECONDS", 5.0)
+
+# --- Jotform ----------------------------------------------------------------------------------
+
+JOTFORM_WEBHOOK_TOKEN = env("JOTFORM_WEBHOOK_TOKEN")
+JOTFORM_FORM_IDS = env_list("JOTFORM_FORM_IDS")
+JOTFORM_API_KEY = env("JOTFORM_API_KEY")
+JOTFORM_FILE_HOSTS = env_list(
+    "JOTFORM_FILE_HOSTS", "www.jotform.com,eu.jotform.com,hipaa.jotform.com,files.jotform.com"
+)
+JOTFORM_DOWNLOAD_TIMEOUT = env_float("JOTFORM_DOWNLOAD_TIMEOUT", 15.0)
+# Form field names (the part after q<N>_) for each intake field; override as JSON if renamed.
+JOTFORM_FIELD_MAP = {
+    "dentist_name": env("JOTFORM_FIELD_NOME", "nome"),
+    "dentist_email": env("JOTFORM_FIELD_EMAIL", "email"),
+    "patient": env("JOTFORM_FIELD_PACIENTE", "paciente"),
+    "tooth": env("JOTFORM_FIELD_DENTE", "dente"),
+    "file": env("JOTFORM_FIELD_FILE", "file"),
+}
+# Hosts the generic /webhook may fetch an image URL from (none unless configured).
+RAIOX_WEBHOOK_FILE_HOSTS = env_list("RAIOX_WEBHOOK_FILE_HOSTS")
+
+# --- E-mail -----------------------------------------------------------------------------------
+
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if IS_PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Raiox AI <nao-responda@raiox.ai>")
+
+# --- Task queue (django-q2) -------------------------------------------------------------------
+
+Q_CLUSTER = {
+    "name": "raiox",
+    "orm": "default",  # the ORM broker: the queue lives in PostgreSQL, nothing else to run
+    "workers": env_int("RAIOX_Q_WORKERS", 1),
+    # A task that runs longer than `timeout` is killed; it is retried after `retry` seconds, so
+    # retry must exceed timeout or a slow task would run twice at once.
+    "timeout": env_int("RAIOX_Q_TIMEOUT", 120),
+    "retry": env_int("RAIOX_Q_RETRY", 180),
+    "max_attempts": env_int("RAIOX_Q_MAX_ATTEMPTS", 5),
+    "ack_failures": True,
+    "save_limit": 1000,
+    "poll": env_float("RAIOX_Q_POLL", 0.2),
+    "catch_up": False,
+    "label": "Tarefas",
+}
+
+# --- REST framework ---------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "raiox.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Raiox AI API",
+    "DESCRIPTION": "Identificação de sistemas de implantes dentários por radiografia.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        "django-q": {"level": env("Q_LOG_LEVEL", "WARNING")},
+    },
+}
+
+# --- Production hardening ---------------------------------------------------------------------
+
+if IS_PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True

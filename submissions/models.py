@@ -1,0 +1,154 @@
+"""Dentists' X-rays (Submission) and the implants found for them (Match).
+
+Writes go through ``submissions.services``; nothing here has logic in ``save()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from pgvector.django import VectorField
+
+from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceImage
+from raiox.storage_keys import submission_image_key
+from submissions.validators import validate_fdi_tooth
+
+
+class Source(models.TextChoices):
+    JOTFORM = "jotform", _("Jotform")
+    UPLOAD = "upload", _("página de envio")
+    WEBHOOK = "webhook", _("webhook")
+    API = "api", _("API")
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received", _("recebido")
+    PROCESSING = "processing", _("processando")
+    DONE = "done", _("concluído")
+    FAILED = "failed", _("falhou")
+
+
+class Submission(models.Model):
+    # The only way into a result page: unguessable, never derived from the row id.
+    token = models.UUIDField(_("token público"), default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(_("origem"), max_length=20, choices=Source.choices)
+    # Jotform's submissionID (or a webhook's id): repeated deliveries map to one Submission.
+    external_id = models.CharField(_("id externo"), max_length=100, blank=True)
+    dentist_name = models.CharField(_("nome do dentista"), max_length=200, blank=True)
+    dentist_email = models.EmailField(_("e-mail do dentista"), max_length=254, blank=True)
+    patient = models.CharField(_("paciente"), max_length=200, blank=True)
+    tooth = models.CharField(_("dente"), max_length=2, blank=True, validators=[validate_fdi_tooth])
+
+    image = models.ImageField(_("radiografia"), upload_to=submission_image_key, max_length=255, blank=True)
+    # Where the worker must fetch the image from when the sender only gave a URL (Jotform keeps
+    # uploads on its own servers); empty once the image is stored.
+    remote_image_url = models.URLField(_("URL da imagem"), max_length=2000, blank=True)
+    original_filename = models.CharField(_("nome original do arquivo"), max_length=255, blank=True)
+    content_hash = models.CharField(_("hash do conteúdo"), max_length=64, blank=True, db_index=True)
+
+    status = models.CharField(
+        _("situação"), max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    failure_reason = models.TextField(_("motivo da falha"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("tentativas"), default=0)
+
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(_("modelo do embedding"), max_length=200, blank=True, editable=False)
+
+    received_at = models.DateTimeField(_("recebido em"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("início do processamento"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("fim do processamento"), null=True, blank=True)
+    notified_at = models.DateTimeField(_("e-mail enviado em"), null=True, blank=True)
+
+    # Crop and re-match: a new Submission made from a region of another one.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="crops", verbose_name=_("original")
+    )
+    crop_box = models.JSONField(_("recorte"), null=True, blank=True)
+
+    # Staff confirmation: the implant really in the X-ray, and the reference image it became.
+    confirmed_implant = models.ForeignKey(
+        Implant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="confirmed_submissions",
+        verbose_name=_("implante confirmado"),
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(_("confirmado em"), null=True, blank=True)
+    confirmed_reference_image = models.OneToOneField(
+        ReferenceImage, on_delete=models.SET_NULL, null=True, blank=True, related_name="confirmed_submission"
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("envio")
+        verbose_name_plural = _("envios")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="submission_unique_external_id_per_source",
+            )
+        ]
+        permissions = [("view_patient_data", _("Pode ver dados do paciente"))]
+
+    def __str__(self) -> str:
+        # Never the patient: this string ends up in logs and admin breadcrumbs.
+        return f"Envio #{self.pk} ({self.get_source_display()})"
+
+    @property
+    def processing_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.received_at).total_seconds()
+        return None
+
+
+class Match(models.Model):
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="matches")
+    implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="matches")
+    reference_image = models.ForeignKey(
+        ReferenceImage, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches"
+    )
+    rank = models.PositiveSmallIntegerField(_("posição"))
+    similarity = models.FloatField(_("similaridade"))
+
+    class Meta:
+        ordering = ["submission", "rank"]
+        verbose_name = _("candidato")
+        verbose_name_plural = _("candidatos")
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "rank"], name="match_unique_rank"),
+            models.UniqueConstraint(fields=["submission", "implant"], name="match_unique_implant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rank}. {self.implant} ({self.similarity:.2f})"
+
+
+class Verdict(models.TextChoices):
+    IS_THIS = "is_this", _("é este")
+    NOT_THIS = "not_this", _("não é este")
+
+
+class DentistFeedback(models.Model):
+    """The dentist's answer on a candidate ("é este" / "não é este"), shown to staff for review."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="feedback")
+    implant = models.ForeignKey(Implant, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(_("resposta"), max_length=20, choices=Verdict.choices)
+    created_at = models.DateTimeField(_("respondido em"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("resposta do dentista")
+        verbose_name_plural = _("respostas do dentista")
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "implant"], name="feedback_unique_per_implant")
+        ]
