@@ -28,8 +28,10 @@ class ManufacturerAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _implants=Count("implants"), _active=Count("implants", filter=Q(implants__is_active=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_implants=Count("implants"), _active=Count("implants", filter=Q(implants__is_active=True)))
         )
 
     @admin.display(description=_("implantes"), ordering="_implants")
@@ -71,7 +73,10 @@ class ImplantAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # Thumbnails read the prefetched images: one query for the page, not one per row.
         return (
-            super().get_queryset(request).annotate(_images=Count("reference_images")).prefetch_related("reference_images")
+            super()
+            .get_queryset(request)
+            .annotate(_images=Count("reference_images"))
+            .prefetch_related("reference_images")
         )
 
     @admin.display(description=_("imagem"))

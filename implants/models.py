@@ -104,9 +104,7 @@ class Implant(models.Model):
         ordering = ["manufacturer__name", "name"]
         verbose_name = _("implante")
         verbose_name_plural = _("implantes")
-        constraints = [
-            models.UniqueConstraint(fields=["manufacturer", "name"], name="implant_unique_per_manufacturer")
-        ]
+        constraints = [models.UniqueConstraint(fields=["manufacturer", "name"], name="implant_unique_per_manufacturer")]
 
     def __str__(self) -> str:
         return f"{self.manufacturer.name} {self.name}"

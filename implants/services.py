@@ -62,9 +62,7 @@ def reference_image_create(
 ) -> ReferenceImage:
     """Store a reference image and queue its embedding once the row is committed."""
     with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
-        reference = ReferenceImage(
-            implant=implant, source=source, content_hash=hashlib.sha256(image_bytes).hexdigest()
-        )
+        reference = ReferenceImage(implant=implant, source=source, content_hash=hashlib.sha256(image_bytes).hexdigest())
         reference.image.name = name
         reference.full_clean()
         reference.save()

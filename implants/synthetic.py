@@ -80,8 +80,12 @@ def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
 
     if s.tissue_level:  # flared smooth neck above the bone
         draw.polygon(
-            [(cx - top_half * 0.8, top - 45), (cx + top_half * 0.8, top - 45),
-             (cx + top_half * 1.05, top), (cx - top_half * 1.05, top)],
+            [
+                (cx - top_half * 0.8, top - 45),
+                (cx + top_half * 0.8, top - 45),
+                (cx + top_half * 1.05, top),
+                (cx - top_half * 1.05, top),
+            ],
             fill=235,
         )
     apex_y = bottom - (0 if s.apex == "flat" else 28)
@@ -115,8 +119,10 @@ def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
         draw.rectangle((cx - conn_w, top, cx + conn_w, top + 40), fill=140)
         draw.rectangle((cx - conn_w * 0.4, top + 40, cx + conn_w * 0.4, top + 110), fill=160)
     elif s.connection == "morse_taper":
-        draw.polygon([(cx - conn_w, top), (cx + conn_w, top), (cx + conn_w * 0.35, top + 75),
-                      (cx - conn_w * 0.35, top + 75)], fill=135)
+        draw.polygon(
+            [(cx - conn_w, top), (cx + conn_w, top), (cx + conn_w * 0.35, top + 75), (cx - conn_w * 0.35, top + 75)],
+            fill=135,
+        )
         draw.rectangle((cx - conn_w * 0.25, top + 75, cx + conn_w * 0.25, top + 130), fill=160)
     else:
         draw.polygon([(cx - conn_w, top), (cx + conn_w, top), (cx, top + 55)], fill=145)

@@ -69,6 +69,9 @@ class Submission(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="crops", verbose_name=_("original")
     )
     crop_box = models.JSONField(_("recorte"), null=True, blank=True)
+    # "Refine by what you see": feature filters (connection, body_shape, level, thread_shape) the
+    # dentist chose; the worker re-ranks with the stored embedding under them.
+    refine_filters = models.JSONField(_("filtros"), default=dict, blank=True)
 
     # Staff confirmation: the implant really in the X-ray, and the reference image it became.
     confirmed_implant = models.ForeignKey(
@@ -149,6 +152,7 @@ class DentistFeedback(models.Model):
     class Meta:
         verbose_name = _("resposta do dentista")
         verbose_name_plural = _("respostas do dentista")
-        constraints = [
-            models.UniqueConstraint(fields=["submission", "implant"], name="feedback_unique_per_implant")
-        ]
+        constraints = [models.UniqueConstraint(fields=["submission", "implant"], name="feedback_unique_per_implant")]
+
+    def __str__(self) -> str:
+        return f"{self.get_verdict_display()}: {self.implant_id}"

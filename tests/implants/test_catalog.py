@@ -27,7 +27,10 @@ def test_migrations_enable_pgvector_and_an_hnsw_cosine_index():
 
 def test_seed_catalog_loads_32_implants_of_4_manufacturers_with_images(catalog):
     assert sorted(Manufacturer.objects.values_list("name", flat=True)) == [
-        "Neodent", "Nobel Biocare", "Straumann", "Zimmer",
+        "Neodent",
+        "Nobel Biocare",
+        "Straumann",
+        "Zimmer",
     ]
     assert Implant.objects.count() == 32
     for manufacturer in Manufacturer.objects.all():

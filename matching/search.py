@@ -1,0 +1,88 @@
+"""Nearest reference implants for an embedding: pgvector HNSW, cosine distance.
+
+Every query against the vector index lives here. pgvector 0.6 uses the HNSW index only for
+``ORDER BY distance LIMIT n`` and applies WHERE filters *after* the index scan, so a filtered query
+can silently return too few rows. We therefore ask the index for a generous candidate list
+(``hnsw.ef_search`` raised with ``SET LOCAL`` in the same transaction), filter, fold to one row per
+implant, and fall back to an exact scan if the folded list is still short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from pgvector.django import CosineDistance
+
+from implants.models import ReferenceImage
+
+# Reference images fetched per implant wanted: enough that filtered-out rows and several images
+# of one implant still leave k distinct implants.
+CANDIDATES_PER_RESULT = 20
+MIN_CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class ImplantHit:
+    implant_id: int
+    reference_image_id: int
+    similarity: float  # 0-1: 1 - cosine distance / 2
+
+
+def similarity_from_distance(distance: float) -> float:
+    """Cosine distance (0..2) to a 0-1 similarity."""
+    return max(0.0, min(1.0, 1.0 - float(distance) / 2.0))
+
+
+def _fold(rows: Iterable[tuple[int, int, float]], k: int) -> list[ImplantHit]:
+    """Rows sorted by distance -> the best row of each implant, first k implants."""
+    hits: list[ImplantHit] = []
+    seen: set[int] = set()
+    for reference_id, implant_id, distance in rows:
+        if implant_id in seen:
+            continue
+        seen.add(implant_id)
+        hits.append(ImplantHit(implant_id, reference_id, similarity_from_distance(distance)))
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _queryset(embedding: Sequence[float], model_id: str, implant_filter: dict | None, exclude_implants):
+    qs = ReferenceImage.objects.filter(embedding_model=model_id, implant__is_active=True, embedding__isnull=False)
+    if implant_filter:
+        qs = qs.filter(**{f"implant__{key}": value for key, value in implant_filter.items()})
+    if exclude_implants:
+        qs = qs.exclude(implant_id__in=list(exclude_implants))
+    return qs.annotate(distance=CosineDistance("embedding", list(embedding))).order_by("distance")
+
+
+def nearest_implants(
+    embedding: Sequence[float],
+    *,
+    model_id: str,
+    k: int | None = None,
+    implant_filter: dict | None = None,
+    exclude_implants: Iterable[int] = (),
+) -> list[ImplantHit]:
+    """The top-k implants (one row each, best similarity) for ``embedding`` among active implants
+    whose reference images were embedded by ``model_id``."""
+    k = k or settings.RAIOX_TOP_K
+    exclude_implants = list(exclude_implants)
+    limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
+    qs = _queryset(embedding, model_id, implant_filter, exclude_implants)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL lasts until the end of this transaction, on this connection only.
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, limit)])
+        rows = list(qs.values_list("id", "implant_id", "distance")[:limit])
+    hits = _fold(rows, k)
+    if len(hits) < k and len(rows) == limit:
+        # The index gave too few distinct implants after filtering: exact scan (rare, and the
+        # catalogue is small where it happens).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            rows = list(qs.values_list("id", "implant_id", "distance"))
+        hits = _fold(rows, k)
+    return hits

@@ -1,0 +1,244 @@
+"""Every write to submissions. Intake adapters, pages, the API, admin actions and worker tasks all
+call these functions; nothing writes a Submission or a Match any other way.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import Http404
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from raiox.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
+from raiox.files import stored_file
+from raiox.storage_keys import submission_image_key
+from submissions.imaging import ValidatedImage, validate_image
+from submissions.models import Match, Source, Status, Submission
+
+logger = logging.getLogger(__name__)
+
+# Queued by dotted path: submissions never imports matching (dependencies run one way).
+PROCESS_TASK = "matching.tasks.process_submission"
+NOTIFY_TASK = "submissions.tasks.notify_dentist"
+
+TEXT_LIMITS = {"dentist_name": 200, "patient": 200, "tooth": 2, "dentist_email": 254, "external_id": 100}
+
+
+@dataclass(frozen=True)
+class IntakeRecord:
+    """What every intake adapter (Jotform, webhook, upload page, API) turns its request into."""
+
+    source: str
+    dentist_name: str = ""
+    dentist_email: str = ""
+    patient: str = ""
+    tooth: str = ""
+    image_bytes: bytes | None = None
+    filename: str = ""
+    # When the sender gave only a URL (Jotform keeps uploads on its servers), the worker fetches it.
+    remote_image_url: str = ""
+    external_id: str = ""
+    parent_id: int | None = None
+    crop_box: dict | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class MatchCandidate:
+    implant_id: int
+    reference_image_id: int | None
+    similarity: float
+
+
+def clean_text(value: str | None, *, field_name: str) -> str:
+    """Strip, drop control characters, normalise to NFC; refuse over-long values."""
+    text = unicodedata.normalize("NFC", str(value or ""))
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch == " ").strip()
+    limit = TEXT_LIMITS.get(field_name)
+    if limit is not None and len(text) > limit:
+        raise ApplicationError(f"Texto longo demais (máximo {limit} caracteres).", field=field_name, code="too_long")
+    return text
+
+
+def _queue_processing(submission_id: int) -> None:
+    transaction.on_commit(lambda: async_task(PROCESS_TASK, submission_id, group="submissions"))
+
+
+def _queue_notification(submission_id: int) -> None:
+    # The dentist's e-mail is its own task: a failed send is retried there and never blocks or
+    # undoes the result.
+    transaction.on_commit(lambda: async_task(NOTIFY_TASK, submission_id, group="notifications"))
+
+
+def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
+    """Validate an intake, store its image and create the Submission in one step.
+
+    Returns ``(submission, created)``. A repeated delivery (same source and external id) returns
+    the existing Submission and stores nothing. On any failure nothing is left behind: the file is
+    deleted if the row could not be committed. Database or storage outages raise
+    ``ServiceUnavailable`` (503) so the sender retries.
+    """
+    if intake.source not in Source.values:
+        raise ApplicationError("Origem desconhecida.", field="source")
+    external_id = clean_text(intake.external_id, field_name="external_id")
+    try:
+        if external_id:
+            existing = Submission.objects.filter(source=intake.source, external_id=external_id).first()
+            if existing is not None:
+                return existing, False
+
+        submission = Submission(
+            source=intake.source,
+            external_id=external_id,
+            dentist_name=clean_text(intake.dentist_name, field_name="dentist_name"),
+            dentist_email=clean_text(intake.dentist_email, field_name="dentist_email").lower(),
+            patient=clean_text(intake.patient, field_name="patient"),
+            tooth=clean_text(intake.tooth, field_name="tooth"),
+            remote_image_url=intake.remote_image_url,
+            original_filename=clean_text(intake.filename, field_name="")[:255],
+            parent_id=intake.parent_id,
+            crop_box=intake.crop_box,
+        )
+        try:
+            submission.full_clean(exclude=["image", "token"])
+        except ValidationError as exc:
+            raise application_error_from_validation(exc) from exc
+
+        if intake.image_bytes is None:
+            if not intake.remote_image_url:
+                raise ApplicationError("Envie a imagem da radiografia.", field="file", code="missing_file")
+            with transaction.atomic():
+                submission.save()
+                _queue_processing(submission.pk)
+            return submission, True
+
+        image = validate_image(intake.image_bytes)
+        submission.content_hash = image.content_hash
+        key = submission_image_key(submission, image.filename)
+        with stored_file(key, image.content) as name, transaction.atomic():
+            submission.image.name = name
+            submission.save()
+            _queue_processing(submission.pk)
+        return submission, True
+    except IntegrityError:
+        # The same external id delivered twice at the same moment: the other request won the
+        # unique constraint; our file was already deleted by stored_file. Answer with the winner.
+        existing = Submission.objects.filter(source=intake.source, external_id=external_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    except ApplicationError:
+        raise
+    except DatabaseError as exc:
+        logger.error("intake: database unavailable (%s)", type(exc).__name__)
+        raise ServiceUnavailable() from exc
+    except OSError as exc:  # storage unreachable (boto3 errors are mapped below too)
+        logger.error("intake: storage unavailable (%s)", type(exc).__name__)
+        raise ServiceUnavailable() from exc
+    except Exception as exc:
+        if _is_storage_error(exc):
+            logger.error("intake: storage unavailable (%s)", type(exc).__name__)
+            raise ServiceUnavailable() from exc
+        raise
+
+
+def _is_storage_error(exc: Exception) -> bool:
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 is a requirement
+        return False
+    return isinstance(exc, BotoCoreError | ClientError)
+
+
+def submission_get_by_token(token: object) -> Submission:
+    """The only way a public page reaches a Submission: its unguessable token. 404 otherwise."""
+    try:
+        return Submission.objects.get(token=token)
+    except (Submission.DoesNotExist, ValidationError, ValueError) as exc:
+        raise Http404 from exc
+
+
+@transaction.atomic
+def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Submission:
+    """Store an image fetched later by the worker (e.g. from Jotform's upload host)."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    if submission.image:
+        return submission
+    key = submission_image_key(submission, image.filename)
+    with stored_file(key, image.content) as name:
+        submission.image.name = name
+        submission.content_hash = image.content_hash
+        submission.remote_image_url = ""
+        submission.save(update_fields=["image", "content_hash", "remote_image_url"])
+    return submission
+
+
+@transaction.atomic
+def submission_start_processing(*, submission_id: int) -> Submission | None:
+    """Mark a submission as processing; None when it is already done (idempotent re-delivery)."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    if submission.status == Status.DONE:
+        return None
+    submission.status = Status.PROCESSING
+    submission.started_at = timezone.now()
+    submission.failure_reason = ""
+    submission.attempts += 1
+    submission.save(update_fields=["status", "started_at", "failure_reason", "attempts"])
+    return submission
+
+
+@transaction.atomic
+def submission_record_result(
+    *, submission_id: int, embedding: Sequence[float], model_id: str, candidates: Sequence[MatchCandidate]
+) -> Submission:
+    """Save the embedding and the ranked candidates, replacing any earlier ones, and mark done."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission.matches.all().delete()
+    Match.objects.bulk_create(
+        [
+            Match(
+                submission=submission,
+                implant_id=c.implant_id,
+                reference_image_id=c.reference_image_id,
+                rank=rank,
+                similarity=c.similarity,
+            )
+            for rank, c in enumerate(candidates, start=1)
+        ]
+    )
+    submission.embedding = list(embedding)
+    submission.embedding_model = model_id
+    submission.status = Status.DONE
+    submission.failure_reason = ""
+    submission.finished_at = timezone.now()
+    submission.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "finished_at"])
+    _queue_notification(submission.pk)
+    return submission
+
+
+@transaction.atomic
+def submission_fail(*, submission_id: int, reason: str) -> Submission:
+    """Mark a submission failed with a reason a person can act on (shown on the result page)."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission.status = Status.FAILED
+    submission.failure_reason = reason[:2000]
+    submission.finished_at = timezone.now()
+    submission.save(update_fields=["status", "failure_reason", "finished_at"])
+    _queue_notification(submission.pk)
+    return submission
+
+
+@transaction.atomic
+def submission_reprocess(*, submission_id: int) -> Submission:
+    """Queue a submission again (admin action, stuck-task sweeper)."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission.status = Status.RECEIVED
+    submission.failure_reason = ""
+    submission.save(update_fields=["status", "failure_reason"])
+    _queue_processing(submission.pk)
+    return submission
