@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
+from matching.selectors import is_convincing  # noqa: F401  (re-exported for callers of search)
 
 # Reference images fetched per implant wanted: enough that filtered-out rows and several images
 # of one implant still leave k distinct implants.
@@ -78,9 +79,10 @@ def nearest_implants(
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, limit)])
         rows = list(qs.values_list("id", "implant_id", "distance")[:limit])
     hits = _fold(rows, k)
-    if len(hits) < k and len(rows) == limit:
-        # The index gave too few distinct implants after filtering: exact scan (rare, and the
-        # catalogue is small where it happens).
+    if len(hits) < k:
+        # Too few distinct implants after the post-index filters (model id, active, features,
+        # exclusions): only an exact scan knows whether more exist. Rare at scale; when the
+        # catalogue really has fewer than k eligible implants it is small and the scan is cheap.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
             rows = list(qs.values_list("id", "implant_id", "distance"))
