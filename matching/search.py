@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
-from matching.selectors import is_convincing  # noqa: F401  (re-exported for callers of search)
+from submissions.results import is_convincing  # noqa: F401  (re-exported for callers of search)
 
 # Reference images fetched per implant wanted: enough that filtered-out rows and several images
 # of one implant still leave k distinct implants.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from matching.models import WorkerState
+from submissions.results import is_convincing, no_convincing_match  # noqa: F401  (one definition, re-exported)
 
 # A worker that has not been heard of for this long is reported as gone.
 WORKER_STALE_AFTER = timedelta(minutes=10)
@@ -44,18 +44,3 @@ def model_state() -> ModelState | None:
         last_seen=latest.last_seen,
         workers_alive=alive,
     )
-
-
-def is_convincing(similarity: float | None) -> bool:
-    """Whether a similarity is high enough to be shown as an answer (RAIOX_MIN_SIMILARITY)."""
-    return similarity is not None and float(similarity) >= settings.RAIOX_MIN_SIMILARITY
-
-
-def no_convincing_match(submission) -> bool:
-    """True when a finished submission's best candidate is below the relevance cut-off (or there
-    is none): the page then says "no convincing match" rather than showing arbitrary implants.
-    Derived from the stored Matches, never stored itself, so changing the setting applies at once."""
-    if submission.status != "done":
-        return False
-    best = submission.matches.order_by("rank").values_list("similarity", flat=True).first()
-    return not is_convincing(best)

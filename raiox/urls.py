@@ -3,11 +3,16 @@ from django.contrib import admin
 from django.urls import path, re_path
 from django.views.static import serve
 
+from implants.api_legacy import implant_list
 from raiox.health import healthcheck
+from submissions.api_legacy import upload
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
     path("admin/", admin.site.urls),
+    # The old system's paths, kept for existing clients.
+    path("upload", upload, name="legacy-upload"),
+    path("implants", implant_list, name="legacy-implants"),
 ]
 
 if settings.SERVE_LOCAL_MEDIA:

@@ -13,4 +13,4 @@ from submissions.services.core import (  # noqa: F401
     submission_reprocess,
     submission_start_processing,
 )
-from submissions.services.embedding import submission_set_embedding  # noqa: F401, E402
+from submissions.services.embedding import submission_set_embedding  # noqa: F401
