@@ -1,0 +1,99 @@
+"""Fixtures of the matching tests: the seed catalogue embedded by the real (untrained) model, and
+a real `manage.py qcluster` worker process on the test database."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from PIL import Image
+
+from implants.models import ReferenceImage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def png_bytes(seed: int = 0, size: tuple[int, int] = (256, 256)) -> bytes:
+    """A valid greyscale PNG with content that differs by seed."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # Smooth blobs rather than pixel noise: closer to a radiograph, and every seed differs.
+    small = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16), dtype=np.uint8)
+    img = Image.fromarray(small, mode="L").resize(size, Image.BICUBIC)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def embed_catalog() -> None:
+    call_command("reembed", "--stale", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.fixture
+def embedded_catalog(catalog) -> None:
+    embed_catalog()
+    assert not ReferenceImage.objects.filter(embedding__isnull=True).exists()
+
+
+def database_url_for_tests() -> str:
+    s = connection.settings_dict
+    host = quote(str(s["HOST"] or ""), safe="")
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    auth = quote(s["USER"] or "", safe="")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    return f"postgresql://{auth}@{host}{port}/{s['NAME']}"
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests(),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "RAIOX_ALLOW_UNTRAINED_MODEL": "1",
+        "RAIOX_CLIP_DEVICE": "cpu",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def qcluster(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
+    """A real django-q2 worker (`manage.py qcluster`) on the test database and the test's media."""
+    log = open(tmp_path / "qcluster.log", "w+b")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=process_env(RAIOX_Q_POLL="0.05"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the cluster's children are stopped with it
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+        log.close()
+        if "Traceback" in output:
+            print(output[-4000:])
