@@ -46,7 +46,10 @@ def worker_embedder() -> Embedder:
     global _state_recorded_at
     embedder = get_embedder()
     now = time.monotonic()
-    if _state_recorded_at is None:
+    # The heartbeat re-creates the row if it was removed (e.g. the table was cleared by staff).
+    if _state_recorded_at is None or (
+        now - _state_recorded_at > HEARTBEAT_SECONDS and not matching_services.worker_state_touch()
+    ):
         matching_services.worker_state_record(
             model_id=embedder.model_id,
             untrained=embedder.untrained,
@@ -55,7 +58,6 @@ def worker_embedder() -> Embedder:
         )
         _state_recorded_at = now
     elif now - _state_recorded_at > HEARTBEAT_SECONDS:
-        matching_services.worker_state_touch()
         _state_recorded_at = now
     return embedder
 
