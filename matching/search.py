@@ -23,6 +23,12 @@ from submissions.results import is_convincing  # noqa: F401  (re-exported for ca
 # of one implant still leave k distinct implants.
 CANDIDATES_PER_RESULT = 20
 MIN_CANDIDATES = 100
+MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+
+
+def candidate_limits(k: int) -> tuple[int, ...]:
+    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
+    return (first, max(first, MAX_EF_SEARCH))
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,18 @@ def nearest_implants(
     whose reference images were embedded by ``model_id``."""
     k = k or settings.RAIOX_TOP_K
     exclude_implants = list(exclude_implants)
-    limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
     qs = _queryset(embedding, model_id, implant_filter, exclude_implants)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # SET LOCAL lasts until the end of this transaction, on this connection only.
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, limit)])
-        rows = list(qs.values_list("id", "implant_id", "distance")[:limit])
-    hits = _fold(rows, k)
+    hits: list[ImplantHit] = []
+    # Many reference images of one implant can fill the whole candidate list: widen it (the HNSW
+    # index still answers) before resorting to an exact scan.
+    for limit in candidate_limits(k):
+        with transaction.atomic(), connection.cursor() as cursor:
+            # SET LOCAL lasts until the end of this transaction, on this connection only.
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(MAX_EF_SEARCH, limit)])
+            rows = list(qs.values_list("id", "implant_id", "distance")[:limit])
+        hits = _fold(rows, k)
+        if len(hits) == k:
+            return hits
     if len(hits) < k:
         # Too few distinct implants after the post-index filters (model id, active, features,
         # exclusions): only an exact scan knows whether more exist. Rare at scale; when the

@@ -40,4 +40,8 @@ def worker_state_record(*, model_id: str, untrained: bool, device: str, build_se
 def worker_state_touch() -> bool:
     """A cheap heartbeat: the dashboard tells live workers from dead ones by last_seen. False when
     this process has no row (then the caller records it again)."""
-    return bool(WorkerState.objects.filter(hostname=socket.gethostname()[:255], pid=os.getpid()).update(last_seen=timezone.now()))
+    return bool(
+        WorkerState.objects.filter(hostname=socket.gethostname()[:255], pid=os.getpid()).update(
+            last_seen=timezone.now()
+        )
+    )

@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark, one after the other, each printing its table."""
+
+from __future__ import annotations
+
+from bench import embedding, search
+
+
+def main() -> None:
+    embedding.main()
+    search.main()
+    # TODO(bench): end-to-end /upload p50/p95 over 50 X-rays with gunicorn + qcluster, and the RSS
+    # of both processes (bench/e2e.py) — not written yet.
+
+
+if __name__ == "__main__":
+    main()
