@@ -77,9 +77,10 @@ def run_queries(conn, queries, use_index: bool) -> tuple[list[float], list[list[
 def main(sizes=(1_000, 10_000, 100_000)) -> str:
     setup_django()
     global candidate_limits, MAX_EF_SEARCH
-    from matching.search import MAX_EF_SEARCH, candidate_limits
     import psycopg
     from pgvector.psycopg import register_vector
+
+    from matching.search import MAX_EF_SEARCH, candidate_limits
 
     url = scratch_database(DB)
     rows_out = []
@@ -104,7 +105,8 @@ def main(sizes=(1_000, 10_000, 100_000)) -> str:
                 load = time.perf_counter() - t
                 t = time.perf_counter()
                 conn.execute(
-                    "CREATE INDEX ON bench_ref USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+                    "CREATE INDEX ON bench_ref USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = 16, ef_construction = 64)"
                 )
                 build = time.perf_counter() - t
                 conn.execute("ANALYZE bench_ref")
@@ -128,7 +130,8 @@ def main(sizes=(1_000, 10_000, 100_000)) -> str:
         drop_database(DB)
     return table(
         f"Search: top-{K} implants, {QUERIES} queries, candidates {candidate_limits(K)} then exact "
-        "(targets at 10^5: p95 <= 10 ms, recall@3 >= 0.99; baseline: the old system's search was inside a 20-40 s request)",
+        "(targets at 10^5: p95 <= 10 ms, recall@3 >= 0.99; "
+        "baseline: the old system's search was inside a 20-40 s request)",
         ["vectors", "plan", "p50 ms", "p95 ms", "recall@3", "index build"],
         rows_out,
     )
