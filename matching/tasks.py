@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
 from matching.embedder import get_embedder
 from matching.search import nearest_implants
+from raiox.errors import ApplicationError
 from submissions import services as submission_services
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,23 @@ def process_submission(submission_id: int) -> str | None:
     submission = submission_services.submission_start_processing(submission_id=submission_id)
     if submission is None:
         return "already done"
+    if not submission.image and submission.remote_image_url:
+        # Jotform keeps uploads on its own host: fetch the file here, not in the webhook's answer.
+        try:
+            submission = submission_services.submission_fetch_remote_image(submission_id=submission_id)
+        except ApplicationError as exc:  # permanent: 404, not an image, too big, refused host
+            submission_services.submission_fail(submission_id=submission_id, reason=exc.message)
+            return "failed"
+        except Exception:
+            # Transient (network, 5xx): raise so django-q delivers the task again; on the last
+            # attempt, report it instead of dropping it silently.
+            if submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1):
+                submission_services.submission_fail(
+                    submission_id=submission_id,
+                    reason="Não foi possível baixar a imagem do servidor de origem. Envie-a novamente.",
+                )
+                return "failed"
+            raise
     embedder = get_embedder()
     try:
         data = _read(submission.image.name)

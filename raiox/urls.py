@@ -4,10 +4,13 @@ from django.urls import path, re_path
 from django.views.static import serve
 
 from raiox.health import healthcheck
+from submissions.intake.views import generic_webhook, jotform_webhook
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
     path("admin/", admin.site.urls),
+    re_path(r"^jotform/?$", jotform_webhook, name="jotform"),
+    re_path(r"^webhook/?$", generic_webhook, name="webhook"),
 ]
 
 if settings.SERVE_LOCAL_MEDIA:

@@ -1,0 +1,16 @@
+"""Every write to submissions, re-exported here: ``from submissions import services``."""
+
+from submissions.services.core import (  # noqa: F401
+    IntakeRecord,
+    MatchCandidate,
+    clean_text,
+    submission_attach_image,
+    submission_create,
+    submission_fail,
+    submission_get_by_token,
+    submission_record_result,
+    submission_reprocess,
+    submission_start_processing,
+)
+from submissions.services.notify import submission_mark_notified  # noqa: F401
+from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401
