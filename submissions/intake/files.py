@@ -6,13 +6,16 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from raiox.errors import ApplicationError
+from submissions.imaging import size_label
 from submissions.intake.common import missing, safe_filename
 
 
 def too_large() -> ApplicationError:
-    limit_mb = settings.RAIOX_MAX_UPLOAD_BYTES // (1024 * 1024)
     return ApplicationError(
-        f"Arquivo muito grande: o limite é {limit_mb} MB.", field="file", status=413, code="file_too_large"
+        f"Arquivo muito grande: o limite é {size_label(settings.RAIOX_MAX_UPLOAD_BYTES)}.",
+        field="file",
+        status=413,
+        code="file_too_large",
     )
 
 

@@ -21,7 +21,7 @@ import httpx
 from django.conf import settings
 
 from raiox.errors import ApplicationError
-from submissions.imaging import validate_image
+from submissions.imaging import size_label, validate_image
 from submissions.intake.common import allowed_hosts_for, check_remote_url
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
@@ -48,7 +48,7 @@ def _download(url: str, *, source: str) -> bytes:
     allowed = allowed_hosts_for(source)
     cap = settings.RAIOX_MAX_UPLOAD_BYTES
     too_big = ApplicationError(
-        f"A imagem no servidor de origem passa do limite de {cap // (1024 * 1024)} MB.",
+        f"A imagem no servidor de origem passa do limite de {size_label(cap)}.",
         field="file",
         status=413,
         code="file_too_large",
