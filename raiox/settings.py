@@ -300,6 +300,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", "WARNING")},
+        # httpx logs every URL at INFO; a Jotform upload URL names the account and the file.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 
