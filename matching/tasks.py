@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from implants.models import ReferenceImage
@@ -21,7 +22,7 @@ from matching.embedder import Embedder, get_embedder
 from matching.search import nearest_implants
 from raiox.errors import ApplicationError
 from submissions import services as submission_services
-from submissions.models import DentistFeedback, Status, Submission, Verdict
+from submissions.models import DentistFeedback, Submission, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ HEARTBEAT_SECONDS = 60.0
 
 UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
 MISSING_IMAGE = "A imagem desta radiografia não foi encontrada. Envie-a novamente."
+REMOTE_UNREACHABLE = "Não foi possível baixar a imagem do servidor de origem. Envie-a novamente."
 NO_IMAGE = "Nenhuma imagem foi recebida com este envio. Envie a radiografia novamente."
 
 _state_recorded_at: float | None = None
@@ -137,20 +139,21 @@ def _rejected_implants(submission_id: int) -> Sequence[int]:
     )
 
 
-def _fetch_remote(submission_id: int) -> Submission | None:
-    """Fetch an image the sender gave only as a URL (Jotform). Implemented by the intake code in
-    ``submissions.services.remote``; None when the submission failed there (its reason is set)."""
-    fetch = getattr(submission_services, "submission_fetch_remote_image", None)
-    if fetch is None:
-        submission_services.submission_fail(submission_id=submission_id, reason=NO_IMAGE)
-        return None
+def _fetch_remote(submission: Submission) -> Submission | None:
+    """Fetch an image the sender gave only as a URL (Jotform keeps uploads on its own host): the
+    worker downloads it, never the webhook's answer. None when the submission failed (reason set)."""
     try:
-        fetch(submission_id=submission_id)
-    except ApplicationError as exc:  # a refused or unreadable download: the sender must act
-        submission_services.submission_fail(submission_id=submission_id, reason=exc.message)
+        return submission_services.submission_fetch_remote_image(submission_id=submission.pk)
+    except ApplicationError as exc:  # permanent: 404, not an image, too big, refused host
+        submission_services.submission_fail(submission_id=submission.pk, reason=exc.message)
         return None
-    submission = Submission.objects.get(pk=submission_id)
-    return None if submission.status == Status.FAILED else submission
+    except Exception:
+        # Transient (network, 5xx): raise so django-q delivers the task again; on the last
+        # attempt, report it to the dentist instead of dropping it silently.
+        if submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1):
+            submission_services.submission_fail(submission_id=submission.pk, reason=REMOTE_UNREACHABLE)
+            return None
+        raise
 
 
 def process_submission(submission_id: int) -> str:
@@ -172,7 +175,7 @@ def process_submission(submission_id: int) -> str:
         vector = [float(x) for x in submission.embedding]
     else:
         if not submission.image and submission.remote_image_url:
-            submission = _fetch_remote(submission_id)
+            submission = _fetch_remote(submission)
             if submission is None:
                 return "failed"
         vector = reusable_embedding(submission.content_hash, model_id, exclude_submission=submission.pk)

@@ -228,6 +228,11 @@ JOTFORM_FIELD_MAP = {
 }
 # Hosts the generic /webhook may fetch an image URL from (none unless configured).
 RAIOX_WEBHOOK_FILE_HOSTS = env_list("RAIOX_WEBHOOK_FILE_HOSTS")
+# When set, POST /webhook requires it (``Authorization: Bearer <token>`` or ``?token=``).
+RAIOX_WEBHOOK_TOKEN = env("RAIOX_WEBHOOK_TOKEN")
+# Remote images are fetched over https only; plain http is for a local stand-in server (tests,
+# a developer's curl) and is never allowed in production.
+RAIOX_ALLOW_HTTP_DOWNLOADS = env_bool("RAIOX_ALLOW_HTTP_DOWNLOADS", False) and not IS_PRODUCTION
 
 # --- E-mail -----------------------------------------------------------------------------------
 
@@ -295,6 +300,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", "WARNING")},
+        # httpx logs every URL at INFO; a Jotform upload URL names the account and the file.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

@@ -6,6 +6,7 @@ from django.views.static import serve
 from implants.api_legacy import implant_list
 from raiox.health import healthcheck
 from submissions.api_legacy import upload
+from submissions.intake.views import generic_webhook, jotform_webhook
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
@@ -13,6 +14,8 @@ urlpatterns = [
     # The old system's paths, kept for existing clients.
     path("upload", upload, name="legacy-upload"),
     path("implants", implant_list, name="legacy-implants"),
+    re_path(r"^jotform/?$", jotform_webhook, name="jotform"),
+    re_path(r"^webhook/?$", generic_webhook, name="webhook"),
 ]
 
 if settings.SERVE_LOCAL_MEDIA:

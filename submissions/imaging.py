@@ -38,15 +38,40 @@ def _error(message: str, *, field: str, status: int = 400, code: str = "invalid_
     return ApplicationError(message, field=field, status=status, code=code)
 
 
+def size_label(limit: int) -> str:
+    """A byte limit as people read it: "20 MB", "200 kB"."""
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MB"
+    return f"{max(limit // 1024, 1)} kB"
+
+
+def _too_many_pixels(field: str) -> ApplicationError:
+    return _error(
+        "Imagem com dimensões grandes demais para ser processada.", field=field, status=413, code="too_many_pixels"
+    )
+
+
 def _open_dicom(data: bytes, field: str) -> Image.Image:
+    import warnings
+
     import numpy as np
     import pydicom
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        pixels = dataset.pixel_array.astype("float32")
+        with warnings.catch_warnings():
+            # pydicom warns (and logs) about every oddity of a hostile file; the refusal says enough.
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(io.BytesIO(data))
+            # Check the declared size before decoding: a compressed DICOM can be a decompression bomb.
+            frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
+            declared = int(getattr(dataset, "Rows", 0) or 0) * int(getattr(dataset, "Columns", 0) or 0)
+            if declared * max(frames, 1) > settings.RAIOX_MAX_IMAGE_PIXELS:
+                raise _too_many_pixels(field)
+            pixels = dataset.pixel_array.astype("float32")
+    except ApplicationError:
+        raise
     except Exception as exc:
-        raise _error("Arquivo DICOM ilegível ou sem imagem.", field=field) from exc
+        raise _error("Arquivo DICOM ilegível ou sem imagem.", field=field, code="corrupt_image") from exc
     if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
         pixels = pixels[0]  # multi-frame: the first frame
     low, high = float(pixels.min()), float(pixels.max())
@@ -71,7 +96,7 @@ def validate_image(data: bytes, *, field: str = "file") -> ValidatedImage:
         raise _error("O arquivo está vazio.", field=field, code="empty_file")
     if len(data) > max_bytes:
         raise _error(
-            f"Arquivo muito grande: o limite é {max_bytes // (1024 * 1024)} MB.",
+            f"Arquivo muito grande: o limite é {size_label(max_bytes)}.",
             field=field,
             status=413,
             code="file_too_large",
@@ -96,16 +121,13 @@ def validate_image(data: bytes, *, field: str = "file") -> ValidatedImage:
             # Check the declared size *before* decoding: a decompression bomb is a small file
             # that claims a huge canvas.
             if img.width * img.height > max_pixels:
-                raise _error(
-                    "Imagem com dimensões grandes demais para ser processada.",
-                    field=field,
-                    status=413,
-                    code="too_many_pixels",
-                )
+                raise _too_many_pixels(field)
             img.load()
     except ApplicationError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fires at open for huge canvases
+        raise _too_many_pixels(field) from exc
+    except UnidentifiedImageError as exc:
         raise _error(
             f"O arquivo não é uma imagem reconhecida. Formatos aceitos: {ACCEPTED_LABEL}.",
             field=field,
@@ -126,7 +148,7 @@ def validate_image(data: bytes, *, field: str = "file") -> ValidatedImage:
             code="image_too_small",
         )
     if img.width * img.height > max_pixels:
-        raise _error("Imagem com dimensões grandes demais para ser processada.", field=field, status=413)
+        raise _too_many_pixels(field)
 
     img = ImageOps.exif_transpose(img)
     # Radiographs are greyscale; keep them so (smaller files), colour photos stay RGB.

@@ -1,4 +1,5 @@
-"""Every write to submissions, one module per concern; import from here."""
+"""Every write to submissions, one module per concern, re-exported here:
+``from submissions import services``."""
 
 from submissions.services.core import (  # noqa: F401
     PROCESS_TASK,
@@ -14,3 +15,5 @@ from submissions.services.core import (  # noqa: F401
     submission_start_processing,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
+from submissions.services.notify import submission_mark_notified  # noqa: F401
+from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401

@@ -66,13 +66,15 @@ def clean_text(value: str | None, *, field_name: str) -> str:
 
 
 def _queue_processing(submission_id: int) -> None:
-    transaction.on_commit(lambda: async_task(PROCESS_TASK, submission_id, group="submissions"))
+    # ack_failure=False: a task that raised (download or storage trouble) stays queued and is
+    # delivered again after Q_CLUSTER["retry"] seconds, up to max_attempts.
+    transaction.on_commit(lambda: async_task(PROCESS_TASK, submission_id, group="submissions", ack_failure=False))
 
 
 def _queue_notification(submission_id: int) -> None:
     # The dentist's e-mail is its own task: a failed send is retried there and never blocks or
     # undoes the result.
-    transaction.on_commit(lambda: async_task(NOTIFY_TASK, submission_id, group="notifications"))
+    transaction.on_commit(lambda: async_task(NOTIFY_TASK, submission_id, group="notifications", ack_failure=False))
 
 
 def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:

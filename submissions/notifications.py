@@ -1,0 +1,44 @@
+"""The dentist's e-mail: one message in Portuguese with the link to the result page.
+
+The subject never names the patient (subjects show up in notification previews and mail logs);
+the body names the tooth and the date, not the patient either: the result page, behind its
+unguessable link, is where the details are.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from submissions.models import Status, Submission
+
+
+def result_url(submission: Submission) -> str:
+    return f"{settings.SITE_URL}/r/{submission.token}/"
+
+
+def build_result_email(submission: Submission) -> EmailMessage:
+    with override(settings.LANGUAGE_CODE):
+        if submission.status == Status.FAILED:
+            subject = _("Raiox AI: não foi possível analisar a sua radiografia")
+        else:
+            subject = _("Raiox AI: o resultado da sua radiografia está pronto")
+        body = render_to_string(
+            "submissions/email/result.txt",
+            {
+                "submission": submission,
+                "failed": submission.status == Status.FAILED,
+                "link": result_url(submission),
+                "received": timezone.localtime(submission.received_at),
+            },
+        )
+    return EmailMessage(subject=subject, body=body, to=[submission.dentist_email])
+
+
+def send_result_email(submission: Submission) -> None:
+    """Send it now; raises when the mail server refuses, so the task is retried."""
+    build_result_email(submission).send(fail_silently=False)

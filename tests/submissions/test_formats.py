@@ -1,0 +1,109 @@
+"""One validation for every source: each accepted format arrives through the machine endpoints and
+is stored as the same normalised PNG."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from submissions.imaging import validate_image
+from submissions.models import Submission
+from tests.conftest import storage_keys
+from tests.submissions.conftest import plain_form, xray_image
+
+
+def heic() -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.open(io.BytesIO(xray_image(mode="RGB"))).save(out, format="HEIF")
+    return out.getvalue()
+
+
+def dicom(photometric: str = "MONOCHROME2") -> bytes:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 16  # 12-bit, as detectors give
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels.tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def tiff16() -> bytes:
+    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 256
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="TIFF")
+    return out.getvalue()
+
+
+def exif_rotated_jpeg() -> bytes:
+    img = Image.open(io.BytesIO(xray_image((256, 128), mode="RGB")))
+    exif = img.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90° when shown
+    out = io.BytesIO()
+    img.save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+FORMATS = {
+    "JPEG": lambda: xray_image(fmt="JPEG"),
+    "PNG": lambda: xray_image(fmt="PNG"),
+    "WEBP": lambda: xray_image(fmt="WEBP"),
+    "TIFF": lambda: xray_image(fmt="TIFF"),
+    "TIFF-16bit": tiff16,
+    "BMP": lambda: xray_image(fmt="BMP"),
+    "HEIC": heic,
+    "DICOM": dicom,
+    "DICOM-MONOCHROME1": lambda: dicom("MONOCHROME1"),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_each_accepted_format_is_validated(name):
+    result = validate_image(FORMATS[name]())
+    assert result.source_format.split("-")[0] in {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "HEIF", "DICOM"}
+    assert (result.width, result.height) == (256, 192)
+    assert Image.open(io.BytesIO(result.content)).format == "PNG"
+
+
+def test_exif_orientation_is_applied():
+    result = validate_image(exif_rotated_jpeg())
+    assert (result.width, result.height) == (128, 256)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_each_format_through_the_old_form(client, name):
+    body, content_type = plain_form(FORMATS[name](), filename=b"radiografia.bin")
+    response = client.generic("POST", "/jotform", body, content_type=content_type)
+    assert response.status_code == 201, response.content
+    (key,) = storage_keys()
+    assert key.endswith(".png") and key == Submission.objects.get().image.name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["HEIC", "DICOM"])
+def test_each_format_through_the_json_webhook(client, name):
+    payload = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(FORMATS[name]()).decode()}
+    response = client.post("/webhook", json.dumps(payload), content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert len(storage_keys()) == 1

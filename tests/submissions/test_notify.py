@@ -1,0 +1,102 @@
+"""The dentist's e-mail: once, in Portuguese, with the result link, no patient in the subject."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from django.core import mail
+from django_q.models import OrmQ
+
+from submissions import services
+from submissions.models import Submission
+from submissions.tasks import notify_dentist
+from tests.submissions.conftest import xray_image
+
+
+@pytest.fixture
+def finished(db, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "https://raiox.example.com"
+    submission, _ = services.submission_create(
+        intake=services.IntakeRecord(
+            source="webhook",
+            dentist_name="Ana Souza",
+            dentist_email="ana@example.com",
+            patient="Maria Confidencial",
+            tooth="36",
+            image_bytes=xray_image(),
+        )
+    )
+    return services.submission_record_result(
+        submission_id=submission.pk, embedding=[0.0] * 512, model_id="m", candidates=[]
+    )
+
+
+def test_sent_once_with_the_link_and_no_patient_in_the_subject(finished, caplog):
+    assert notify_dentist(finished.pk) == "sent"
+    assert notify_dentist(finished.pk) == "already notified"
+
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["ana@example.com"]
+    assert f"https://raiox.example.com/r/{finished.token}/" in message.body
+    assert "Maria" not in message.subject and "Confidencial" not in message.subject
+    assert "Maria Confidencial" not in message.body
+    assert "resultado" in message.subject
+    assert "Olá, Ana Souza" in message.body and "Dente: 36" in message.body
+    finished.refresh_from_db()
+    assert finished.notified_at is not None
+    assert "Maria" not in caplog.text and "ana@example.com" not in caplog.text
+
+
+def test_failure_e_mail_gives_the_reason(finished):
+    services.submission_fail(submission_id=finished.pk, reason="Não foi possível ler a imagem enviada.")
+    notify_dentist(finished.pk)
+    (message,) = mail.outbox
+    assert "não foi possível" in message.subject
+    assert "Não foi possível ler a imagem enviada." in message.body
+
+
+def test_failed_send_raises_for_retry_and_is_sent_on_the_next_try(finished, monkeypatch, caplog):
+    def refuse(self, *args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("mail server down")
+
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", refuse)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        notify_dentist(finished.pk)
+    finished.refresh_from_db()
+    assert finished.notified_at is None
+    assert "will retry" in caplog.text and "Maria" not in caplog.text
+
+    monkeypatch.undo()
+    assert notify_dentist(finished.pk) == "sent"
+    assert len(mail.outbox) == 1
+
+
+def test_skipped_without_e_mail(finished):
+    Submission.objects.filter(pk=finished.pk).update(dentist_email="")
+    assert notify_dentist(finished.pk) == "no e-mail"
+    assert mail.outbox == []
+
+
+def test_not_sent_before_the_result(db, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    submission, _ = services.submission_create(
+        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_image())
+    )
+    assert notify_dentist(submission.pk) == "not finished"
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_a_result_queues_the_e_mail_with_retries(settings):
+    submission, _ = services.submission_create(
+        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_image())
+    )
+    services.submission_record_result(submission_id=submission.pk, embedding=[0.0] * 512, model_id="m", candidates=[])
+    queued = [task.task for task in OrmQ.objects.all()]
+    notify = [t for t in queued if t["func"] == "submissions.tasks.notify_dentist"]
+    assert len(notify) == 1 and notify[0]["args"] == (submission.pk,)
+    # Not acknowledged on failure: the broker delivers it again after Q_CLUSTER["retry"] seconds.
+    assert notify[0]["ack_failure"] is False
