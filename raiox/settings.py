@@ -229,6 +229,26 @@ JOTFORM_FIELD_MAP = {
 # Hosts the generic /webhook may fetch an image URL from (none unless configured).
 RAIOX_WEBHOOK_FILE_HOSTS = env_list("RAIOX_WEBHOOK_FILE_HOSTS")
 
+# --- Dentist pages ------------------------------------------------------------------------------
+
+# A cache every web process shares (a database table: nothing else to run), for the Jotform
+# thank-you page's claims and rate limit. Created by `manage.py createcachetable` (make migrate;
+# the test database gets it automatically).
+RAIOX_SHARED_CACHE = "shared"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    RAIOX_SHARED_CACHE: {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "raiox_shared_cache"},
+}
+# Jotform's thank-you redirect opens a result page only for a submission received this recently.
+RAIOX_THANKYOU_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_WINDOW_SECONDS", 900)
+RAIOX_THANKYOU_RATE_LIMIT = env_int("RAIOX_THANKYOU_RATE_LIMIT", 60)  # lookups per address...
+RAIOX_THANKYOU_RATE_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_RATE_WINDOW_SECONDS", 600)  # ...per this many seconds
+# Confidence labels on the result page (similarity 0-1, margin to the next candidate).
+RAIOX_CONFIDENCE_HIGH_SIMILARITY = env_float("RAIOX_CONFIDENCE_HIGH_SIMILARITY", 0.90)
+RAIOX_CONFIDENCE_HIGH_MARGIN = env_float("RAIOX_CONFIDENCE_HIGH_MARGIN", 0.03)
+RAIOX_CONFIDENCE_MEDIUM_SIMILARITY = env_float("RAIOX_CONFIDENCE_MEDIUM_SIMILARITY", 0.82)
+RAIOX_CONFIDENCE_MEDIUM_MARGIN = env_float("RAIOX_CONFIDENCE_MEDIUM_MARGIN", 0.01)
+
 # --- E-mail -----------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env(
