@@ -31,16 +31,20 @@ HIGH = Confidence(
 MEDIUM = Confidence(
     "media", _("Confiança média"), _("Parecido, mas outros candidatos estão próximos: confira as características.")
 )
-LOW = Confidence("baixa", _("Confiança baixa"), _("Pouca semelhança ou empate: use apenas como pista."))
+LOW = Confidence("baixa", _("Confiança baixa"), _("Pouca semelhança: use apenas como pista."))
+TIE = Confidence("baixa", _("Confiança baixa"), _("Empate com outro candidato: compare as características."))
 
 
-def confidence_for(similarity: float, next_similarity: float | None) -> Confidence:
-    margin = similarity - next_similarity if next_similarity is not None else 1.0
+def confidence_for(similarity: float, *neighbours: float | None) -> Confidence:
+    """Label one candidate. ``neighbours``: the similarities of the candidates ranked just above
+    and below it (None where there is none); the margin is the gap to the closest of them."""
+    gaps = [abs(similarity - n) for n in neighbours if n is not None]
+    margin = min(gaps) if gaps else 1.0
     if similarity >= settings.RAIOX_CONFIDENCE_HIGH_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_HIGH_MARGIN:
         return HIGH
     if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN:
         return MEDIUM
-    return LOW
+    return TIE if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY else LOW
 
 
 def _mm(values: list[Decimal]) -> str:
@@ -59,7 +63,7 @@ class CandidateCard:
     thread_shape: str
     diameters: str
     screwdriver: str
-    similarity_percent: int
+    similarity_percent: float
     confidence: Confidence
     image_url: str
     verdict: str | None
@@ -141,6 +145,7 @@ def submission_result_view(submission: Submission) -> ResultView:
     top = matches[: settings.RAIOX_TOP_K]
     for i, match in enumerate(top):
         implant = match.implant
+        previous = matches[i - 1].similarity if i > 0 else None
         following = matches[i + 1].similarity if i + 1 < len(matches) else None
         view.cards.append(
             CandidateCard(
@@ -154,8 +159,8 @@ def submission_result_view(submission: Submission) -> ResultView:
                 thread_shape=implant.get_thread_shape_display(),
                 diameters=_mm(implant.diameters_mm),
                 screwdriver=implant.screwdriver,
-                similarity_percent=round(match.similarity * 100),
-                confidence=confidence_for(match.similarity, following),
+                similarity_percent=round(match.similarity * 100, 1),
+                confidence=confidence_for(match.similarity, previous, following),
                 image_url=_safe_url(match.reference_image.image if match.reference_image else None),
                 verdict=verdicts.get(implant.pk),
             )

@@ -39,7 +39,9 @@
   }
 
   function showFile(file) {
-    fileLabel.textContent = file ? file.name + " (" + (file.size / 1048576).toFixed(1).replace(".", ",") + " MB)" : "";
+    var size = file && file.size < 1048576 ? Math.max(1, Math.round(file.size / 1024)) + " KB"
+      : file ? (file.size / 1048576).toFixed(1).replace(".", ",") + " MB" : "";
+    fileLabel.textContent = file ? file.name + " (" + size + ")" : "";
     if (file && file.type && /^image\/(png|jpeg|webp|gif|bmp)$/.test(file.type)) {
       preview.src = URL.createObjectURL(file);
       preview.hidden = false;

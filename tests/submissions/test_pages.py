@@ -15,6 +15,7 @@ from django.utils import timezone
 from PIL import Image
 
 from implants.models import Connection, Implant
+from raiox.errors import ApplicationError
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.selectors import confidence_for
 from submissions.services import (
@@ -25,7 +26,6 @@ from submissions.services import (
     submission_record_feedback,
     submission_refine,
 )
-from raiox.errors import ApplicationError
 from tests.submissions.page_helpers import finish, make_submission, png_bytes, queued, reference_png
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,9 @@ def test_upload_with_javascript_gets_json_redirect(client, catalog):
 def test_form_errors_are_shown_next_to_the_field_in_portuguese_and_nothing_is_kept(client):
     upload = io.BytesIO(b"%PDF-1.4 this is not an X-ray")
     upload.name = "laudo.pdf"
-    response = client.post("/enviar/", {"nome": "", "email": "nao-e-email", "paciente": "P", "dente": "19", "file": upload})
+    response = client.post(
+        "/enviar/", {"nome": "", "email": "nao-e-email", "paciente": "P", "dente": "19", "file": upload}
+    )
     html = response.content.decode()
     assert response.status_code == 400
     assert "Este campo é obrigatório." in html  # nome
@@ -133,7 +135,7 @@ def test_done_page_shows_three_cards_with_what_the_dentist_needs(client, catalog
         assert implant.name in html and implant.manufacturer.name in html
         assert implant.screwdriver in html
         assert str(implant.get_connection_display())[0].upper() + str(implant.get_connection_display())[1:] in html
-    assert "95%" in html and "90%" in html and "88%" in html
+    assert "95%" in html and "90%" in html and "88%" in html  # similarity as a percentage
     assert "Confiança alta" in html  # 0.95, 5 points ahead of the next
     assert "Confiança média" in html  # 0.90 with a 2-point lead
     assert "Modelo de teste, sem treinamento." in html
@@ -184,12 +186,14 @@ def test_pages_never_show_another_submissions_data(client, catalog):
 
 
 def test_confidence_label_from_similarity_and_margin():
-    assert confidence_for(0.95, 0.90).level == "alta"
-    assert confidence_for(0.95, 0.94).level == "media"  # a near tie is never "alta"
-    assert confidence_for(0.85, 0.80).level == "media"
-    assert confidence_for(0.93, 0.928).level == "baixa"  # a tie
-    assert confidence_for(0.70, None).level == "baixa"
-    assert confidence_for(0.92, None).level == "alta"
+    assert confidence_for(0.95, None, 0.90).level == "alta"
+    assert confidence_for(0.95, None, 0.94).level == "media"  # a near tie is never "alta"
+    assert confidence_for(0.85, None, 0.80).level == "media"
+    assert confidence_for(0.93, None, 0.928).level == "baixa"  # a tie
+    assert confidence_for(0.70, None, None).level == "baixa"
+    assert confidence_for(0.92, None, None).level == "alta"  # the only candidate
+    # The last card is judged against the one above it, not given a free lead.
+    assert confidence_for(0.998, 0.999, None).level == "baixa"
 
 
 # --- Refine and feedback --------------------------------------------------------------------
@@ -387,3 +391,24 @@ def test_thank_you_lookups_are_rate_limited_per_address(settings):
     client = Client()
     codes = [client.get(THANKS, {"sid": str(5800000000000000000 + i)}).status_code for i in range(7)]
     assert codes == [200] * 5 + [429, 429]
+
+
+def test_web_pages_never_import_torch():
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    code = (
+        "import django, sys; django.setup(); import raiox.urls, submissions.views, submissions.selectors; "
+        "bad = [m for m in ('torch', 'open_clip', 'matching.embedder', 'matching.tasks') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "raiox.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
