@@ -20,6 +20,7 @@ $(STAMP): requirements.txt
 
 migrate: venv
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 
 seed: migrate
 	$(PY) manage.py seed_catalog

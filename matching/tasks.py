@@ -26,8 +26,6 @@ from submissions.models import DentistFeedback, Submission, Verdict
 
 logger = logging.getLogger(__name__)
 
-# The features a dentist may refine by ("refine by what you see"): anything else is ignored.
-REFINE_FIELDS = ("connection", "body_shape", "level", "thread_shape")
 HEARTBEAT_SECONDS = 60.0
 
 UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
@@ -128,7 +126,7 @@ def embed_reference_image(reference_id: int) -> str | None:
 def _refine_filter(filters: object) -> dict[str, str]:
     if not isinstance(filters, dict):
         return {}
-    return {key: str(value) for key, value in filters.items() if key in REFINE_FIELDS and value}
+    return {key: str(value) for key, value in filters.items() if key in submission_services.REFINE_FIELDS and value}
 
 
 def _rejected_implants(submission_id: int) -> Sequence[int]:

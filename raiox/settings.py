@@ -234,6 +234,26 @@ RAIOX_WEBHOOK_TOKEN = env("RAIOX_WEBHOOK_TOKEN")
 # a developer's curl) and is never allowed in production.
 RAIOX_ALLOW_HTTP_DOWNLOADS = env_bool("RAIOX_ALLOW_HTTP_DOWNLOADS", False) and not IS_PRODUCTION
 
+# --- Dentist pages ------------------------------------------------------------------------------
+
+# A cache every web process shares (a database table: nothing else to run), for the Jotform
+# thank-you page's claims and rate limit. Created by `manage.py createcachetable` (make migrate;
+# the test database gets it automatically).
+RAIOX_SHARED_CACHE = "shared"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    RAIOX_SHARED_CACHE: {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "raiox_shared_cache"},
+}
+# Jotform's thank-you redirect opens a result page only for a submission received this recently.
+RAIOX_THANKYOU_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_WINDOW_SECONDS", 900)
+RAIOX_THANKYOU_RATE_LIMIT = env_int("RAIOX_THANKYOU_RATE_LIMIT", 60)  # lookups per address...
+RAIOX_THANKYOU_RATE_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_RATE_WINDOW_SECONDS", 600)  # ...per this many seconds
+# Confidence labels on the result page (similarity 0-1, margin to the next candidate).
+RAIOX_CONFIDENCE_HIGH_SIMILARITY = env_float("RAIOX_CONFIDENCE_HIGH_SIMILARITY", 0.90)
+RAIOX_CONFIDENCE_HIGH_MARGIN = env_float("RAIOX_CONFIDENCE_HIGH_MARGIN", 0.03)
+RAIOX_CONFIDENCE_MEDIUM_SIMILARITY = env_float("RAIOX_CONFIDENCE_MEDIUM_SIMILARITY", 0.82)
+RAIOX_CONFIDENCE_MEDIUM_MARGIN = env_float("RAIOX_CONFIDENCE_MEDIUM_MARGIN", 0.01)
+
 # --- E-mail -----------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env(

@@ -2,6 +2,7 @@
 ``from submissions import services``."""
 
 from submissions.services.core import (  # noqa: F401
+    NOTIFY_TASK,
     PROCESS_TASK,
     IntakeRecord,
     MatchCandidate,
@@ -13,6 +14,12 @@ from submissions.services.core import (  # noqa: F401
     submission_record_result,
     submission_reprocess,
     submission_start_processing,
+)
+from submissions.services.dentist import (  # noqa: F401
+    REFINE_FIELDS,
+    submission_crop,
+    submission_record_feedback,
+    submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.notify import submission_mark_notified  # noqa: F401

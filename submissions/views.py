@@ -1,0 +1,251 @@
+"""The dentist's pages: upload, result (with status polling), refine, feedback, crop, and the
+Jotform thank-you redirect.
+
+Thin views: parse the request, call a service or selector, render. Public pages reach a
+Submission only through ``submission_get_by_token``. Nothing here imports ``matching`` (torch
+stays out of web processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from raiox.errors import ApplicationError
+from submissions.forms import CropForm, UploadForm
+from submissions.models import Source, Submission
+from submissions.selectors import submission_result_view
+from submissions.services import (
+    IntakeRecord,
+    submission_create,
+    submission_crop,
+    submission_get_by_token,
+    submission_record_feedback,
+    submission_refine,
+)
+from submissions.services.dentist import REFINE_FIELDS
+
+logger = logging.getLogger(__name__)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    # The upload page's script sends the form with XMLHttpRequest (for the progress bar) and asks
+    # for JSON; without JavaScript the same view answers the plain POST with HTML.
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _upload_context(form: UploadForm) -> dict:
+    return {
+        "form": form,
+        "max_bytes": settings.RAIOX_MAX_UPLOAD_BYTES,
+        "max_mb": settings.RAIOX_MAX_UPLOAD_BYTES // 2**20,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "submissions/upload.html", _upload_context(UploadForm()))
+    form = UploadForm(request.POST, request.FILES)
+    status = 400
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            submission, _created = submission_create(
+                intake=IntakeRecord(
+                    source=Source.UPLOAD,
+                    dentist_name=data["nome"],
+                    dentist_email=data["email"],
+                    patient=data["paciente"],
+                    tooth=data["dente"],
+                    image_bytes=data["file"].read(),
+                    filename=data["file"].name or "",
+                )
+            )
+        except ApplicationError as exc:
+            form.add_service_error(exc.field, exc.message)
+            status = exc.status
+        else:
+            url = reverse("submissions:result", args=[submission.token])
+            if _wants_json(request):
+                return JsonResponse({"redirect": url}, status=201)
+            return redirect(url)
+    if _wants_json(request):
+        errors = {name: [str(m) for m in msgs] for name, msgs in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=status)
+    return render(request, "submissions/upload.html", _upload_context(form), status=status)
+
+
+def _result_context(request: HttpRequest, submission: Submission) -> dict:
+    return {"view": submission_result_view(submission), "submission": submission}
+
+
+@never_cache
+@require_GET
+def result(request: HttpRequest, token: str) -> HttpResponse:
+    submission = submission_get_by_token(token)
+    return render(request, "submissions/result.html", _result_context(request, submission))
+
+
+@never_cache
+@require_GET
+def result_status(request: HttpRequest, token: str) -> JsonResponse:
+    """Polled by the result page while the X-ray is being analysed. No patient data in here."""
+    submission = submission_get_by_token(token)
+    context = _result_context(request, submission)
+    view = context["view"]
+    return JsonResponse(
+        {
+            "status": view.status,
+            "status_label": view.status_label,
+            "is_done": view.is_done,
+            "is_failed": view.is_failed,
+            "is_pending": view.is_pending,
+            "html": render_to_string("submissions/_result_body.html", context, request=request),
+        }
+    )
+
+
+def _back(submission: Submission) -> HttpResponse:
+    return redirect(reverse("submissions:result", args=[submission.token]))
+
+
+@require_POST
+def refine(request: HttpRequest, token: str) -> HttpResponse:
+    submission = submission_get_by_token(token)
+    filters = {name: request.POST.get(name, "") for name in REFINE_FIELDS}
+    if "limpar" in request.POST:
+        filters = {}
+    try:
+        submission_refine(submission=submission, filters=filters)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Buscando de novo com as características escolhidas…"))
+    return _back(submission)
+
+
+@require_POST
+def feedback(request: HttpRequest, token: str) -> HttpResponse:
+    submission = submission_get_by_token(token)
+    try:
+        implant_id = int(request.POST.get("implant_id", ""))
+    except ValueError:
+        messages.error(request, _("Resposta inválida."))
+        return _back(submission)
+    verdict = request.POST.get("verdict", "")
+    try:
+        submission_record_feedback(submission=submission, implant_id=implant_id, verdict=verdict)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if verdict == "not_this":
+            messages.success(request, _("Obrigado! Removemos este candidato e estamos buscando outros."))
+        else:
+            messages.success(request, _("Obrigado! Sua resposta foi registrada para conferência da equipe."))
+    return _back(submission)
+
+
+@require_POST
+def crop(request: HttpRequest, token: str) -> HttpResponse:
+    submission = submission_get_by_token(token)
+    form = CropForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Desenhe um retângulo em volta do implante antes de recortar."))
+        return _back(submission)
+    try:
+        child = submission_crop(submission=submission, box=form.cleaned_data)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back(submission)
+    return _back(child)
+
+
+# --- Jotform's thank-you redirect ------------------------------------------------------------
+#
+# Jotform redirects the dentist's browser to /jotform/obrigado/?sid={submissionID} after the form
+# is sent. Jotform's submission ids are sequential-ish and the redirect carries no secret, so the
+# sid alone must never open a result page. The rule (why it is safe):
+#   * the first browser session that asks for a sid claims it (an atomic ``cache.add``); the
+#     dentist's own browser arrives within seconds of sending, before anyone could learn the id;
+#   * a second session asking for the same sid marks it "contested", and from then on nobody is
+#     redirected: a guesser can at worst make the dentist wait for the e-mail, never see a result;
+#   * only submissions received in the last RAIOX_THANKYOU_WINDOW_SECONDS are ever redirected,
+#     so old ids are worthless;
+#   * lookups are rate-limited per client address;
+#   * the page shows the same generic "recebido" text whether the sid exists, is pending, is old
+#     or is someone else's: it reveals nothing, and the result link always goes by e-mail too.
+# Claims live in the "shared" cache (a database table, common to every web process).
+
+SID_RE = re.compile(r"^[0-9]{1,30}$")
+CONTESTED = "contested"
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _rate_limited(request: HttpRequest) -> bool:
+    cache = caches[settings.RAIOX_SHARED_CACHE]
+    key = f"thankyou-rate:{_client_address(request)}"
+    cache.add(key, 0, timeout=settings.RAIOX_THANKYOU_RATE_WINDOW_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.RAIOX_THANKYOU_RATE_WINDOW_SECONDS)
+        count = 1
+    return count > settings.RAIOX_THANKYOU_RATE_LIMIT
+
+
+def _claim(request: HttpRequest, sid: str) -> bool:
+    """True when this browser session is the only one that ever asked for ``sid``."""
+    if not request.session.session_key:
+        request.session["jotform"] = True  # a session is needed to tell browsers apart
+        request.session.save()
+    session_key = request.session.session_key
+    cache = caches[settings.RAIOX_SHARED_CACHE]
+    key = f"thankyou-claim:{sid}"
+    timeout = settings.RAIOX_THANKYOU_WINDOW_SECONDS * 2
+    if cache.add(key, session_key, timeout=timeout):
+        return True
+    holder = cache.get(key)
+    if holder == session_key:
+        return True
+    if holder != CONTESTED:
+        logger.warning("jotform thank-you: submission id asked for by a second browser; not redirecting")
+        cache.set(key, CONTESTED, timeout=timeout)
+    return False
+
+
+@never_cache
+@require_GET
+def jotform_thanks(request: HttpRequest) -> HttpResponse:
+    sid = request.GET.get("sid", "").strip()
+    context = {"pending": True, "limited": False}
+    if _rate_limited(request):
+        context.update(pending=False, limited=True)
+        return render(request, "submissions/jotform_thanks.html", context, status=429)
+    if not SID_RE.match(sid) or not _claim(request, sid):
+        context["pending"] = False
+        return render(request, "submissions/jotform_thanks.html", context)
+    submission = Submission.objects.filter(source=Source.JOTFORM, external_id=sid).only("token", "received_at").first()
+    if submission is None:
+        # The webhook has not arrived yet: say "recebido" and look again shortly.
+        return render(request, "submissions/jotform_thanks.html", context)
+    age = (timezone.now() - submission.received_at).total_seconds()
+    if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS:
+        context["pending"] = False
+        return render(request, "submissions/jotform_thanks.html", context)
+    return redirect(reverse("submissions:result", args=[submission.token]))

@@ -1,0 +1,57 @@
+"""Builders for the page tests: real services, real catalogue images, no worker."""
+
+from __future__ import annotations
+
+import io
+
+from django.core.files.storage import default_storage
+from django_q.models import OrmQ
+from PIL import Image
+
+from implants.models import ReferenceImage
+from submissions.services import IntakeRecord, MatchCandidate, submission_create, submission_record_result
+
+UNTRAINED_MODEL = "ViT-B-32/untrained-seed0"
+
+
+def reference_png(index: int = 0) -> bytes:
+    reference = ReferenceImage.objects.order_by("id")[index]
+    with default_storage.open(reference.image.name, "rb") as fh:
+        return fh.read()
+
+
+def png_bytes(size: tuple[int, int] = (200, 300), color: int = 128) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_submission(*, patient: str = "Maria Souza", email: str = "dra.ana@example.com", image: bytes | None = None):
+    submission, _ = submission_create(
+        intake=IntakeRecord(
+            source="upload",
+            dentist_name="Dra. Ana",
+            dentist_email=email,
+            patient=patient,
+            tooth="36",
+            image_bytes=image if image is not None else png_bytes(),
+            filename="rx.png",
+        )
+    )
+    return submission
+
+
+def finish(submission, similarities=(0.95, 0.90, 0.88, 0.80), model_id: str = UNTRAINED_MODEL):
+    """Record a result as the worker would (first catalogue implants, given similarities)."""
+    references = list(ReferenceImage.objects.select_related("implant").order_by("id")[: len(similarities)])
+    return submission_record_result(
+        submission_id=submission.pk,
+        embedding=[0.01] * 512,
+        model_id=model_id,
+        candidates=[MatchCandidate(r.implant_id, r.pk, s) for r, s in zip(references, similarities, strict=True)],
+    )
+
+
+def queued(func: str) -> list[tuple]:
+    """Tasks waiting in django-q's ORM broker for ``func``: their args."""
+    return [q.task["args"] for q in OrmQ.objects.all() if q.task.get("func") == func]
