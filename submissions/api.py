@@ -12,6 +12,7 @@ from django.db.models import Prefetch
 from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +32,11 @@ class StaffSubmissionPermission(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.is_staff and user.has_perm("submissions.view_submission"))
+
+
+class SubmissionPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
 
 
 class MatchSerializer(serializers.ModelSerializer):
@@ -107,6 +113,7 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
 
     permission_classes = [StaffSubmissionPermission]
     serializer_class = SubmissionSerializer
+    pagination_class = SubmissionPagination
     queryset = Submission.objects.none()
 
     def get_serializer_class(self):
