@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from PIL import Image, UnidentifiedImageError
 from rest_framework import mixins, serializers, status, viewsets
@@ -124,6 +123,7 @@ class ManufacturerViewSet(
     queryset = Manufacturer.objects.order_by("name")
     serializer_class = ManufacturerSerializer
     permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
 
     def perform_create(self, serializer):
         serializer.instance = services.manufacturer_save(manufacturer=Manufacturer(**serializer.validated_data))
@@ -150,6 +150,7 @@ class ImplantViewSet(
 ):
     serializer_class = ImplantSerializer
     permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
     queryset = Implant.objects.none()  # for the permission class's model lookup
 
     def get_queryset(self):
@@ -181,8 +182,7 @@ class ImplantViewSet(
     @extend_schema(responses=ReferenceImageSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="images")
     def images(self, request: Request, pk: str | None = None) -> Response:
-        implant = get_object_or_404(Implant, pk=pk)
-        references = implant.reference_images.order_by("id")
+        references = self.get_object().reference_images.order_by("id")
         return Response(ReferenceImageSerializer(references, many=True, context={"request": request}).data)
 
 
@@ -194,6 +194,7 @@ class ReferenceImageViewSet(
     queryset = ReferenceImage.objects.select_related("implant").order_by("id")
     serializer_class = ReferenceImageSerializer
     permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
     parser_classes = [MultiPartParser, FormParser]
     throttle_scope = "images"
 

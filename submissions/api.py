@@ -114,6 +114,7 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [StaffSubmissionPermission]
     serializer_class = SubmissionSerializer
     pagination_class = SubmissionPagination
+    lookup_value_regex = r"\d+"
     queryset = Submission.objects.none()
 
     def get_serializer_class(self):

@@ -98,9 +98,7 @@ def test_deactivating_removes_an_implant_from_results_at_once(admin_client, cata
     query = embedder.embed_bytes(png_bytes(21))
     first = nearest_implants(query, model_id=embedder.model_id)[0].implant_id
 
-    response = admin_client.post(
-        "/admin/implants/implant/", {"action": "deactivate", "_selected_action": [first]}
-    )
+    response = admin_client.post("/admin/implants/implant/", {"action": "deactivate", "_selected_action": [first]})
     assert response.status_code == 302
     assert Implant.objects.get(pk=first).is_active is False
     hits = nearest_implants(query, model_id=embedder.model_id)
