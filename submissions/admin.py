@@ -31,6 +31,8 @@ CONFIRM_PERMISSION = "submissions.change_submission"
 
 # The dashboard is linked from the admin index.
 admin.site.index_template = "admin/raiox_index.html"
+admin.site.site_header = gettext_lazy("Raiox AI — administração")
+admin.site.site_title = gettext_lazy("Raiox AI")
 
 
 def can_see_patient(request: HttpRequest) -> bool:
@@ -81,7 +83,7 @@ class ConfirmForm(forms.Form):
 class SubmissionAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "received_at",
+        "received",
         "source",
         "status",
         "dentist_name",
@@ -121,11 +123,20 @@ class SubmissionAdmin(admin.ModelAdmin):
             )
         )
 
+    @admin.display(description=gettext_lazy("recebido em"), ordering="received_at")
+    def received(self, obj: Submission) -> str:
+        return _dt(obj.received_at)[:16]
+
     @admin.display(description=gettext_lazy("1º candidato"), ordering="_top_similarity")
     def top_match(self, obj: Submission) -> str:
         if not getattr(obj, "_top_implant", None):
             return "—"
-        return f"{obj._top_manufacturer} {obj._top_implant} ({obj._top_similarity:.2f})"
+        return format_html(
+            '{} {} <span class="rx-note">{}</span>',
+            obj._top_manufacturer,
+            obj._top_implant,
+            f"{obj._top_similarity:.2f}",
+        )
 
     @admin.display(description=gettext_lazy("tempo"))
     def processing_time(self, obj: Submission) -> str:

@@ -46,7 +46,7 @@ def _legend(series: Sequence[Series], colors: list[str], x: int, y: int) -> list
 
 
 def stacked_bars(
-    labels: Sequence[str], series: Sequence[Series], *, width: int = 720, height: int = 220, title: str = ""
+    labels: Sequence[str], series: Sequence[Series], *, width: int = 480, height: int = 220, title: str = ""
 ) -> SafeString:
     """Stacked vertical bars, one per label (e.g. per day), one colour per series."""
     colors = _colors(series)
@@ -79,7 +79,7 @@ def stacked_bars(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(label)} · {escape(s.label)}: {value:g}</title></rect>"
             )
-        if n <= 12 or i % max(1, n // 10) == 0 or i == n - 1:
+        if n <= 8 or i % max(1, n // 6) == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle" {FONT}>'
                 f"{escape(label)}</text>"
@@ -93,7 +93,7 @@ def line_chart(
     labels: Sequence[str],
     series: Sequence[Series],
     *,
-    width: int = 720,
+    width: int = 480,
     height: int = 220,
     y_max: float = 100.0,
     unit: str = "%",
@@ -101,7 +101,7 @@ def line_chart(
 ) -> SafeString:
     """Lines with points; ``None`` values leave a gap."""
     colors = _colors(series)
-    left, right, top, bottom = 40, 12, 26, 34
+    left, right, top, bottom = 40, 24, 26, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
     step = plot_w / max(n - 1, 1)
@@ -139,9 +139,9 @@ def line_chart(
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
 
-def horizontal_bars(rows: Sequence[tuple[str, float]], *, width: int = 360, color: str = PALETTE[0]) -> SafeString:
+def horizontal_bars(rows: Sequence[tuple[str, float]], *, width: int = 480, color: str = PALETTE[0]) -> SafeString:
     """A ranked list as horizontal bars with their labels and values."""
-    bar_h, gap, label_w = 18, 6, 150
+    bar_h, gap, label_w = 16, 6, 230
     height = max(1, len(rows)) * (bar_h + gap) + gap
     top_value = max((v for _, v in rows), default=0) or 1
     plot_w = width - label_w - 40
@@ -149,7 +149,7 @@ def horizontal_bars(rows: Sequence[tuple[str, float]], *, width: int = 360, colo
     for i, (label, value) in enumerate(rows):
         y = gap + i * (bar_h + gap)
         w = max(1.0, plot_w * value / top_value)
-        short = label if len(label) <= 24 else label[:23] + "…"
+        short = label if len(label) <= 36 else label[:35] + "…"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" {FONT}>'
             f"{escape(short)}<title>{escape(label)}</title></text>"
