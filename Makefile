@@ -26,6 +26,7 @@ seed: migrate
 	$(PY) manage.py seed_catalog
 
 admin: migrate
+	$(PY) manage.py create_roles
 	$(PY) manage.py ensure_dev_admin
 
 setup: seed admin

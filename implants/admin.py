@@ -1,12 +1,17 @@
-"""Catalogue admin: manufacturers, implants, reference images inline with thumbnails."""
+"""Catalogue admin: manufacturers, implants, reference images inline with thumbnails.
+
+Every save goes through ``implants.services``: a new or replaced picture clears the embedding and
+queues a new one; deactivating an implant removes it from results at once.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage
 
 
@@ -14,11 +19,18 @@ def thumbnail(reference: ReferenceImage, size: int = 80) -> str:
     if not reference or not reference.image:
         return "—"
     # .url is a short-lived signed URL on S3, /media/... locally: works on both storages.
-    return format_html(
-        '<img src="{}" alt="" loading="lazy" style="height:{}px;border-radius:4px;background:#222">',
-        reference.image.url,
-        size,
-    )
+    # A class, not style=: the Content-Security-Policy allows no inline styles.
+    css = "rx-thumb-sm" if size <= 48 else "rx-thumb"
+    return format_html('<img src="{}" alt="" loading="lazy" class="{}">', reference.image.url, css)
+
+
+def _uploaded_bytes(upload) -> tuple[bytes, str]:
+    upload.seek(0)
+    return upload.read(), getattr(upload, "name", "") or "imagem.png"
+
+
+class CatalogueCss:
+    css = {"all": ["backoffice/dashboard.css"]}
 
 
 @admin.register(Manufacturer)
@@ -26,6 +38,9 @@ class ManufacturerAdmin(admin.ModelAdmin):
     list_display = ["name", "country", "implant_count", "active_count"]
     search_fields = ["name", "country"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request, obj, form, change):
+        services.manufacturer_save(manufacturer=obj)
 
     def get_queryset(self, request):
         return (
@@ -47,7 +62,7 @@ class ReferenceImageInline(admin.TabularInline):
     model = ReferenceImage
     extra = 0
     fields = ["preview", "image", "source", "embedding_state"]
-    readonly_fields = ["preview", "embedding_state"]
+    readonly_fields = ["preview", "source", "embedding_state"]
 
     @admin.display(description=_("miniatura"))
     def preview(self, obj: ReferenceImage) -> str:
@@ -69,6 +84,47 @@ class ImplantAdmin(admin.ModelAdmin):
     search_fields = ["name", "manufacturer__name"]
     list_select_related = ["manufacturer"]
     inlines = [ReferenceImageInline]
+    actions = ["deactivate", "activate"]
+    Media = CatalogueCss
+
+    def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data:
+            services.implant_set_active(implant=obj, is_active=obj.is_active)
+        services.implant_save(implant=obj)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ReferenceImage:
+            return super().save_formset(request, form, formset, change)
+        # Reference images: each change through a service, so embeddings stay right.
+        for inline_form in formset.forms:
+            reference = inline_form.instance
+            if not inline_form.has_changed() and reference.pk is None:
+                continue
+            if inline_form in formset.deleted_forms:
+                if reference.pk is not None:
+                    services.reference_image_delete(reference=ReferenceImage.objects.get(pk=reference.pk))
+                continue
+            upload = inline_form.cleaned_data.get("image")
+            if reference.pk is None and upload:
+                data, name = _uploaded_bytes(upload)
+                services.reference_image_create(implant=form.instance, image_bytes=data, filename=name)
+            elif reference.pk is not None and "image" in inline_form.changed_data and upload:
+                data, name = _uploaded_bytes(upload)
+                stored = ReferenceImage.objects.get(pk=reference.pk)
+                services.reference_image_replace_file(reference=stored, image_bytes=data, filename=name)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    @admin.action(description=_("Desativar (some dos resultados na hora)"), permissions=["change"])
+    def deactivate(self, request, queryset):
+        for implant in queryset.filter(is_active=True):
+            services.implant_set_active(implant=implant, is_active=False)
+        self.message_user(request, _("Implantes desativados."), messages.SUCCESS)
+
+    @admin.action(description=_("Reativar"), permissions=["change"])
+    def activate(self, request, queryset):
+        for implant in queryset.filter(is_active=False):
+            services.implant_set_active(implant=implant, is_active=True)
+        self.message_user(request, _("Implantes reativados."), messages.SUCCESS)
 
     def get_queryset(self, request):
         # Thumbnails read the prefetched images: one query for the page, not one per row.
@@ -95,7 +151,33 @@ class ReferenceImageAdmin(admin.ModelAdmin):
     list_filter = ["source", "implant__manufacturer", "embedding_model"]
     search_fields = ["implant__name", "implant__manufacturer__name"]
     list_select_related = ["implant__manufacturer"]
-    readonly_fields = ["preview", "content_hash", "embedding_model", "embedded_at"]
+    readonly_fields = ["preview", "source", "content_hash", "embedding_model", "embedded_at"]
+    Media = CatalogueCss
+
+    def save_model(self, request, obj, form, change):
+        upload = form.cleaned_data.get("image")
+        if not change:
+            data, name = _uploaded_bytes(upload)
+            created = services.reference_image_create(implant=obj.implant, image_bytes=data, filename=name)
+            obj.pk = created.pk  # the admin's redirect and log entry need the new row
+            obj.image.name = created.image.name
+            return
+        if "image" in form.changed_data and upload:
+            data, name = _uploaded_bytes(upload)
+            stored = ReferenceImage.objects.get(pk=obj.pk)
+            services.reference_image_replace_file(reference=stored, image_bytes=data, filename=name)
+        # Only the picture is editable besides the implant; moving it keeps its embedding.
+        elif "implant" in form.changed_data:
+            stored = ReferenceImage.objects.get(pk=obj.pk)
+            stored.implant = obj.implant
+            services.reference_image_move(reference=stored)
+
+    def delete_model(self, request, obj):
+        services.reference_image_delete(reference=obj)
+
+    def delete_queryset(self, request, queryset):
+        for reference in queryset:
+            services.reference_image_delete(reference=reference)
 
     @admin.display(description=_("miniatura"))
     def preview(self, obj: ReferenceImage) -> str:

@@ -95,3 +95,39 @@ def reference_image_set_embedding(*, reference_id: int, embedding: list[float], 
     reference.embedded_at = timezone.now()
     reference.save(update_fields=["embedding", "embedding_model", "embedded_at", "updated_at"])
     return reference
+
+
+@transaction.atomic
+def manufacturer_save(*, manufacturer: Manufacturer) -> Manufacturer:
+    """Create or update a manufacturer from an already-filled instance (admin form, API)."""
+    if not manufacturer.slug:
+        manufacturer.slug = slugify(manufacturer.name)
+    manufacturer.full_clean()
+    manufacturer.save()
+    return manufacturer
+
+
+@transaction.atomic
+def implant_save(*, implant: Implant) -> Implant:
+    """Create or update an implant from an already-filled instance (admin form, API). Its
+    reference images keep their embeddings: they depend on the pictures, not on these fields."""
+    implant.full_clean()
+    implant.save()
+    return implant
+
+
+def reference_image_delete(*, reference: ReferenceImage) -> None:
+    """Delete a reference image and, once the deletion is committed, its file."""
+    name = reference.image.name
+    with transaction.atomic():
+        reference.delete()
+        if name:
+            transaction.on_commit(lambda: default_storage.delete(name))
+
+
+@transaction.atomic
+def reference_image_move(*, reference: ReferenceImage) -> ReferenceImage:
+    """Save a reference image moved to another implant; the picture, hence its embedding, is kept."""
+    reference.full_clean()
+    reference.save(update_fields=["implant", "updated_at"])
+    return reference

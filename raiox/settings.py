@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_q",
     "raiox",
     "implants",
@@ -299,12 +300,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "raiox.errors.api_exception_handler",
+    # Endpoints that accept images (match, reference image upload) are throttled per client.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"images": env("RAIOX_API_IMAGE_RATE", "60/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Raiox AI API",
     "DESCRIPTION": "Identificação de sistemas de implantes dentários por radiografia.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and its assets from drf-spectacular-sidecar's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "raiox.openapi.add_legacy_paths",  # the plain-Django endpoints (webhooks, /upload, ...)
+    ],
 }
 
 # --- Logging ----------------------------------------------------------------------------------

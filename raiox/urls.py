@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from implants.api_legacy import implant_list
 from raiox.health import healthcheck
@@ -21,9 +22,11 @@ dentist_pages = [
     path("r/<str:token>/recortar/", pages.crop, name="crop"),
     path("jotform/obrigado/", pages.jotform_thanks, name="jotform-thanks"),
 ]
+from submissions.dashboard import dashboard_view
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     # The old system's paths, kept for existing clients.
     path("upload", upload, name="legacy-upload"),
@@ -31,6 +34,10 @@ urlpatterns = [
     re_path(r"^jotform/?$", jotform_webhook, name="jotform"),
     re_path(r"^webhook/?$", generic_webhook, name="webhook"),
     path("", include((dentist_pages, "submissions"))),
+    path("api/", include("raiox.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI (the old path /docs); the split view serves its script as a file (strict CSP).
+    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]
 
 if settings.SERVE_LOCAL_MEDIA:

@@ -1,0 +1,229 @@
+"""Catalogue API: manufacturers and implants (read: any authenticated client; write: catalogue
+editors, by model permission), reference images and their upload (through ``implants.services``)."""
+
+from __future__ import annotations
+
+import io
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from PIL import Image, UnidentifiedImageError
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from implants import services
+from implants.models import Implant, Manufacturer, ReferenceImage
+from raiox.errors import ApplicationError
+
+UPLOAD_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP"}
+
+
+class CatalogPermission(DjangoModelPermissions):
+    """Reads for any authenticated client; writes need the model's add/change permission."""
+
+    perms_map = {**DjangoModelPermissions.perms_map, "GET": [], "HEAD": [], "OPTIONS": []}
+
+
+class ManufacturerSerializer(serializers.ModelSerializer):
+    slug = serializers.SlugField(max_length=120, required=False, allow_blank=True)
+
+    class Meta:
+        model = Manufacturer
+        fields = ["id", "name", "slug", "country", "website"]
+
+
+class ReferenceImageSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    embedded = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReferenceImage
+        fields = ["id", "implant", "source", "image_url", "embedded", "embedding_model", "embedded_at", "created_at"]
+        read_only_fields = fields
+
+    def get_image_url(self, obj: ReferenceImage) -> str | None:
+        if not obj.image:
+            return None
+        request = self.context.get("request")
+        url = obj.image.url  # signed on S3
+        return request.build_absolute_uri(url) if request is not None else url
+
+    def get_embedded(self, obj: ReferenceImage) -> bool:
+        return obj.embedded_at is not None
+
+
+class ImplantSerializer(serializers.ModelSerializer):
+    manufacturer_name = serializers.CharField(source="manufacturer.name", read_only=True)
+    diameters_mm = serializers.ListField(
+        child=serializers.DecimalField(max_digits=4, decimal_places=2, min_value=0), required=False, max_length=30
+    )
+    lengths_mm = serializers.ListField(
+        child=serializers.DecimalField(max_digits=4, decimal_places=1, min_value=0), required=False, max_length=30
+    )
+    reference_image_count = serializers.IntegerField(read_only=True, source="_images")
+
+    class Meta:
+        model = Implant
+        fields = [
+            "id",
+            "manufacturer",
+            "manufacturer_name",
+            "name",
+            "connection",
+            "body_shape",
+            "level",
+            "thread_shape",
+            "apex",
+            "collar",
+            "platform_switching",
+            "diameters_mm",
+            "lengths_mm",
+            "screwdriver",
+            "notes",
+            "is_active",
+            "reference_image_count",
+        ]
+
+
+class ReferenceImageUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+
+
+def _check_image(data: bytes) -> None:
+    """The picture must be an image Pillow can decode within the size limits (implants does not
+    depend on submissions' validator; this is the same rule, kept short)."""
+    if len(data) > settings.RAIOX_MAX_UPLOAD_BYTES:
+        raise ApplicationError("Arquivo muito grande.", field="file", status=413, code="file_too_large")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in UPLOAD_FORMATS:
+                raise ApplicationError("Formato não aceito (JPEG, PNG, WebP, TIFF ou BMP).", field="file")
+            if img.width * img.height > settings.RAIOX_MAX_IMAGE_PIXELS:
+                raise ApplicationError("Imagem grande demais.", field="file", status=413, code="too_many_pixels")
+            if min(img.size) < settings.RAIOX_MIN_IMAGE_SIDE:
+                raise ApplicationError("Imagem pequena demais.", field="file", code="image_too_small")
+            img.load()
+    except ApplicationError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApplicationError("O arquivo não é uma imagem legível.", field="file", code="invalid_image") from exc
+
+
+class ManufacturerViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Manufacturer.objects.order_by("name")
+    serializer_class = ManufacturerSerializer
+    permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
+
+    def perform_create(self, serializer):
+        serializer.instance = services.manufacturer_save(manufacturer=Manufacturer(**serializer.validated_data))
+
+    def perform_update(self, serializer):
+        manufacturer = serializer.instance
+        for key, value in serializer.validated_data.items():
+            setattr(manufacturer, key, value)
+        services.manufacturer_save(manufacturer=manufacturer)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("manufacturer", int, description="Filtra por fabricante (id)."),
+        OpenApiParameter("active", bool, description="Só ativos (true) ou só inativos (false)."),
+    ]
+)
+class ImplantViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ImplantSerializer
+    permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
+    queryset = Implant.objects.none()  # for the permission class's model lookup
+
+    def get_queryset(self):
+        from django.db.models import Count
+
+        qs = Implant.objects.select_related("manufacturer").annotate(_images=Count("reference_images"))
+        params = self.request.query_params
+        if params.get("manufacturer", "").isdigit():
+            qs = qs.filter(manufacturer_id=int(params["manufacturer"]))
+        if params.get("active") in ("true", "false"):
+            qs = qs.filter(is_active=params["active"] == "true")
+        return qs.order_by("manufacturer__name", "name")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.implant_save(implant=Implant(**serializer.validated_data))
+        serializer.instance._images = 0
+
+    def perform_update(self, serializer):
+        implant = serializer.instance
+        data = dict(serializer.validated_data)
+        is_active = data.pop("is_active", None)
+        for key, value in data.items():
+            setattr(implant, key, value)
+        services.implant_save(implant=implant)
+        if is_active is not None and is_active != implant.is_active:
+            # Deactivation through its service: the implant leaves results at once.
+            services.implant_set_active(implant=implant, is_active=is_active)
+
+    @extend_schema(responses=ReferenceImageSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="images")
+    def images(self, request: Request, pk: str | None = None) -> Response:
+        references = self.get_object().reference_images.order_by("id")
+        return Response(ReferenceImageSerializer(references, many=True, context={"request": request}).data)
+
+
+class ReferenceImageViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Reference images; ``POST`` (multipart: ``implant``, ``file``) adds one and queues its embedding."""
+
+    queryset = ReferenceImage.objects.select_related("implant").order_by("id")
+    serializer_class = ReferenceImageSerializer
+    permission_classes = [CatalogPermission]
+    lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "images"
+
+    def get_throttles(self):
+        # Only uploads are throttled; reading the catalogue is not.
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "ReferenceImageUpload",
+                {"implant": serializers.IntegerField(), "file": serializers.FileField()},
+            )
+        },
+        responses={201: ReferenceImageSerializer},
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        implant_id = str(request.data.get("implant", ""))
+        if not implant_id.isdigit():
+            raise ApplicationError("Informe o implante (id).", field="implant")
+        implant = Implant.objects.filter(pk=int(implant_id)).first()
+        if implant is None:
+            raise ApplicationError("Implante não encontrado.", field="implant", status=404, code="not_found")
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError("Envie a imagem no campo 'file'.", field="file", code="missing_file")
+        data = upload.read()
+        _check_image(data)
+        reference = services.reference_image_create(implant=implant, image_bytes=data, filename=upload.name or "")
+        return Response(
+            ReferenceImageSerializer(reference, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )

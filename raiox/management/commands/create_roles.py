@@ -1,0 +1,58 @@
+"""Create (or bring up to date) the staff groups and their permissions. Idempotent: run it on
+every deploy; permissions added by hand to these groups beyond the list are removed."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+CATALOGUE_EDITORS = "Editores de catálogo"
+CASE_REVIEWERS = "Revisores de casos"
+
+ROLES: dict[str, list[str]] = {
+    CATALOGUE_EDITORS: [
+        "implants.view_manufacturer",
+        "implants.add_manufacturer",
+        "implants.change_manufacturer",
+        "implants.view_implant",
+        "implants.add_implant",
+        "implants.change_implant",
+        "implants.view_referenceimage",
+        "implants.add_referenceimage",
+        "implants.change_referenceimage",
+        "implants.delete_referenceimage",
+    ],
+    CASE_REVIEWERS: [
+        "submissions.view_submission",
+        "submissions.change_submission",  # actions: re-process, confirm, un-confirm
+        "submissions.view_patient_data",
+        "submissions.view_match",
+        "submissions.view_dentistfeedback",
+        "implants.view_manufacturer",
+        "implants.view_implant",
+        "implants.view_referenceimage",
+    ],
+}
+
+
+def _permission(label: str) -> Permission:
+    app_label, codename = label.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+class Command(BaseCommand):
+    help = "Cria os grupos da equipe (editores de catálogo, revisores de casos) com suas permissões."
+
+    def handle(self, *args, **options) -> None:
+        # Permissions are normally created after migrate; make sure they exist on a fresh database.
+        for config in apps.get_app_configs():
+            create_permissions(config, verbosity=0)
+        with transaction.atomic():
+            for name, labels in ROLES.items():
+                group, created = Group.objects.get_or_create(name=name)
+                group.permissions.set([_permission(label) for label in labels])
+                verb = "criado" if created else "atualizado"
+                self.stdout.write(f"Grupo {name!r} {verb}: {len(labels)} permissões.")

@@ -1,0 +1,303 @@
+"""Submissions API: staff reads (filters, pagination; patient only with permission) and the match
+endpoint for API clients (``POST /api/match/``), which answers like the old ``POST /upload``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Prefetch
+from django.utils.dateparse import parse_date
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from raiox.errors import ApplicationError
+from submissions.models import Match, Source, Status, Submission
+from submissions.services import IntakeRecord, submission_create, submission_get_by_token
+
+PATIENT_PERMISSION = "submissions.view_patient_data"
+POLL_SECONDS = 0.05
+
+
+class StaffSubmissionPermission(permissions.BasePermission):
+    """Staff with the model's view permission (reviewers); everyone else gets 401/403."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff and user.has_perm("submissions.view_submission"))
+
+
+class SubmissionPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class MatchSerializer(serializers.ModelSerializer):
+    implant_name = serializers.CharField(source="implant.name")
+    manufacturer = serializers.CharField(source="implant.manufacturer.name")
+
+    class Meta:
+        model = Match
+        fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
+
+
+class SubmissionSerializer(serializers.ModelSerializer):
+    matches = MatchSerializer(many=True, read_only=True)
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Submission
+        fields = [
+            "id",
+            "token",
+            "source",
+            "external_id",
+            "status",
+            "failure_reason",
+            "dentist_name",
+            "dentist_email",
+            "tooth",
+            "image_url",
+            "embedding_model",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "notified_at",
+            "confirmed_implant",
+            "confirmed_at",
+            "matches",
+        ]
+        read_only_fields = fields
+
+    def get_image_url(self, obj: Submission) -> str | None:
+        return obj.image.url if obj.image else None  # short-lived signed URL on S3
+
+
+class SubmissionWithPatientSerializer(SubmissionSerializer):
+    class Meta(SubmissionSerializer.Meta):
+        fields = [*SubmissionSerializer.Meta.fields[:8], "patient", *SubmissionSerializer.Meta.fields[8:]]
+        read_only_fields = fields
+
+
+def _date_param(request: Request, name: str) -> dt.date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_date(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ApplicationError("Data inválida (use AAAA-MM-DD).", field=name)
+    return value
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("status", str, enum=Status.values),
+        OpenApiParameter("source", str, enum=Source.values),
+        OpenApiParameter("received_after", dt.date, description="Recebidos a partir desta data (inclusive)."),
+        OpenApiParameter("received_before", dt.date, description="Recebidos até esta data (inclusive)."),
+        OpenApiParameter("confirmed", bool),
+    ]
+)
+class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Submissions for staff. The patient's name appears only with ``view_patient_data``."""
+
+    permission_classes = [StaffSubmissionPermission]
+    serializer_class = SubmissionSerializer
+    pagination_class = SubmissionPagination
+    lookup_value_regex = r"\d+"
+    queryset = Submission.objects.none()
+
+    def get_serializer_class(self):
+        user = getattr(self.request, "user", None)
+        if user is not None and user.has_perm(PATIENT_PERMISSION):
+            return SubmissionWithPatientSerializer
+        return SubmissionSerializer
+
+    def get_queryset(self):
+        qs = Submission.objects.prefetch_related(
+            Prefetch("matches", queryset=Match.objects.select_related("implant__manufacturer").order_by("rank"))
+        ).order_by("-received_at", "-id")
+        params = self.request.query_params
+        if params.get("status"):
+            if params["status"] not in Status.values:
+                raise ApplicationError("Situação desconhecida.", field="status")
+            qs = qs.filter(status=params["status"])
+        if params.get("source"):
+            if params["source"] not in Source.values:
+                raise ApplicationError("Origem desconhecida.", field="source")
+            qs = qs.filter(source=params["source"])
+        if after := _date_param(self.request, "received_after"):
+            qs = qs.filter(received_at__date__gte=after)
+        if before := _date_param(self.request, "received_before"):
+            qs = qs.filter(received_at__date__lte=before)
+        if params.get("confirmed") in ("true", "false"):
+            qs = qs.filter(confirmed_implant__isnull=params["confirmed"] == "false")
+        return qs
+
+
+# --- POST /api/match/ ---------------------------------------------------------------------
+
+
+class MatchImplantSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    manufacturer = serializers.CharField()
+    image_url = serializers.URLField(allow_null=True)
+    similarity = serializers.FloatField()
+    rank = serializers.IntegerField()
+
+
+class MatchResultSerializer(serializers.Serializer):
+    """The old ``/upload`` answer: implants only when done, error fields only when failed."""
+
+    status = serializers.ChoiceField(choices=Status.values)
+    submission = serializers.UUIDField()
+    result_url = serializers.URLField()
+    status_url = serializers.URLField()
+    no_convincing_match = serializers.BooleanField(required=False)
+    implants = MatchImplantSerializer(many=True, required=False)
+    error = serializers.CharField(required=False)
+    field = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+
+
+MatchResult = MatchResultSerializer
+ErrorBody = ErrorSerializer
+
+
+def match_result_body(request: Request, submission: Submission) -> dict:
+    """The same JSON as the old ``POST /upload``."""
+    token = str(submission.token)
+    body: dict = {
+        "status": submission.status,
+        "submission": token,
+        "result_url": request.build_absolute_uri(f"/r/{token}/"),
+        "status_url": request.build_absolute_uri(f"/r/{token}/status.json"),
+    }
+    if submission.status == Status.DONE:
+        matches = list(
+            submission.matches.select_related("implant__manufacturer", "reference_image").order_by("rank")[
+                : settings.RAIOX_TOP_K
+            ]
+        )
+        body["no_convincing_match"] = not matches or matches[0].similarity < settings.RAIOX_MIN_SIMILARITY
+        body["implants"] = [
+            {
+                "id": m.implant_id,
+                "name": m.implant.name,
+                "manufacturer": m.implant.manufacturer.name,
+                "image_url": request.build_absolute_uri(default_storage.url(m.reference_image.image.name))
+                if m.reference_image and m.reference_image.image
+                else None,
+                "similarity": round(m.similarity, 4),
+                "rank": m.rank,
+            }
+            for m in matches
+        ]
+    elif submission.status == Status.FAILED:
+        body.update({"error": submission.failure_reason, "field": "file", "code": "processing_failed"})
+    return body
+
+
+def _wait_for_worker(submission_id: int, seconds: float) -> None:
+    # The web process only polls the database; the worker does the matching.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
+        if state in (Status.DONE, Status.FAILED):
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _match_response(request: Request, submission: Submission) -> Response:
+    body = match_result_body(request, submission)
+    if submission.status == Status.DONE:
+        return Response(body, status=status.HTTP_200_OK)
+    if submission.status == Status.FAILED:
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    response = Response(body, status=status.HTTP_202_ACCEPTED)
+    response["Location"] = request.build_absolute_uri(f"/api/match/{submission.token}/")
+    return response
+
+
+class MatchView(APIView):
+    """Send an X-ray, get the most similar implant systems (or 202 and where to ask again)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "images"
+
+    @extend_schema(
+        operation_id="match_create",
+        request={
+            "multipart/form-data": inline_serializer(
+                "MatchRequest",
+                {
+                    "file": serializers.FileField(
+                        help_text="A radiografia (JPEG, PNG, WebP, TIFF, BMP, HEIC ou DICOM)."
+                    ),
+                    "nome": serializers.CharField(required=False, help_text="Nome do dentista."),
+                    "email": serializers.EmailField(required=False, help_text="E-mail do dentista."),
+                    "paciente": serializers.CharField(required=False, help_text="Paciente (opcional)."),
+                    "dente": serializers.CharField(required=False, help_text="Dente, notação FDI (ex.: 36)."),
+                },
+            )
+        },
+        responses={
+            200: MatchResult,
+            202: OpenApiResponse(MatchResult, description="Ainda processando: consulte o Location."),
+            400: ErrorBody,
+            413: ErrorBody,
+            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
+            503: ErrorBody,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError("Envie a imagem da radiografia no campo 'file'.", field="file", code="missing_file")
+        if upload.size > settings.RAIOX_MAX_UPLOAD_BYTES:
+            limit = settings.RAIOX_MAX_UPLOAD_BYTES // (1024 * 1024)
+            raise ApplicationError(
+                f"Arquivo muito grande: o limite é {limit} MB.", field="file", status=413, code="file_too_large"
+            )
+        intake = IntakeRecord(
+            source=Source.API,
+            dentist_name=request.data.get("nome", ""),
+            dentist_email=request.data.get("email", ""),
+            patient=request.data.get("paciente", ""),
+            tooth=request.data.get("dente", ""),
+            image_bytes=upload.read(),
+            filename=upload.name or "",
+        )
+        submission, _ = submission_create(intake=intake)
+        _wait_for_worker(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
+        submission.refresh_from_db()
+        return _match_response(request, submission)
+
+
+class MatchResultView(APIView):
+    """The result of an earlier ``POST /api/match/``, by its token."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(operation_id="match_retrieve", responses={200: MatchResult, 202: MatchResult, 404: ErrorBody})
+    def get(self, request: Request, token: str) -> Response:
+        submission = submission_get_by_token(token)
+        return _match_response(request, submission)

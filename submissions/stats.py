@@ -1,0 +1,235 @@
+"""Figures for the staff dashboard. Each selector is one or two queries, whatever the volume.
+
+Everything is computed in PostgreSQL (conditional counts, ``percentile_cont``, ``EXISTS``), so the
+dashboard stays fast as submissions grow; the web process never loads the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.functions import TruncDate, TruncWeek
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from implants.models import ReferenceImage
+from submissions.models import Match, Source, Status, Submission
+
+UNTRAINED_MARK = "untrained"
+
+
+def _since(days: int) -> dt.datetime:
+    today = timezone.localdate()
+    start = today - dt.timedelta(days=days - 1)
+    return timezone.make_aware(dt.datetime.combine(start, dt.time.min))
+
+
+@dataclass
+class DailySeries:
+    days: list[dt.date]
+    by_source: dict[str, list[int]]
+    by_status: dict[str, list[int]]
+
+    @property
+    def total(self) -> int:
+        return sum(sum(values) for values in self.by_source.values())
+
+
+def submissions_per_day(*, days: int = 30) -> DailySeries:
+    """Submissions received per local day, by source and by status (one query)."""
+    since = _since(days)
+    aggregates = {f"src_{s}": Count("id", filter=Q(source=s)) for s in Source.values}
+    aggregates |= {f"st_{s}": Count("id", filter=Q(status=s)) for s in Status.values}
+    rows = (
+        Submission.objects.filter(received_at__gte=since)
+        .annotate(day=TruncDate("received_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(**aggregates)
+        .order_by("day")
+    )
+    by_day = {row["day"]: row for row in rows}
+    first = since.astimezone(timezone.get_current_timezone()).date()
+    day_list = [first + dt.timedelta(days=i) for i in range(days)]
+    by_source = {s: [by_day.get(d, {}).get(f"src_{s}", 0) for d in day_list] for s in Source.values}
+    by_status = {s: [by_day.get(d, {}).get(f"st_{s}", 0) for d in day_list] for s in Status.values}
+    return DailySeries(days=day_list, by_source=by_source, by_status=by_status)
+
+
+@dataclass
+class ProcessingTimes:
+    count: int
+    p50: float | None  # seconds from received to finished
+    p95: float | None
+
+
+def processing_times(*, days: int = 30) -> ProcessingTimes:
+    """Median and 95th percentile of received -> finished for finished submissions (one query)."""
+    table = Submission._meta.db_table
+    sql = f"""
+        SELECT count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - received_at)),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - received_at))
+        FROM {table}
+        WHERE status = %s AND finished_at IS NOT NULL AND received_at >= %s
+    """  # noqa: S608 - the table name is ours, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.DONE, _since(days)])
+        count, p50, p95 = cursor.fetchone()
+    return ProcessingTimes(
+        count=count, p50=float(p50) if p50 is not None else None, p95=float(p95) if p95 is not None else None
+    )
+
+
+@dataclass
+class QueueState:
+    depth: int
+    in_flight: int
+    oldest_enqueued_at: dt.datetime | None
+    oldest_task: str = ""
+
+    @property
+    def oldest_age_seconds(self) -> float | None:
+        if self.oldest_enqueued_at is None:
+            return None
+        return (timezone.now() - self.oldest_enqueued_at).total_seconds()
+
+
+def queue_state() -> QueueState:
+    """Tasks waiting in django-q2's ORM broker and the oldest one (two queries)."""
+    queued = OrmQ.objects.filter(key=settings.Q_CLUSTER.get("name", "default"))
+    counts = queued.aggregate(depth=Count("id"), in_flight=Count("id", filter=Q(lock__gt=timezone.now())))
+    oldest = queued.order_by("id").first()
+    enqueued_at, name = None, ""
+    if oldest is not None:
+        task = oldest.task  # the signed package carries the time the task was queued
+        enqueued_at = task.get("started") if isinstance(task.get("started"), dt.datetime) else None
+        name = str(task.get("func", ""))
+    return QueueState(
+        depth=counts["depth"], in_flight=counts["in_flight"], oldest_enqueued_at=enqueued_at, oldest_task=name
+    )
+
+
+def failure_reasons(*, days: int = 30, limit: int = 10) -> list[dict]:
+    """Failed submissions grouped by reason, most frequent first (one query)."""
+    return list(
+        Submission.objects.filter(status=Status.FAILED, received_at__gte=_since(days))
+        .values("failure_reason")
+        .annotate(count=Count("id"))
+        .order_by("-count", "failure_reason")[:limit]
+    )
+
+
+def top_matched(*, days: int = 30, limit: int = 8) -> tuple[list[dict], list[dict]]:
+    """Implants and manufacturers most often ranked first (two queries)."""
+    first = Match.objects.filter(rank=1, submission__received_at__gte=_since(days))
+    implants = list(
+        first.values("implant_id", "implant__name", "implant__manufacturer__name")
+        .annotate(count=Count("id"))
+        .order_by("-count", "implant__name")[:limit]
+    )
+    manufacturers = list(
+        first.values("implant__manufacturer__name").annotate(count=Count("id")).order_by("-count")[:limit]
+    )
+    return implants, manufacturers
+
+
+@dataclass
+class ModelState:
+    submission_model: str  # the model of the latest finished submission
+    reference_models: list[dict] = field(default_factory=list)  # embedding_model -> count
+    pending_references: int = 0
+
+    @property
+    def untrained(self) -> bool:
+        return UNTRAINED_MARK in self.submission_model or any(
+            UNTRAINED_MARK in row["embedding_model"] for row in self.reference_models
+        )
+
+    @property
+    def mismatch(self) -> bool:
+        """Submissions embedded by a model that no reference image uses: nothing can match."""
+        models = {row["embedding_model"] for row in self.reference_models}
+        return bool(self.submission_model) and self.submission_model not in models
+
+
+def model_state() -> ModelState:
+    latest = (
+        Submission.objects.filter(status=Status.DONE)
+        .exclude(embedding_model="")
+        .order_by("-finished_at")
+        .values_list("embedding_model", flat=True)
+        .first()
+    )
+    rows = list(ReferenceImage.objects.values("embedding_model").annotate(count=Count("id")).order_by("-count"))
+    pending = sum(row["count"] for row in rows if not row["embedding_model"])
+    return ModelState(
+        submission_model=latest or "",
+        reference_models=[row for row in rows if row["embedding_model"]],
+        pending_references=pending,
+    )
+
+
+@dataclass
+class AccuracyWeek:
+    week: dt.date
+    confirmed: int
+    top1: int
+    top3: int
+
+    @property
+    def top1_rate(self) -> float | None:
+        return self.top1 / self.confirmed if self.confirmed else None
+
+    @property
+    def top3_rate(self) -> float | None:
+        return self.top3 / self.confirmed if self.confirmed else None
+
+
+@dataclass
+class Accuracy:
+    weeks: list[AccuracyWeek]
+
+    @property
+    def confirmed(self) -> int:
+        return sum(w.confirmed for w in self.weeks)
+
+    @property
+    def top1_rate(self) -> float | None:
+        return sum(w.top1 for w in self.weeks) / self.confirmed if self.confirmed else None
+
+    @property
+    def top3_rate(self) -> float | None:
+        return sum(w.top3 for w in self.weeks) / self.confirmed if self.confirmed else None
+
+
+def confirmed_accuracy(*, weeks: int = 12) -> Accuracy:
+    """Among submissions whose implant staff confirmed: the share where the matcher had ranked it
+    first, and in the top 3, per week of receipt (one query). The matches are those recorded
+    when the X-ray was processed, so a confirmation never flatters its own case."""
+    top_k = Match.objects.filter(submission=OuterRef("pk"), implant=OuterRef("confirmed_implant"))
+    since = _since(weeks * 7)
+    rows = (
+        Submission.objects.filter(confirmed_implant__isnull=False, received_at__gte=since)
+        .annotate(week=TruncWeek("received_at", tzinfo=timezone.get_current_timezone()))
+        .values("week")
+        .annotate(
+            confirmed=Count("id"),
+            top1=Count("id", filter=Exists(top_k.filter(rank=1))),
+            top3=Count("id", filter=Exists(top_k.filter(rank__lte=3))),
+        )
+        .order_by("week")
+    )
+    return Accuracy(
+        weeks=[
+            AccuracyWeek(week=_as_date(r["week"]), confirmed=r["confirmed"], top1=r["top1"], top3=r["top3"])
+            for r in rows
+        ]
+    )
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
