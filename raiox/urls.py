@@ -4,9 +4,11 @@ from django.urls import path, re_path
 from django.views.static import serve
 
 from raiox.health import healthcheck
+from raiox.metrics import metrics_view
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 
