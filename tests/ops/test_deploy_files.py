@@ -91,3 +91,13 @@ def test_nginx_accepts_the_site(nginx_config, tmp_path):
     params = (DEPLOY / "nginx" / "raiox_proxy_params").read_text()
     for header in ("X-Forwarded-Proto", "X-Forwarded-For", "X-Forwarded-Host", "X-Request-ID"):
         assert f"proxy_set_header {header}" in params
+
+
+def test_grafana_dashboard_charts_every_metrics_series():
+    import json
+
+    from tests.ops.test_metrics import SERIES
+
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    assert [name for name in SERIES if name not in exprs] == []
