@@ -34,20 +34,30 @@ PREFIX = "raiox-"
 SUFFIX = ".dump"
 
 
-def pg_binary(name: str) -> str:
-    """pg_dump/pg_restore: RAIOX_PG_BIN_DIR, else (embedded database) pgserver's, else PATH, else pgserver's.
+def _major_version(binary: str) -> int:
+    """16 for "pg_dump (PostgreSQL) 16.2"; 0 when it cannot be run."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout  # noqa: S603
+        return int(out.split(")")[-1].strip().split(".")[0].split()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return 0
 
-    pg_dump must be at least the server's major version; pgserver ships 16.
-    """
+
+def pg_binary(name: str) -> str:
+    """pg_dump/pg_restore: RAIOX_PG_BIN_DIR when set; else the first of PATH's and pgserver's (16)
+    whose major version is at least the server's (pg_dump refuses an older one)."""
     if settings.RAIOX_PG_BIN_DIR:
         return str(Path(settings.RAIOX_PG_BIN_DIR) / name)
-    embedded = not os.environ.get("DATABASE_URL")
-    on_path = shutil.which(name)
-    if on_path and not embedded:
-        return on_path
     from pgserver._commands import POSTGRES_BIN_PATH
 
-    return str(Path(POSTGRES_BIN_PATH) / name)
+    bundled = str(Path(POSTGRES_BIN_PATH) / name)
+    on_path = shutil.which(name)
+    if on_path:
+        connection.ensure_connection()
+        server_major = connection.pg_version // 10000
+        if _major_version(on_path) >= server_major and _major_version(on_path) >= _major_version(bundled):
+            return on_path
+    return bundled
 
 
 def _libpq_env() -> dict[str, str]:
