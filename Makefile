@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 export RAIOX_ALLOW_UNTRAINED_MODEL ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test lint bench setup venv db migrate seed admin browser db-stop clean
+.PHONY: run test lint bench setup venv db migrate seed admin browser ops-tools db-stop clean
 
 venv: $(STAMP)
 
@@ -38,7 +38,11 @@ run: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: venv browser
+# nginx and systemd-analyze for the deploy-kit tests (tests/ops): Debian's packages.
+ops-tools:
+	@command -v nginx >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light systemd openssl >/dev/null)
+
+test: venv browser ops-tools
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 

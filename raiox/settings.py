@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_q",
+    "corsheaders",
+    "csp",
+    "axes",
     "raiox",
     "implants",
     "submissions",
@@ -83,7 +86,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every later log line (and the response) carries the request id, and the latency
+    # histogram covers the whole stack.
+    "raiox.logging.RequestIdMiddleware",
+    "raiox.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,6 +99,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "raiox.urls"
@@ -130,6 +141,13 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n -------------------------------------------------------------------------------
+
+# django-axes first: it refuses a locked-out username/address before any password is checked.
+# (It needs the request: the test client's login() has none, so tests use force_login.)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -287,6 +305,12 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Tarefas",
 }
+# Scaling out: when the PostgreSQL-backed queue is no longer enough, set RAIOX_REDIS_URL
+# (redis://host:6379/0; `pip install redis`) and every web node and worker uses Redis instead.
+RAIOX_REDIS_URL = env("RAIOX_REDIS_URL")
+if RAIOX_REDIS_URL:
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = RAIOX_REDIS_URL
 
 # --- REST framework ---------------------------------------------------------------------------
 
@@ -323,11 +347,26 @@ SPECTACULAR_SETTINGS = {
 # --- Logging ----------------------------------------------------------------------------------
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
+# "json": one JSON object per line (for journald -> Loki/ELK); "plain": human-readable.
+LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "raiox.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "raiox.logging.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -338,6 +377,69 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- CORS, Content Security Policy, login lockout ---------------------------------------------
+
+# Only the origins named here may call the API from a browser (the old system allowed all).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_ALLOW_CREDENTIALS = False
+
+
+def _storage_origin() -> list[str]:
+    """Where signed image URLs point to (Spaces), so <img> tags may load them."""
+    if not AWS_STORAGE_BUCKET_NAME:
+        return []
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(env("AWS_S3_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com") or "")
+    if env("AWS_S3_ADDRESSING_STYLE", "virtual") == "virtual":
+        return [f"{endpoint.scheme}://{AWS_STORAGE_BUCKET_NAME}.{endpoint.netloc}"]
+    return [f"{endpoint.scheme}://{endpoint.netloc}"]
+
+
+# Pages use static JS/CSS files only: no inline script or style, no eval. data: for thumbnails.
+RAIOX_CSP_IMG_SRC = ["'self'", "data:", *_storage_origin(), *env_list("RAIOX_CSP_EXTRA_IMG_SRC")]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": RAIOX_CSP_IMG_SRC,
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0)  # hours
+# Lock the pair (username, address): a guesser is stopped without letting anyone lock the real
+# admin out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# How many reverse proxies (nginx, a load balancer) append to X-Forwarded-For in front of Django;
+# 0: REMOTE_ADDR is the client. Used by axes and by the /metrics address allow-list.
+RAIOX_TRUSTED_PROXY_COUNT = env_int("RAIOX_TRUSTED_PROXY_COUNT", 1 if IS_PRODUCTION else 0)
+if RAIOX_TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = RAIOX_TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# --- Metrics, backups, health -----------------------------------------------------------------
+
+# /metrics answers a request with `Authorization: Bearer <token>` or from one of these addresses.
+RAIOX_METRICS_TOKEN = env("RAIOX_METRICS_TOKEN")
+RAIOX_METRICS_ALLOWED_IPS = env_list("RAIOX_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+# Backups (manage.py backup_db, daily schedule): how many to keep under backups/ in storage.
+RAIOX_BACKUP_KEEP = env_int("RAIOX_BACKUP_KEEP", 14)
+# Folder with pg_dump/pg_restore; unset: the embedded server's for it, else PATH, else pgserver's.
+RAIOX_PG_BIN_DIR = env("RAIOX_PG_BIN_DIR")
+# /healthcheck warns when the oldest queued task has waited longer than this.
+RAIOX_QUEUE_MAX_AGE_SECONDS = env_int("RAIOX_QUEUE_MAX_AGE_SECONDS", 600)
 
 # --- Production hardening ---------------------------------------------------------------------
 
@@ -350,3 +452,6 @@ if IS_PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    SESSION_COOKIE_HTTPONLY = True
+    X_FRAME_OPTIONS = "DENY"

@@ -6,8 +6,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from implants.api_legacy import implant_list
 from raiox.health import healthcheck
+from raiox.metrics import metrics_view
 from submissions import views as pages
 from submissions.api_legacy import upload
+from submissions.dashboard import dashboard_view
 from submissions.intake.views import generic_webhook, jotform_webhook
 
 # The dentist's pages, in the "submissions" namespace: upload (/ and /enviar/), the result page
@@ -22,10 +24,10 @@ dentist_pages = [
     path("r/<str:token>/recortar/", pages.crop, name="crop"),
     path("jotform/obrigado/", pages.jotform_thanks, name="jotform-thanks"),
 ]
-from submissions.dashboard import dashboard_view
 
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     # The old system's paths, kept for existing clients.

@@ -1,0 +1,65 @@
+"""System checks for production settings and for the worker's model.
+
+``manage.py`` commands run the system checks before they start, ``qcluster`` included: a worker
+started without real CLIP weights (and without the explicit development override) stops right
+there with the reason, instead of answering dentists with an untrained model.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+def _running_worker() -> bool:
+    return len(sys.argv) > 1 and sys.argv[1] == "qcluster"
+
+
+@register(Tags.security, deploy=True)
+def check_jotform_token(app_configs=None, **kwargs) -> list:
+    if settings.IS_PRODUCTION and not settings.JOTFORM_WEBHOOK_TOKEN:
+        return [
+            Warning(
+                "JOTFORM_WEBHOOK_TOKEN is not set: anyone who finds /jotform can post submissions.",
+                hint="Set JOTFORM_WEBHOOK_TOKEN and add ?token=<it> to the webhook URL in Jotform.",
+                id="raiox.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_untrained_model_not_allowed_in_production(app_configs=None, **kwargs) -> list:
+    if settings.IS_PRODUCTION and settings.RAIOX_ALLOW_UNTRAINED_MODEL:
+        return [
+            Error(
+                "RAIOX_ALLOW_UNTRAINED_MODEL is set in production: results would be meaningless.",
+                hint="Remove it and install the CLIP weights with `python manage.py fetch_model`.",
+                id="raiox.E001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_worker_model(app_configs=None, **kwargs) -> list:
+    """Only when this process is a worker: the weights it would load must exist (or be allowed)."""
+    if not _running_worker():
+        return []
+    from matching.embedder import WeightsUnavailable, resolve_spec
+
+    try:
+        spec = resolve_spec()
+    except WeightsUnavailable as exc:
+        return [Error(str(exc), id="raiox.E002")]
+    if spec.untrained:
+        return [
+            Warning(
+                f"The worker runs {spec.model_id}: UNTRAINED weights (RAIOX_ALLOW_UNTRAINED_MODEL=1).",
+                hint="Development only: results are not meaningful.",
+                id="raiox.W002",
+            )
+        ]
+    return []

@@ -1,0 +1,121 @@
+"""/metrics: the named series, computed from the database; refused to anonymous outsiders."""
+
+from __future__ import annotations
+
+import pytest
+from django_q.tasks import async_task
+from prometheus_client.parser import text_string_to_metric_families
+
+from submissions.services.core import submission_fail
+from tests.ops.conftest import finish
+
+SERIES = [
+    "raiox_http_request_duration_seconds",
+    "raiox_submissions",
+    "raiox_submissions_failed",
+    "raiox_submission_processing_seconds",
+    "raiox_embedding_seconds",
+    "raiox_task_failures",
+    "raiox_queue_depth",
+    "raiox_queue_oldest_task_age_seconds",
+    "raiox_worker_model_info",
+    "raiox_reference_images",
+    "raiox_database_up",
+]
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_expose_the_named_series_with_values_from_the_database(client, catalog, make_submission):
+    done = make_submission(source="upload")
+    finish(done)
+    failed = make_submission(source="jotform", external_id="j-1")
+    submission_fail(submission_id=failed.pk, reason="imagem ilegível")
+    make_submission(source="api")  # received, not yet processed
+    # Tasks queued on commit never run inside a test transaction: queue two by hand.
+    async_task("raiox.backups.backup_task")
+    async_task("raiox.backups.backup_task")
+    client.get("/healthcheck")
+
+    response = client.get("/metrics")  # the test client comes from 127.0.0.1: allowed by default
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert set(SERIES) <= names
+    values = samples(text)
+    assert values[("raiox_submissions", (("source", "upload"), ("status", "done")))] == 1
+    assert values[("raiox_submissions", (("source", "jotform"), ("status", "failed")))] == 1
+    assert values[("raiox_submissions", (("source", "api"), ("status", "received")))] == 1
+    assert values[("raiox_submissions_failed", (("source", "jotform"),))] == 1
+    # The failed one never started processing: only the finished-and-started one is timed.
+    assert values[("raiox_submission_processing_seconds_count", ())] == 1
+    assert values[("raiox_queue_depth", ())] == 2
+    assert values[("raiox_worker_model_info", (("model", "ViT-B-32/untrained-seed0"), ("untrained", "true")))] == 1
+    assert values[("raiox_database_up", ())] == 1
+    latency = [
+        key
+        for key in values
+        if key[0] == "raiox_http_request_duration_seconds_count" and ("view", "healthcheck") in key[1]
+    ]
+    assert latency and values[latency[0]] >= 1
+
+
+def test_metrics_count_failed_worker_tasks(client, db):
+    from django.utils import timezone
+    from django_q.models import Task
+
+    now = timezone.now()
+    Task.objects.create(
+        id="a" * 32, name="t1", func="matching.tasks.process_submission", started=now, stopped=now, success=False
+    )
+    values = samples(client.get("/metrics").content.decode())
+    assert values[("raiox_task_failures", (("func", "matching.tasks.process_submission"),))] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"REMOTE_ADDR": "203.0.113.5"},
+        {"REMOTE_ADDR": "203.0.113.5", "HTTP_AUTHORIZATION": "Bearer wrong-token"},
+        # Without a trusted proxy, a forged X-Forwarded-For is not believed.
+        {"REMOTE_ADDR": "203.0.113.5", "HTTP_X_FORWARDED_FOR": "127.0.0.1"},
+    ],
+)
+def test_metrics_refuse_anonymous_requests_from_outside(client, db, settings, headers):
+    settings.RAIOX_METRICS_TOKEN = "s3cret-metrics-token"
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 404
+    assert b"raiox_" not in response.content
+
+
+def test_metrics_through_the_proxy_see_the_real_client(client, db, settings):
+    # Behind nginx every request comes from 127.0.0.1; the client is the address nginx appended.
+    settings.RAIOX_TRUSTED_PROXY_COUNT = 1
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 404
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 200
+
+
+def test_metrics_token_lets_prometheus_in_from_anywhere(client, db, settings):
+    settings.RAIOX_METRICS_TOKEN = "s3cret-metrics-token"
+    response = client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer s3cret-metrics-token")
+    assert response.status_code == 200
+    assert b"raiox_queue_depth" in response.content
+
+
+def test_queue_age_is_reported_in_metrics(client, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    async_task("raiox.backups.backup_task")
+    OrmQ.objects.update(lock=timezone.now() - timedelta(minutes=30))
+    values = samples(client.get("/metrics").content.decode())
+    assert values[("raiox_queue_oldest_task_age_seconds", ())] >= 1800

@@ -1,0 +1,90 @@
+"""Production settings: check --deploy is clean with deploy/env.example; the refusals fire."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.conf import settings
+
+from tests.ops.helpers import ROOT, env_example, manage
+
+
+@pytest.fixture(scope="module")
+def production_env() -> dict[str, str]:
+    # Production requires DATABASE_URL: point it at the embedded server the tests already run.
+    return {**env_example(), "DATABASE_URL": settings.DATABASE_URL}
+
+
+def test_check_deploy_is_clean_with_the_example_environment(production_env):
+    result = manage(["check", "--deploy", "--fail-level", "WARNING"], production_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_untrained_weights(production_env):
+    result = manage(["check"], {**production_env, "RAIOX_ALLOW_UNTRAINED_MODEL": "1"})
+    assert result.returncode != 0
+    assert "raiox.E001" in result.stderr
+
+
+def test_production_warns_when_jotform_token_is_missing(production_env):
+    env = {k: v for k, v in production_env.items() if k != "JOTFORM_WEBHOOK_TOKEN"}
+    result = manage(["check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode != 0
+    assert "raiox.W001" in result.stderr
+
+
+def test_worker_refuses_to_start_without_weights(tmp_path):
+    env = {"RAIOX_ALLOW_UNTRAINED_MODEL": "0", "RAIOX_CLIP_CACHE_DIR": str(tmp_path / "empty-cache")}
+    result = manage(["qcluster"], env, timeout=120)
+    assert result.returncode != 0
+    assert "raiox.E002" in result.stderr
+    assert "RAIOX_ALLOW_UNTRAINED_MODEL=1" in result.stderr
+
+
+def test_env_example_lists_every_setting():
+    source = (ROOT / "raiox" / "settings.py").read_text()
+    read = set(re.findall(r"""env(?:_bool|_int|_float|_list)?\(\s*["']([A-Z0-9_]+)["']""", source))
+    read |= set(re.findall(r"""os\.environ(?:\.get\(|\[)\s*["']([A-Z0-9_]+)["']""", source))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / "deploy" / "env.example").read_text(), re.M))
+    assert read, "no settings found: the pattern no longer matches settings.py"
+    assert sorted(read - documented) == []
+
+
+def test_cors_answers_only_configured_origins(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://raiox.example.com"]
+    allowed = client.get("/healthcheck", HTTP_ORIGIN="https://raiox.example.com")
+    assert allowed["Access-Control-Allow-Origin"] == "https://raiox.example.com"
+    other = client.get("/healthcheck", HTTP_ORIGIN="https://evil.example.net")
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def test_pages_carry_a_self_only_content_security_policy(client):
+    response = client.get("/admin/login/")
+    policy = response["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert "'unsafe-inline'" not in policy
+    assert directives["frame-ancestors"] == "'none'"
+
+
+def test_admin_login_locks_out_after_repeated_failures(client, admin_user):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post("/admin/login/", {"username": "admin", "password": "wrong"})
+        assert response.status_code == 200  # the form again, with its error
+    response = client.post("/admin/login/", {"username": "admin", "password": "wrong"})
+    assert response.status_code == 429  # the limit reached: locked out
+    # Now even the right password is refused for this username and address.
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "password"})
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+def test_admin_login_still_works_below_the_limit(client, admin_user):
+    client.post("/admin/login/", {"username": "admin", "password": "wrong"})
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "password"})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
