@@ -74,37 +74,49 @@ def check_queue() -> dict:
 
 
 def model_state() -> dict:
-    """What the workers embed with, as recorded in the database by the latest embeddings."""
+    """What the workers embed with. A worker records its model when it builds it (and then as a
+    heartbeat: ``matching.selectors.model_state``); before any worker has done so, the latest
+    embeddings in the database say which model made them."""
     from django_q.models import Success
 
     from implants.models import ReferenceImage
+    from matching.selectors import model_state as worker_model_state
     from submissions.models import Submission
 
-    latest_sub = (
-        Submission.objects.exclude(embedding_model="")
-        .order_by("-finished_at", "-pk")
-        .values("embedding_model", "finished_at")
-        .first()
-    )
-    latest_ref = (
-        ReferenceImage.objects.exclude(embedding_model="")
-        .order_by("-embedded_at", "-pk")
-        .values("embedding_model", "embedded_at")
-        .first()
-    )
-    candidates = []
-    if latest_sub:
-        candidates.append((latest_sub["finished_at"], latest_sub["embedding_model"]))
-    if latest_ref:
-        candidates.append((latest_ref["embedded_at"], latest_ref["embedding_model"]))
-    candidates = [c for c in candidates if c[0] is not None] or candidates
-    model = max(candidates, key=lambda c: c[0])[1] if candidates else None
+    worker = worker_model_state()
+    if worker is not None:
+        model: str | None = worker.model_id
+        untrained = worker.untrained
+    else:
+        latest_sub = (
+            Submission.objects.exclude(embedding_model="")
+            .order_by("-finished_at", "-pk")
+            .values("embedding_model", "finished_at")
+            .first()
+        )
+        latest_ref = (
+            ReferenceImage.objects.exclude(embedding_model="")
+            .order_by("-embedded_at", "-pk")
+            .values("embedding_model", "embedded_at")
+            .first()
+        )
+        candidates = []
+        if latest_sub:
+            candidates.append((latest_sub["finished_at"], latest_sub["embedding_model"]))
+        if latest_ref:
+            candidates.append((latest_ref["embedded_at"], latest_ref["embedding_model"]))
+        candidates = [c for c in candidates if c[0] is not None] or candidates
+        model = max(candidates, key=lambda c: c[0])[1] if candidates else None
+        untrained = bool(model and "untrained" in model)
     references = ReferenceImage.objects.count()
     embedded = ReferenceImage.objects.filter(embedding_model=model).count() if model else 0
     last_task = Success.objects.aggregate(m=Max("stopped"))["m"]
     return {
         "model": model,
-        "untrained": bool(model and "untrained" in model),
+        "untrained": untrained,
+        "device": worker.device if worker else None,
+        "workers_alive": worker.workers_alive if worker else 0,
+        "worker_last_seen": worker.last_seen.isoformat() if worker else None,
         "reference_images": references,
         "reference_images_embedded_with_model": embedded,
         "last_task_finished_at": last_task.isoformat() if last_task else None,
