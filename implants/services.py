@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 
 from django.core.files.storage import default_storage
@@ -14,6 +13,7 @@ from django_q.tasks import async_task
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from raiox.files import stored_file
 from raiox.storage_keys import reference_image_key
+from submissions.imaging import validate_image
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
 EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"
@@ -57,12 +57,19 @@ def implant_set_active(*, implant: Implant, is_active: bool) -> Implant:
     return implant
 
 
+def _content_hash(image_bytes: bytes) -> str:
+    """The same pixel hash a submission gets (``validate_image``), so that an X-ray confirmed as a
+    reference image, or a catalogue image sent as a query, is recognised as the same picture and
+    its embedding reused; it also refuses a file that is not an image before anything is stored."""
+    return validate_image(image_bytes, field="image").content_hash
+
+
 def reference_image_create(
     *, implant: Implant, image_bytes: bytes, filename: str, source: str = ReferenceSource.CATALOG
 ) -> ReferenceImage:
     """Store a reference image and queue its embedding once the row is committed."""
     with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
-        reference = ReferenceImage(implant=implant, source=source, content_hash=hashlib.sha256(image_bytes).hexdigest())
+        reference = ReferenceImage(implant=implant, source=source, content_hash=_content_hash(image_bytes))
         reference.image.name = name
         reference.full_clean()
         reference.save()
@@ -75,7 +82,7 @@ def reference_image_replace_file(*, reference: ReferenceImage, image_bytes: byte
     old_name = reference.image.name
     with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
         reference.image.name = name
-        reference.content_hash = hashlib.sha256(image_bytes).hexdigest()
+        reference.content_hash = _content_hash(image_bytes)
         reference.embedding = None
         reference.embedding_model = ""
         reference.embedded_at = None

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from PIL import Image
 
 from implants.models import Implant
 from implants.services import reference_image_create
@@ -59,8 +62,27 @@ def test_s3_round_trip_against_moto_server_is_private_and_signed(s3_storage, cat
 def test_reference_image_service_writes_through_s3(s3_storage, catalog):
     implant = Implant.objects.first()
     before = implant.reference_images.count()
-    ref = reference_image_create(implant=implant, image_bytes=b"png-bytes", filename="x.png")
+    buf = io.BytesIO()
+    Image.new("L", (128, 128), 90).save(buf, format="PNG")
+    ref = reference_image_create(implant=implant, image_bytes=buf.getvalue(), filename="x.png")
     assert ref.image.name.startswith("referencia/")
     keys = {o["Key"] for o in s3_storage["client"].list_objects_v2(Bucket=s3_storage["bucket"])["Contents"]}
     assert ref.image.name in keys
     assert implant.reference_images.count() == before + 1
+
+
+def test_a_reference_file_that_is_not_an_image_is_refused_and_nothing_is_stored(s3_storage, catalog):
+    from raiox.errors import ApplicationError
+
+    implant = Implant.objects.first()
+    before = implant.reference_images.count()
+
+    def keys() -> set[str]:
+        listing = s3_storage["client"].list_objects_v2(Bucket=s3_storage["bucket"])
+        return {o["Key"] for o in listing.get("Contents", [])}
+
+    stored = keys()
+    with pytest.raises(ApplicationError):
+        reference_image_create(implant=implant, image_bytes=b"not an image", filename="x.png")
+    assert keys() == stored
+    assert implant.reference_images.count() == before

@@ -151,3 +151,22 @@ def test_reembed_stale_only_touches_rows_of_another_model(embedded_catalog):
     out = io.StringIO()
     call_command("reembed", stdout=out, stderr=io.StringIO())
     assert "Reference images embedded: 0" in out.getvalue()
+
+
+def test_a_confirmed_xray_becomes_a_reference_whose_embedding_is_reused(embedded_catalog, count_model_runs):
+    """Submissions and reference images share one content hash (of the pixels), so confirming an
+    X-ray as a reference image does not run the model on it again."""
+    from submissions.services import submission_confirm
+
+    submission = new_submission(png_bytes(21))
+    tasks.process_submission(submission.pk)
+    assert count_model_runs["images"] == 1
+    implant = submission.matches.order_by("rank").first().implant
+    submission.refresh_from_db()
+    confirmed = submission_confirm(submission=submission, implant=implant, user=None)
+    reference = confirmed.confirmed_reference_image
+    assert reference.content_hash == submission.content_hash
+    tasks.embed_reference_image(reference.pk)
+    reference.refresh_from_db()
+    assert count_model_runs["images"] == 1
+    np.testing.assert_allclose(reference.embedding, submission.embedding)
