@@ -398,8 +398,9 @@ def _storage_origin() -> list[str]:
     return [f"{endpoint.scheme}://{endpoint.netloc}"]
 
 
-# Pages use static JS/CSS files only: no inline script or style, no eval. data: for thumbnails.
-RAIOX_CSP_IMG_SRC = ["'self'", "data:", *_storage_origin(), *env_list("RAIOX_CSP_EXTRA_IMG_SRC")]
+# Pages use static JS/CSS files only: no inline script or style, no eval. data: for thumbnails,
+# blob: for the preview of the X-ray the dentist has just chosen (a local object URL, never sent).
+RAIOX_CSP_IMG_SRC = ["'self'", "data:", "blob:", *_storage_origin(), *env_list("RAIOX_CSP_EXTRA_IMG_SRC")]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -38,8 +39,13 @@ urlpatterns = [
     path("", include((dentist_pages, "submissions"))),
     path("api/", include("raiox.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    # Swagger UI (the old path /docs); the split view serves its script as a file (strict CSP).
-    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    # Swagger UI (the old path /docs); the split view serves its script as a file, so scripts stay
+    # under the strict CSP; Swagger UI sets style attributes from its script, allowed on this page only.
+    re_path(
+        r"^docs/?$",
+        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        name="docs",
+    ),
 ]
 
 if settings.SERVE_LOCAL_MEDIA:

@@ -68,6 +68,15 @@ def test_pages_carry_a_self_only_content_security_policy(client):
     assert directives["style-src"] == "'self'"
     assert "'unsafe-inline'" not in policy
     assert directives["frame-ancestors"] == "'none'"
+    # The upload page previews the chosen file from a local object URL.
+    assert "blob:" in directives["img-src"].split()
+
+
+def test_swagger_ui_may_style_inline_but_never_run_inline_scripts(client):
+    policy = client.get("/docs")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["script-src"] == "'self'"
+    assert "'unsafe-inline'" in directives["style-src"].split()
 
 
 def test_admin_login_locks_out_after_repeated_failures(client, admin_user):
