@@ -3,11 +3,7 @@ editors, by model permission), reference images and their upload (through ``impl
 
 from __future__ import annotations
 
-import io
-
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from PIL import Image, UnidentifiedImageError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,8 +14,7 @@ from rest_framework.response import Response
 from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage
 from raiox.errors import ApplicationError
-
-UPLOAD_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP"}
+from raiox.imaging import validate_image
 
 
 class CatalogPermission(DjangoModelPermissions):
@@ -91,26 +86,6 @@ class ImplantSerializer(serializers.ModelSerializer):
 
 class ReferenceImageUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-
-
-def _check_image(data: bytes) -> None:
-    """The picture must be an image Pillow can decode within the size limits (implants does not
-    depend on submissions' validator; this is the same rule, kept short)."""
-    if len(data) > settings.RAIOX_MAX_UPLOAD_BYTES:
-        raise ApplicationError("Arquivo muito grande.", field="file", status=413, code="file_too_large")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format not in UPLOAD_FORMATS:
-                raise ApplicationError("Formato não aceito (JPEG, PNG, WebP, TIFF ou BMP).", field="file")
-            if img.width * img.height > settings.RAIOX_MAX_IMAGE_PIXELS:
-                raise ApplicationError("Imagem grande demais.", field="file", status=413, code="too_many_pixels")
-            if min(img.size) < settings.RAIOX_MIN_IMAGE_SIDE:
-                raise ApplicationError("Imagem pequena demais.", field="file", code="image_too_small")
-            img.load()
-    except ApplicationError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApplicationError("O arquivo não é uma imagem legível.", field="file", code="invalid_image") from exc
 
 
 class ManufacturerViewSet(
@@ -222,7 +197,8 @@ class ReferenceImageViewSet(
         if upload is None:
             raise ApplicationError("Envie a imagem no campo 'file'.", field="file", code="missing_file")
         data = upload.read()
-        _check_image(data)
+        # The one image validation (raiox.imaging); the service checks again, naming its own field.
+        validate_image(data, field="file")
         reference = services.reference_image_create(implant=implant, image_bytes=data, filename=upload.name or "")
         return Response(
             ReferenceImageSerializer(reference, context={"request": request}).data, status=status.HTTP_201_CREATED

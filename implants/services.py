@@ -12,8 +12,8 @@ from django_q.tasks import async_task
 
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from raiox.files import stored_file
+from raiox.imaging import validate_image
 from raiox.storage_keys import reference_image_key
-from submissions.imaging import validate_image
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
 EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"

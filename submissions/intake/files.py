@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from raiox.errors import ApplicationError
-from submissions.imaging import size_label
+from raiox.imaging import size_label
 from submissions.intake.common import missing, safe_filename
 
 

@@ -17,8 +17,8 @@ from django_q.tasks import async_task
 
 from raiox.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
 from raiox.files import stored_file
+from raiox.imaging import ValidatedImage, validate_image
 from raiox.storage_keys import submission_image_key
-from submissions.imaging import ValidatedImage, validate_image
 from submissions.models import Match, Source, Status, Submission
 
 logger = logging.getLogger(__name__)

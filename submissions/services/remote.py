@@ -21,7 +21,7 @@ import httpx
 from django.conf import settings
 
 from raiox.errors import ApplicationError
-from submissions.imaging import size_label, validate_image
+from raiox.imaging import size_label, validate_image
 from submissions.intake.common import allowed_hosts_for, check_remote_url
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
