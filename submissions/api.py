@@ -4,10 +4,8 @@ endpoint for API clients (``POST /api/match/``), which answers like the old ``PO
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db.models import Prefetch
 from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -20,10 +18,10 @@ from rest_framework.views import APIView
 
 from raiox.errors import ApplicationError
 from submissions.models import Match, Source, Status, Submission
+from submissions.results import result_body, wait_for_result
 from submissions.services import IntakeRecord, submission_create, submission_get_by_token
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
-POLL_SECONDS = 0.05
 
 
 class StaffSubmissionPermission(permissions.BasePermission):
@@ -181,52 +179,8 @@ MatchResult = MatchResultSerializer
 ErrorBody = ErrorSerializer
 
 
-def match_result_body(request: Request, submission: Submission) -> dict:
-    """The same JSON as the old ``POST /upload``."""
-    token = str(submission.token)
-    body: dict = {
-        "status": submission.status,
-        "submission": token,
-        "result_url": request.build_absolute_uri(f"/r/{token}/"),
-        "status_url": request.build_absolute_uri(f"/r/{token}/status.json"),
-    }
-    if submission.status == Status.DONE:
-        matches = list(
-            submission.matches.select_related("implant__manufacturer", "reference_image").order_by("rank")[
-                : settings.RAIOX_TOP_K
-            ]
-        )
-        body["no_convincing_match"] = not matches or matches[0].similarity < settings.RAIOX_MIN_SIMILARITY
-        body["implants"] = [
-            {
-                "id": m.implant_id,
-                "name": m.implant.name,
-                "manufacturer": m.implant.manufacturer.name,
-                "image_url": request.build_absolute_uri(default_storage.url(m.reference_image.image.name))
-                if m.reference_image and m.reference_image.image
-                else None,
-                "similarity": round(m.similarity, 4),
-                "rank": m.rank,
-            }
-            for m in matches
-        ]
-    elif submission.status == Status.FAILED:
-        body.update({"error": submission.failure_reason, "field": "file", "code": "processing_failed"})
-    return body
-
-
-def _wait_for_worker(submission_id: int, seconds: float) -> None:
-    # The web process only polls the database; the worker does the matching.
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        state = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
-        if state in (Status.DONE, Status.FAILED):
-            return
-        time.sleep(POLL_SECONDS)
-
-
 def _match_response(request: Request, submission: Submission) -> Response:
-    body = match_result_body(request, submission)
+    body = result_body(request, submission)
     if submission.status == Status.DONE:
         return Response(body, status=status.HTTP_200_OK)
     if submission.status == Status.FAILED:
@@ -287,7 +241,7 @@ class MatchView(APIView):
             filename=upload.name or "",
         )
         submission, _ = submission_create(intake=intake)
-        _wait_for_worker(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
+        wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
         submission.refresh_from_db()
         return _match_response(request, submission)
 

@@ -8,20 +8,16 @@ The web process only polls the database: it never loads the model.
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from raiox.errors import ApplicationError
-from submissions.models import Source, Status, Submission
-from submissions.results import no_convincing_match, top_matches
+from submissions.models import Source, Status
+from submissions.results import result_body, wait_for_result
 from submissions.services import IntakeRecord, submission_create
 
-POLL_SECONDS = 0.05
 # Our field names back to the old form's, so that errors name what the client sent.
 OLD_FIELD_NAMES = {"dentist_name": "nome", "dentist_email": "email", "patient": "paciente", "tooth": "dente"}
 
@@ -33,44 +29,6 @@ def _error(exc: ApplicationError) -> JsonResponse:
     if exc.status == 503:
         response["Retry-After"] = "30"
     return response
-
-
-def _wait_for_worker(submission_id: int, seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while True:
-        status = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
-        if status in (Status.DONE, Status.FAILED) or time.monotonic() >= deadline:
-            return status
-        time.sleep(POLL_SECONDS)
-
-
-def result_body(request: HttpRequest, submission: Submission) -> dict:
-    token = str(submission.token)
-    body: dict = {
-        "status": submission.status,
-        "submission": token,
-        "result_url": request.build_absolute_uri(f"/r/{token}/"),
-        "status_url": request.build_absolute_uri(f"/r/{token}/status.json"),
-    }
-    if submission.status == Status.DONE:
-        implants = []
-        for match in top_matches(submission):
-            image = match.reference_image.image if match.reference_image else None
-            implants.append(
-                {
-                    "id": match.implant_id,
-                    "name": match.implant.name,
-                    "manufacturer": match.implant.manufacturer.name,
-                    "image_url": request.build_absolute_uri(default_storage.url(image.name)) if image else None,
-                    "similarity": round(match.similarity, 4),
-                    "rank": match.rank,
-                }
-            )
-        body["no_convincing_match"] = no_convincing_match(submission)
-        body["implants"] = implants
-    elif submission.status == Status.FAILED:
-        body.update({"error": submission.failure_reason, "field": "file", "code": "processing_failed"})
-    return body
 
 
 @csrf_exempt  # an API endpoint for non-browser clients (the old system's); no cookies are used
@@ -101,7 +59,7 @@ def upload(request: HttpRequest) -> JsonResponse:
         submission, _ = submission_create(intake=intake)
     except ApplicationError as exc:
         return _error(exc)
-    _wait_for_worker(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
+    wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
     submission.refresh_from_db()
     body = result_body(request, submission)
     if submission.status == Status.DONE:
