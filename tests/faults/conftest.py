@@ -108,3 +108,7 @@ def report(run: str, *, accepted: int, processed: int, lost: int, duplicated: in
     line = f"FAULT RUN {run}: accepted={accepted} processed={processed} lost={lost} duplicated={duplicated} {details}"
     print("\n" + line.rstrip())
     return line
+
+
+# A local stand-in for Jotform's upload host (the worker downloads Jotform files from it).
+from tests.submissions.conftest import upload_host  # noqa: E402, F401
