@@ -31,6 +31,9 @@ HEARTBEAT_SECONDS = 60.0
 UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
 MISSING_IMAGE = "A imagem desta radiografia não foi encontrada. Envie-a novamente."
 REMOTE_UNREACHABLE = "Não foi possível baixar a imagem do servidor de origem. Envie-a novamente."
+STORAGE_UNREACHABLE = (
+    "Não conseguimos ler a radiografia no armazenamento por um problema temporário nosso. Envie-a novamente."
+)
 NO_IMAGE = "Nenhuma imagem foi recebida com este envio. Envie a radiografia novamente."
 
 _state_recorded_at: float | None = None
@@ -137,6 +140,13 @@ def _rejected_implants(submission_id: int) -> Sequence[int]:
     )
 
 
+def _last_attempt(submission: Submission) -> bool:
+    """django-q delivers a task that raised again, up to max_attempts: on the last one a transient
+    failure is reported to the dentist (failed, with a reason) instead of leaving the submission
+    in "processing" for ever."""
+    return submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1)
+
+
 def _fetch_remote(submission: Submission) -> Submission | None:
     """Fetch an image the sender gave only as a URL (Jotform keeps uploads on its own host): the
     worker downloads it, never the webhook's answer. None when the submission failed (reason set)."""
@@ -148,7 +158,7 @@ def _fetch_remote(submission: Submission) -> Submission | None:
     except Exception:
         # Transient (network, 5xx): raise so django-q delivers the task again; on the last
         # attempt, report it to the dentist instead of dropping it silently.
-        if submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1):
+        if _last_attempt(submission):
             submission_services.submission_fail(submission_id=submission.pk, reason=REMOTE_UNREACHABLE)
             return None
         raise
@@ -187,6 +197,13 @@ def process_submission(submission_id: int) -> str:
                 logger.warning("process_submission: submission %s has an unreadable image", submission_id)
                 submission_services.submission_fail(submission_id=submission_id, reason=str(exc))
                 return "failed"
+            except Exception:
+                # Storage unreachable (outage, network): retried by django-q; reported on the last try.
+                if _last_attempt(submission):
+                    logger.warning("process_submission: submission %s: storage unreachable, giving up", submission_id)
+                    submission_services.submission_fail(submission_id=submission_id, reason=STORAGE_UNREACHABLE)
+                    return "failed"
+                raise
 
     hits = nearest_implants(
         vector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 
 import numpy as np
 import pytest
@@ -170,3 +171,29 @@ def test_a_confirmed_xray_becomes_a_reference_whose_embedding_is_reused(embedded
     reference.refresh_from_db()
     assert count_model_runs["images"] == 1
     np.testing.assert_allclose(reference.embedding, submission.embedding)
+
+
+def test_storage_unreachable_is_retried_then_reported_on_the_last_attempt(s3_storage, embedded_catalog, settings):
+    """An outage of the bucket while the worker reads the X-ray: the task raises (django-q delivers
+    it again) until the last attempt, which marks the submission failed with a reason."""
+    submission = new_submission(png_bytes(31))
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there any more: connections are refused, as in an outage
+    default = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{port}"}},
+    }
+    with pytest.raises(Exception):  # noqa: B017 - whatever botocore raises, the task must not swallow it
+        tasks.process_submission(submission.pk)
+    submission.refresh_from_db()
+    assert submission.status == Status.PROCESSING and submission.attempts == 1
+
+    Submission.objects.filter(pk=submission.pk).update(attempts=settings.Q_CLUSTER["max_attempts"] - 1)
+    assert tasks.process_submission(submission.pk) == "failed"
+    submission.refresh_from_db()
+    assert submission.status == Status.FAILED
+    assert "problema temporário" in submission.failure_reason
+    assert not submission.matches.exists()
