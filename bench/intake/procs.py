@@ -39,10 +39,26 @@ def stop(proc: subprocess.Popen, *, grace: float = 30.0) -> None:
         proc.wait()
 
 
+def unit_nice(unit: str) -> int:
+    """The ``Nice=`` of a deploy/systemd unit (0 when unset), so the bench runs it as deployed."""
+    for line in (ROOT / "deploy" / "systemd" / unit).read_text().splitlines():
+        if line.strip().startswith("Nice="):
+            return int(line.split("=", 1)[1])
+    return 0
+
+
 @contextlib.contextmanager
-def process(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def process(args: list[str], *, env: dict[str, str], log: Path, nice: int = 0) -> Iterator[subprocess.Popen]:
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
     try:
         yield proc
     finally:
@@ -69,12 +85,15 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, *, timeout: float = 1
 
 
 def gunicorn(app: str, *, env: dict[str, str], log: Path):
-    """gunicorn exactly as deploy/ runs it (same config file), on the bind given in ``env``."""
-    return process([str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", app], env=env, log=log)
+    """gunicorn exactly as deploy/ runs it (same config file and unit priority), on the bind in ``env``."""
+    args = [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", app]
+    return process(args, env=env, log=log, nice=unit_nice("raiox-web.service"))
 
 
 def qcluster(*, env: dict[str, str], log: Path):
-    return process([sys.executable, "manage.py", "qcluster"], env=env, log=log)
+    """The worker as its systemd unit runs it (same priority)."""
+    args = [sys.executable, "manage.py", "qcluster"]
+    return process(args, env=env, log=log, nice=unit_nice("raiox-worker.service"))
 
 
 def file_host(port: int, folder: Path, *, env: dict[str, str], log: Path):

@@ -52,3 +52,34 @@ def test_repeat_that_passed_the_lookup_before_its_original_committed_gets_the_sa
     assert responses["repeat"].json()["token"] == responses["original"].json()["token"]
     assert responses["repeat"].json()["duplicate"] is True
     assert Submission.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_intake_bench_posts_what_jotform_posts(client, upload_host, settings):
+    """bench/intake's generated deliveries are parsed like the captured Jotform webhook: same
+    parts, the answers from rawRequest, the upload left as a URL on the file host for the worker."""
+    from bench.intake.images import radiograph
+    from bench.intake.payloads import FIXTURES, JotformBodies
+
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
+    bodies = JotformBodies(file_host=upload_host.netloc, token="t0ken")
+    body = bodies.body("5912345678901234567", "radiografia-001.png", 7)
+    captured = (FIXTURES / "jotform_webhook.multipart").read_bytes()
+    assert [line for line in body.split(b"\r\n") if line.startswith(b"Content-Disposition")] == [
+        line for line in captured.split(b"\r\n") if line.startswith(b"Content-Disposition")
+    ]
+
+    response = client.generic("POST", "/jotform?token=t0ken", body, content_type=bodies.content_type)
+
+    assert response.status_code == 201, response.content
+    submission = Submission.objects.get()
+    assert (submission.external_id, submission.dentist_name, submission.tooth) == (
+        "5912345678901234567",
+        "Ana Souza 7",
+        "36",
+    )
+    assert submission.remote_image_url == upload_host.url(
+        "/uploads/drsouza/231234567890123/5912345678901234567/radiografia-001.png"
+    )
+    assert not submission.image  # the worker downloads it
+    assert 500_000 < len(radiograph(1, 1200, 800, "PNG")) < 2_000_000
