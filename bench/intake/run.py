@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> str:
                         "submissions",
                         "load lasted",
                         "done during load",
-                        "drain after load",
+                        "then waited",
                         "done",
                         "failed",
                         "pending",
