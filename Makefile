@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 export RAIOX_ALLOW_UNTRAINED_MODEL ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test lint bench setup venv db migrate seed admin browser ops-tools db-stop clean
+.PHONY: run test lint bench bench-intake setup venv db migrate seed admin browser ops-tools db-stop clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ lint: venv
 
 bench: setup
 	$(PY) -m bench.all
+
+# Intake under load (issue 8): gunicorn as deployed, Jotform-shaped webhooks, exactly-once counts.
+bench-intake: venv
+	$(PY) -m bench.intake
 
 db-stop: venv
 	$(PY) -c "from pathlib import Path; from raiox.embedded_db import stop_embedded_server; stop_embedded_server(Path('var/pgdata').resolve())"

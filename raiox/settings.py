@@ -300,7 +300,8 @@ Q_CLUSTER = {
     "retry": env_int("RAIOX_Q_RETRY", 180),
     "max_attempts": env_int("RAIOX_Q_MAX_ATTEMPTS", 5),
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successful task results kept (0: all). The intake bench keeps all to count runs per submission.
+    "save_limit": env_int("RAIOX_Q_SAVE_LIMIT", 1000),
     "poll": env_float("RAIOX_Q_POLL", 0.2),
     "catch_up": False,
     "label": "Tarefas",

@@ -1,0 +1,9 @@
+"""Intake under load (issue 8): see ``bench.intake.run``; ``python -m bench.intake``."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> str:
+    from bench.intake.run import main as run
+
+    return run(argv)
