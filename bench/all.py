@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from bench import embedding, intake, search
+from bench import e2e, embedding, intake, search
 
 
 def main() -> None:
     embedding.main()
     search.main()
-    intake.main([])  # last: it starts its own gunicorn, worker and file host
-    # TODO(bench): end-to-end /upload p50/p95 over 50 X-rays with gunicorn + qcluster, and the RSS
-    # of both processes (bench/e2e.py) — not written yet.
+    e2e.main()
+    intake.main([])  # last and longest: load levels, the exactly-once burst and the queue drain
 
 
 if __name__ == "__main__":
