@@ -5,15 +5,23 @@ Every query against the vector index lives here. pgvector 0.6 uses the HNSW inde
 can silently return too few rows. We therefore ask the index for a generous candidate list
 (``hnsw.ef_search`` raised with ``SET LOCAL`` in the same transaction), filter, fold to one row per
 implant, and fall back to an exact scan if the folded list is still short.
+
+The candidate list is sized from the catalogue: when no implant has more than ``m`` reference
+images, any ``(k - 1) * m + 1`` rows hold at least ``k`` distinct implants, so one index scan of
+that size answers (no second, wider round). ``m`` is read with one GROUP BY and cached per process
+for a few minutes; a stale value costs at most the widening round, never a wrong answer.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
@@ -26,9 +34,44 @@ MIN_CANDIDATES = 100
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
 
-def candidate_limits(k: int) -> tuple[int, ...]:
-    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
-    return (first, max(first, MAX_EF_SEARCH))
+# How long a process trusts its count of reference images per implant (see images_per_implant).
+PER_IMPLANT_TTL_SECONDS = 300.0
+
+_per_implant: dict[str, tuple[float, int]] = {}
+_per_implant_lock = threading.Lock()
+
+
+def candidate_limits(k: int, per_implant: int = 0) -> tuple[int, ...]:
+    """Candidate list sizes to try in turn. With at most ``per_implant`` images per implant,
+    ``(k - 1) * per_implant + 1`` rows always hold ``k`` implants (pigeonhole)."""
+    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT, (k - 1) * per_implant + 1)
+    first = min(first, MAX_EF_SEARCH)
+    return (first,) if first >= MAX_EF_SEARCH else (first, MAX_EF_SEARCH)
+
+
+def images_per_implant(model_id: str) -> int:
+    """The most searchable reference images any active implant has for ``model_id`` (cached)."""
+    now = time.monotonic()
+    cached = _per_implant.get(model_id)
+    if cached is not None and now - cached[0] < PER_IMPLANT_TTL_SECONDS:
+        return cached[1]
+    most = (
+        ReferenceImage.objects.filter(embedding_model=model_id, implant__is_active=True, embedding__isnull=False)
+        .values("implant_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("n", flat=True)
+        .first()
+    ) or 0
+    with _per_implant_lock:
+        _per_implant[model_id] = (now, most)
+    return most
+
+
+def forget_images_per_implant() -> None:
+    """Drop the cached counts (after a bulk load, e.g. in the benchmark)."""
+    with _per_implant_lock:
+        _per_implant.clear()
 
 
 @dataclass(frozen=True)
@@ -80,9 +123,10 @@ def nearest_implants(
     exclude_implants = list(exclude_implants)
     qs = _queryset(embedding, model_id, implant_filter, exclude_implants)
     hits: list[ImplantHit] = []
-    # Many reference images of one implant can fill the whole candidate list: widen it (the HNSW
-    # index still answers) before resorting to an exact scan.
-    for limit in candidate_limits(k):
+    # Many reference images of one implant can fill the whole candidate list: the first size
+    # allows for the most crowded implant; filters (applied after the index scan) or a stale count
+    # can still leave it short, so widen (the HNSW index still answers) before an exact scan.
+    for limit in candidate_limits(k, images_per_implant(model_id)):
         with transaction.atomic(), connection.cursor() as cursor:
             # SET LOCAL lasts until the end of this transaction, on this connection only.
             cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(MAX_EF_SEARCH, limit)])
