@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from bench import embedding, search
+import time
+
+from bench import e2e, embedding, search
 
 
 def main() -> None:
+    started = time.perf_counter()
     embedding.main()
     search.main()
-    # TODO(bench): end-to-end /upload p50/p95 over 50 X-rays with gunicorn + qcluster, and the RSS
-    # of both processes (bench/e2e.py) — not written yet.
+    e2e.main()
+    print(f"\nAll benchmarks in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

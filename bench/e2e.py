@@ -75,16 +75,28 @@ def holds_torch(pid: int) -> bool:
     return "libtorch" in maps or "/torch/lib/" in maps
 
 
-def tree_rss(pid: int) -> tuple[float, float]:
-    """(sum, biggest) RSS in MB over a process and its descendants (the sum counts shared pages
-    once per process, so it overstates)."""
-    values = []
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages split between the processes sharing them, so the PSS
+    of a process tree adds up to what it really occupies (RSS would count them once each)."""
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tree_memory(pid: int) -> tuple[float, float, int, int]:
+    """(biggest RSS, sum of PSS) in MB, the number of processes and how many hold torch, over a
+    process and its descendants."""
+    rss, pss, torch_holders = [], [], 0
     for p in [pid, *children(pid)]:
         try:
-            values.append(rss_mb(p))
+            rss.append(rss_mb(p))
+            pss.append(pss_mb(p))
+            torch_holders += holds_torch(p)
         except OSError:
             continue
-    return sum(values), max(values)
+    return max(rss), sum(pss), len(rss), torch_holders
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -174,15 +186,14 @@ def main(uploads: int = UPLOADS) -> str:
         web_workers = children(web.pid)
         web_rss = [rss_mb(p) for p in web_workers]
         web_torch = any(holds_torch(p) for p in web_workers)
-        worker_sum, worker_max = tree_rss(worker.pid)
-        worker_torch = any(holds_torch(p) for p in [worker.pid, *children(worker.pid)])
+        worker_max, worker_pss, worker_count, worker_torch = tree_memory(worker.pid)
     finally:
         stop(web)
         stop(worker)
 
     print(BASELINE)
     print(f"images: {min(sizes):.2f}-{max(sizes):.2f} MB (PNG and JPEG, 1200x1800); warm-up request {warm_up:.1f} s")
-    print(f"web workers hold torch: {web_torch}; qcluster holds torch: {worker_torch}")
+    print(f"web workers hold torch: {web_torch}; qcluster: {worker_torch} of its {worker_count} processes hold torch")
     if web_torch:
         raise RuntimeError("a gunicorn worker has torch loaded: web processes must never import it")
     rows = [
@@ -192,7 +203,7 @@ def main(uploads: int = UPLOADS) -> str:
         ["RSS web worker (biggest of 2)", f"{max(web_rss):.0f} MB", "<= 150 MB", "-"],
         ["web worker holds torch", "yes" if web_torch else "no", "no", "yes"],
         ["RSS qcluster (biggest process)", f"{worker_max:.0f} MB", "-", "-"],
-        ["RSS qcluster (sum of its processes)", f"{worker_sum:.0f} MB", "-", "-"],
+        [f"PSS qcluster (sum over its {worker_count} processes)", f"{worker_pss:.0f} MB", "-", "-"],
     ]
     return table(
         f"End to end: {len(times)} X-rays posted one at a time to gunicorn (2 workers) + 1 qcluster, warm worker",
