@@ -41,10 +41,11 @@ _per_implant: dict[str, tuple[float, int]] = {}
 _per_implant_lock = threading.Lock()
 
 
-def candidate_limits(k: int, per_implant: int = 0) -> tuple[int, ...]:
+def candidate_limits(k: int, per_implant: int = 0, excluded: int = 0) -> tuple[int, ...]:
     """Candidate list sizes to try in turn. With at most ``per_implant`` images per implant,
-    ``(k - 1) * per_implant + 1`` rows always hold ``k`` implants (pigeonhole)."""
-    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT, (k - 1) * per_implant + 1)
+    ``(k - 1 + excluded) * per_implant + 1`` rows always hold ``k`` implants besides the
+    ``excluded`` ones (pigeonhole)."""
+    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT, (k - 1 + excluded) * per_implant + 1)
     first = min(first, MAX_EF_SEARCH)
     return (first,) if first >= MAX_EF_SEARCH else (first, MAX_EF_SEARCH)
 
@@ -126,7 +127,7 @@ def nearest_implants(
     # Many reference images of one implant can fill the whole candidate list: the first size
     # allows for the most crowded implant; filters (applied after the index scan) or a stale count
     # can still leave it short, so widen (the HNSW index still answers) before an exact scan.
-    for limit in candidate_limits(k, images_per_implant(model_id)):
+    for limit in candidate_limits(k, images_per_implant(model_id), len(exclude_implants)):
         with transaction.atomic(), connection.cursor() as cursor:
             # SET LOCAL lasts until the end of this transaction, on this connection only.
             cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(MAX_EF_SEARCH, limit)])

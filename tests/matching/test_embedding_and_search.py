@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from implants.models import Connection, Implant, ReferenceImage
 from implants.services import implant_set_active, reference_image_set_embedding
 from matching.embedder import get_embedder
-from matching.search import nearest_implants
+from matching.search import forget_images_per_implant, nearest_implants
 from tests.matching.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -160,6 +161,44 @@ def test_filters_and_exclusions_still_return_k_rows_when_the_index_is_crowded(ca
     expected = exact_top(query, model_id, 3, implant_ids={i.pk for i in wanted[1:]})
     assert [h.implant_id for h in hits] == [implant_id for implant_id, _ in expected]
     assert len(hits) == 3
+
+
+def test_a_crowded_implant_does_not_hide_the_others(catalog):
+    """Confirmed cases pile up on popular implants: one implant with far more reference images than
+    the default candidate list, all nearer than any other implant. The search still returns the
+    exact top 3, in one index round sized from the most crowded implant."""
+    model_id = "test/popular"
+    rng = np.random.default_rng(1)
+    query = rng.normal(size=512)
+    query /= np.linalg.norm(query)
+    popular, *others = list(Implant.objects.all()[:6])
+    rows = [
+        ReferenceImage(
+            implant=popular,
+            image="referencia/p.png",
+            embedding=(query + rng.normal(scale=0.02 / np.sqrt(512), size=512)).tolist(),
+            embedding_model=model_id,
+        )
+        for _ in range(400)
+    ]
+    for i, implant in enumerate(others):
+        for _ in range(3):
+            v = query + rng.normal(scale=(0.5 + 0.1 * i) / np.sqrt(512), size=512)
+            rows.append(
+                ReferenceImage(
+                    implant=implant, image="referencia/o.png", embedding=v.tolist(), embedding_model=model_id
+                )
+            )
+    ReferenceImage.objects.bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE implants_referenceimage")
+    forget_images_per_implant()
+    with CaptureQueriesContext(connection) as queries:
+        hits = nearest_implants(query.tolist(), model_id=model_id, k=3)
+    expected = exact_top(query, model_id, 3)
+    assert [h.implant_id for h in hits] == [implant_id for implant_id, _ in expected]
+    assert hits[0].implant_id == popular.pk
+    assert len([q for q in queries.captured_queries if "<=>" in q["sql"]]) == 1
 
 
 def test_fetch_model_fails_cleanly_offline(monkeypatch, settings, tmp_path):
