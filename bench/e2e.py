@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import drop_database, percentile, rss_mb, scratch_database, setup_django, table
+from bench.common import children, drop_database, percentile, rss_mb, scratch_database, setup_django, table
 from bench.intake import procs
 from bench.intake.images import write_pool
 
@@ -28,21 +28,6 @@ DB = "raiox_bench_e2e"
 XRAYS = 50
 TARGET_P50_S = 1.0
 TARGET_WEB_RSS_MB = 150
-
-
-def _process_tree(pid: int) -> list[int]:
-    found = [pid]
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if ppid == pid:
-            found.extend(_process_tree(int(entry)))
-    return found
 
 
 def _holds_torch(pid: int) -> bool:
@@ -118,8 +103,8 @@ def main(count: int = XRAYS) -> str:
                 )
                 times.append(time.perf_counter() - t)
                 statuses.append(response.status_code)
-            web_pids = [p for p in _process_tree(web.pid) if p != web.pid]  # gunicorn's workers
-            worker_pids = _process_tree(worker.pid)
+            web_pids = children(web.pid)  # gunicorn's workers
+            worker_pids = [worker.pid, *children(worker.pid)]
             web_rss = max(rss_mb(p) for p in web_pids)
             worker_rss = max(rss_mb(p) for p in worker_pids)
             web_torch = any(_holds_torch(p) for p in [web.pid, *web_pids])
