@@ -13,8 +13,8 @@ from rest_framework.response import Response
 
 from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage
-from raiox.errors import ApplicationError
-from raiox.imaging import validate_image
+from kernel.errors import ApplicationError
+from kernel.imaging import validate_image
 
 
 class CatalogPermission(DjangoModelPermissions):
@@ -197,7 +197,7 @@ class ReferenceImageViewSet(
         if upload is None:
             raise ApplicationError("Envie a imagem no campo 'file'.", field="file", code="missing_file")
         data = upload.read()
-        # The one image validation (raiox.imaging); the service checks again, naming its own field.
+        # The one image validation (kernel.imaging); the service checks again, naming its own field.
         validate_image(data, field="file")
         reference = services.reference_image_create(implant=implant, image_bytes=data, filename=upload.name or "")
         return Response(

@@ -10,7 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
-from raiox.storage_keys import reference_image_key
+from kernel.storage_keys import reference_image_key
 
 EMBEDDING_DIMENSIONS = 512
 

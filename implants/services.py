@@ -11,9 +11,9 @@ from django.utils.text import slugify
 from django_q.tasks import async_task
 
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
-from raiox.files import stored_file
-from raiox.imaging import validate_image
-from raiox.storage_keys import reference_image_key
+from kernel.files import stored_file
+from kernel.imaging import validate_image
+from kernel.storage_keys import reference_image_key
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
 EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"

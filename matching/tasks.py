@@ -17,10 +17,10 @@ from django.core.files.storage import default_storage
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
+from kernel.errors import ApplicationError
 from matching import services as matching_services
 from matching.embedder import Embedder, get_embedder
 from matching.search import nearest_implants
-from raiox.errors import ApplicationError
 from submissions import services as submission_services
 from submissions.models import DentistFeedback, Submission, Verdict
 

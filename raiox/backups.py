@@ -25,7 +25,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, connections
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

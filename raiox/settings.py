@@ -324,7 +324,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "raiox.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "kernel.errors.api_exception_handler",
     # Endpoints that accept images (match, reference image upload) are throttled per client.
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"images": env("RAIOX_API_IMAGE_RATE", "60/minute")},

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from implants.models import Implant, Manufacturer
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions import services
 from submissions.models import Match, Submission
 

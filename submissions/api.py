@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.models import Match, Source, Status, Submission
 from submissions.results import result_body, wait_for_result
 from submissions.services import IntakeRecord, submission_create, submission_get_by_token

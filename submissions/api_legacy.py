@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.models import Source, Status
 from submissions.results import result_body, wait_for_result
 from submissions.services import IntakeRecord, submission_create

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceImage
-from raiox.storage_keys import submission_image_key
+from kernel.storage_keys import submission_image_key
 from submissions.validators import validate_fdi_tooth
 
 

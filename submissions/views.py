@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.forms import CropForm, UploadForm
 from submissions.models import Source, Submission
 from submissions.selectors import submission_result_view

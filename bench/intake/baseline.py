@@ -23,9 +23,9 @@ from django.conf import settings  # noqa: E402
 from django.core.handlers.wsgi import WSGIRequest  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from kernel.errors import ApplicationError  # noqa: E402
 from matching.embedder import get_embedder  # noqa: E402
 from matching.search import nearest_implants  # noqa: E402
-from raiox.errors import ApplicationError  # noqa: E402
 from submissions.intake import jotform  # noqa: E402
 
 # The worker's own download and the validation it applies to downloaded bytes (imported from there:

@@ -4,7 +4,7 @@ import django.contrib.postgres.fields
 import django.db.models.deletion
 import pgvector.django.indexes
 import pgvector.django.vector
-import raiox.storage_keys
+import kernel.storage_keys
 from django.db import migrations, models
 from pgvector.django import VectorExtension
 
@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
             name='ReferenceImage',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.ImageField(max_length=255, upload_to=raiox.storage_keys.reference_image_key, verbose_name='imagem')),
+                ('image', models.ImageField(max_length=255, upload_to=kernel.storage_keys.reference_image_key, verbose_name='imagem')),
                 ('source', models.CharField(choices=[('catalog', 'catálogo'), ('confirmed_case', 'caso confirmado')], default='catalog', max_length=20, verbose_name='origem')),
                 ('content_hash', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='hash do conteúdo')),
                 ('embedding', pgvector.django.vector.VectorField(blank=True, dimensions=512, editable=False, null=True)),

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.validators import is_fdi_tooth
 
 # Limits of the model's columns; a longer value is refused rather than cut.
@@ -86,7 +86,7 @@ def external_id_field(value: object, *, field: str, required: bool) -> str:
 def safe_filename(name: object) -> str:
     """The sender's file name, kept only for display: the last path component, no control characters.
 
-    It never reaches a storage key (see raiox.storage_keys), so a hostile name is harmless; we still
+    It never reaches a storage key (see kernel.storage_keys), so a hostile name is harmless; we still
     drop directories so that ``../../etc/passwd`` is shown as ``passwd``.
     """
     text = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/")

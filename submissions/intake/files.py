@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from raiox.errors import ApplicationError
-from raiox.imaging import size_label
+from kernel.errors import ApplicationError
+from kernel.imaging import size_label
 from submissions.intake.common import missing, safe_filename
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.intake.common import (
     check_remote_url,
     email_field,

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.intake import jotform, webhook
 from submissions.intake.files import too_large
 from submissions.models import Submission

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import pgvector.django.vector
-import raiox.storage_keys
+import kernel.storage_keys
 import submissions.validators
 import uuid
 from django.conf import settings
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('dentist_email', models.EmailField(blank=True, max_length=254, verbose_name='e-mail do dentista')),
                 ('patient', models.CharField(blank=True, max_length=200, verbose_name='paciente')),
                 ('tooth', models.CharField(blank=True, max_length=2, validators=[submissions.validators.validate_fdi_tooth], verbose_name='dente')),
-                ('image', models.ImageField(blank=True, max_length=255, upload_to=raiox.storage_keys.submission_image_key, verbose_name='radiografia')),
+                ('image', models.ImageField(blank=True, max_length=255, upload_to=kernel.storage_keys.submission_image_key, verbose_name='radiografia')),
                 ('remote_image_url', models.URLField(blank=True, max_length=2000, verbose_name='URL da imagem')),
                 ('original_filename', models.CharField(blank=True, max_length=255, verbose_name='nome original do arquivo')),
                 ('content_hash', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='hash do conteúdo')),

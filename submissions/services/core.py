@@ -15,10 +15,10 @@ from django.http import Http404
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from raiox.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
-from raiox.files import stored_file
-from raiox.imaging import ValidatedImage, validate_image
-from raiox.storage_keys import submission_image_key
+from kernel.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
+from kernel.files import stored_file
+from kernel.imaging import ValidatedImage, validate_image
+from kernel.storage_keys import submission_image_key
 from submissions.models import Match, Source, Status, Submission
 
 logger = logging.getLogger(__name__)

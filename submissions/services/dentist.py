@@ -18,7 +18,7 @@ from django.db import transaction
 from PIL import Image
 
 from implants.models import BodyShape, Connection, Level, ThreadShape
-from raiox.errors import ApplicationError, application_error_from_validation
+from kernel.errors import ApplicationError, application_error_from_validation
 from submissions.models import DentistFeedback, Status, Submission, Verdict
 from submissions.services.core import IntakeRecord, _queue_processing, submission_create
 

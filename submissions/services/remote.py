@@ -20,8 +20,8 @@ from urllib.parse import urljoin
 import httpx
 from django.conf import settings
 
-from raiox.errors import ApplicationError
-from raiox.imaging import size_label, validate_image
+from kernel.errors import ApplicationError
+from kernel.imaging import size_label, validate_image
 from submissions.intake.common import allowed_hosts_for, check_remote_url
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from implants.models import Implant, ReferenceSource
 from implants.services import reference_image_create, reference_image_delete
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.models import Submission
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from implants.models import Implant
 from implants.services import reference_image_create
-from raiox.storage_keys import client_id_for_email, submission_image_key
+from kernel.storage_keys import client_id_for_email, submission_image_key
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,7 @@ def test_reference_image_service_writes_through_s3(s3_storage, catalog):
 
 
 def test_a_reference_file_that_is_not_an_image_is_refused_and_nothing_is_stored(s3_storage, catalog):
-    from raiox.errors import ApplicationError
+    from kernel.errors import ApplicationError
 
     implant = Implant.objects.first()
     before = implant.reference_images.count()

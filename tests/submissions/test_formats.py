@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raiox.imaging import validate_image
+from kernel.imaging import validate_image
 from submissions.models import Submission
 from tests.conftest import storage_keys
 from tests.submissions.conftest import plain_form, xray_image

@@ -15,7 +15,7 @@ from django.utils import timezone
 from PIL import Image
 
 from implants.models import Connection, Implant
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.selectors import confidence_for
 from submissions.services import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kernel.errors import ApplicationError
 from raiox.backups import backup_restore
-from raiox.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from raiox.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 # Pillow formats we accept (HEIC and DICOM are handled before Pillow sees the bytes).
 PIL_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
