@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.db.models import Prefetch
 from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -17,9 +16,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.errors import ApplicationError
+from submissions.intake.form import submit_and_wait
 from submissions.models import Match, Source, Status, Submission
-from submissions.results import result_body, wait_for_result
-from submissions.services import IntakeRecord, submission_create, submission_get_by_token
+from submissions.results import result_body
+from submissions.services import submission_get_by_token
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
 
@@ -223,26 +223,7 @@ class MatchView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        upload = request.FILES.get("file")
-        if upload is None:
-            raise ApplicationError("Envie a imagem da radiografia no campo 'file'.", field="file", code="missing_file")
-        if upload.size > settings.RAIOX_MAX_UPLOAD_BYTES:
-            limit = settings.RAIOX_MAX_UPLOAD_BYTES // (1024 * 1024)
-            raise ApplicationError(
-                f"Arquivo muito grande: o limite é {limit} MB.", field="file", status=413, code="file_too_large"
-            )
-        intake = IntakeRecord(
-            source=Source.API,
-            dentist_name=request.data.get("nome", ""),
-            dentist_email=request.data.get("email", ""),
-            patient=request.data.get("paciente", ""),
-            tooth=request.data.get("dente", ""),
-            image_bytes=upload.read(),
-            filename=upload.name or "",
-        )
-        submission, _ = submission_create(intake=intake)
-        wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
-        submission.refresh_from_db()
+        submission = submit_and_wait(request.data, request.FILES, source=Source.API)
         return _match_response(request, submission)
 
 

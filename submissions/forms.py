@@ -1,40 +1,39 @@
 """The upload page's form: the same fields as the Jotform form (nome, email, paciente, dente, file).
 
-The form checks presence and shape; the image itself is checked by ``validate_image`` inside
-``submission_create`` (one validation for every source), whose errors come back on ``file``.
+The form only *renders* (labels, HTML limits, the camera capture); what is accepted is decided by
+the intake specification, through the same adapter as ``/upload`` (``intake_from_form``), so the
+page refuses exactly what every other route refuses, with the same messages. The image itself is
+checked inside ``submission_create`` (one validation for every source); its errors come back on
+``file``.
 """
 
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
+from django.forms.utils import ErrorDict
 from django.utils.translation import gettext_lazy as _
 
-from submissions.validators import validate_fdi_tooth
-
-# ApplicationError.field (service/model names) -> the form field shown to the dentist.
-SERVICE_FIELD_TO_FORM = {
-    "dentist_name": "nome",
-    "dentist_email": "email",
-    "patient": "paciente",
-    "tooth": "dente",
-    "file": "file",
-    "image": "file",
-}
+from kernel.errors import ApplicationError
+from submissions.intake import fields
+from submissions.intake.form import PAGE_REQUIRED, intake_from_form
+from submissions.models import Source
+from submissions.services import IntakeRecord
+from submissions.validators import FDI_TOOTH_PATTERN
 
 
 class UploadForm(forms.Form):
-    nome = forms.CharField(label=_("Seu nome"), max_length=200)
+    nome = forms.CharField(label=_("Seu nome"), max_length=fields.NAME_LIMIT)
     email = forms.EmailField(
-        label=_("Seu e-mail"), max_length=254, help_text=_("Enviaremos o link do resultado para este endereço.")
+        label=_("Seu e-mail"),
+        max_length=fields.EMAIL_LIMIT,
+        help_text=_("Enviaremos o link do resultado para este endereço."),
     )
-    paciente = forms.CharField(label=_("Paciente"), max_length=200)
+    paciente = forms.CharField(label=_("Paciente"), max_length=fields.PATIENT_LIMIT)
     dente = forms.CharField(
         label=_("Dente (notação FDI)"),
         max_length=2,
-        validators=[validate_fdi_tooth],
         help_text=_("Dois dígitos, por exemplo 36 ou 11."),
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "pattern": "[1-8][1-8]", "autocomplete": "off"}),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "pattern": FDI_TOOTH_PATTERN, "autocomplete": "off"}),
     )
     file = forms.FileField(
         label=_("Radiografia"),
@@ -42,23 +41,30 @@ class UploadForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/*,.dcm,.heic", "capture": "environment"}),
     )
 
+    intake: IntakeRecord | None = None
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["nome"].widget.attrs["autocomplete"] = "name"
         self.fields["email"].widget.attrs["autocomplete"] = "email"
         self.fields["paciente"].widget.attrs["autocomplete"] = "off"
 
-    def clean_file(self) -> object:
-        upload = self.cleaned_data["file"]
-        if upload.size > settings.RAIOX_MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                _("Arquivo muito grande: o limite é %(mb)d MB."),
-                params={"mb": settings.RAIOX_MAX_UPLOAD_BYTES // 2**20},
-            )
-        return upload
+    def full_clean(self) -> None:
+        """Validation is the spec's, not the form fields': every refusal shown next to its field."""
+        self._errors = ErrorDict()
+        self.cleaned_data = {}
+        if not self.is_bound:
+            return
+        try:
+            with fields.client_names(fields.FORM_NAMES):
+                self.intake = intake_from_form(self.data, self.files, source=Source.UPLOAD, required=PAGE_REQUIRED)
+        except ApplicationError as exc:
+            for error in getattr(exc, "errors", [exc]):
+                self.add_refusal(error)
 
-    def add_service_error(self, field: str | None, message: str) -> None:
-        self.add_error(SERVICE_FIELD_TO_FORM.get(field or "", None), message)
+    def add_refusal(self, exc: ApplicationError) -> None:
+        """An intake or service refusal, whose ``field`` is already the form's name for it."""
+        self.add_error(exc.field if exc.field in self.fields else None, exc.message)
 
 
 class CropForm(forms.Form):

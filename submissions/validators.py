@@ -1,29 +1,31 @@
-"""Field validators shared by the model, the forms and every intake adapter."""
+"""Field rules shared by the model, the upload form's HTML and every intake adapter.
+
+The intake specification (``submissions.intake.fields``) applies them with its messages; the
+model keeps them as validators so that any other write (admin) obeys the same rule.
+"""
 
 from __future__ import annotations
+
+import re
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-# FDI two-digit notation: quadrant 1-4 (permanent, teeth 1-8) and 5-8 (deciduous, teeth 1-5).
-PERMANENT_QUADRANTS = {1, 2, 3, 4}
-DECIDUOUS_QUADRANTS = {5, 6, 7, 8}
+# FDI two-digit notation, the one rule: permanent teeth 11–18, 21–28, 31–38, 41–48 (quadrants
+# 1–4, teeth 1–8) and deciduous 51–55, 61–65, 71–75, 81–85 (quadrants 5–8, teeth 1–5); nothing
+# else. Also the upload form's HTML ``pattern`` and the webhook schema's.
+FDI_TOOTH_PATTERN = "[1-4][1-8]|[5-8][1-5]"
+FDI_TOOTH_MESSAGE = _(
+    "Dente inválido: use a notação FDI de dois dígitos (11–18, 21–28, 31–38, 41–48; decíduos 51–55, 61–65, "
+    "71–75, 81–85)."
+)
+_FDI_TOOTH = re.compile(f"(?:{FDI_TOOTH_PATTERN})")
 
 
 def is_fdi_tooth(value: str) -> bool:
-    if len(value) != 2 or not value.isdigit():
-        return False
-    quadrant, tooth = int(value[0]), int(value[1])
-    if quadrant in PERMANENT_QUADRANTS:
-        return 1 <= tooth <= 8
-    if quadrant in DECIDUOUS_QUADRANTS:
-        return 1 <= tooth <= 5
-    return False
+    return _FDI_TOOTH.fullmatch(value) is not None
 
 
 def validate_fdi_tooth(value: str) -> None:
     if value and not is_fdi_tooth(value):
-        raise ValidationError(
-            _("Dente inválido: use a notação FDI de dois dígitos (11–18, 21–28, 31–38, 41–48 ou 51–85)."),
-            code="invalid_tooth",
-        )
+        raise ValidationError(FDI_TOOTH_MESSAGE, code="invalid_tooth")

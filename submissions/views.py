@@ -25,12 +25,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from kernel.errors import ApplicationError
 from submissions.forms import CropForm, UploadForm
+from submissions.intake.crop import intake_from_crop
+from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.selectors import submission_result_view
 from submissions.services import (
-    IntakeRecord,
     submission_create,
-    submission_crop,
     submission_get_by_token,
     submission_record_feedback,
     submission_refine,
@@ -61,21 +61,11 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
     status = 400
     if form.is_valid():
-        data = form.cleaned_data
         try:
-            submission, _created = submission_create(
-                intake=IntakeRecord(
-                    source=Source.UPLOAD,
-                    dentist_name=data["nome"],
-                    dentist_email=data["email"],
-                    patient=data["paciente"],
-                    tooth=data["dente"],
-                    image_bytes=data["file"].read(),
-                    filename=data["file"].name or "",
-                )
-            )
+            with client_names(FORM_NAMES):
+                submission, _created = submission_create(intake=form.intake)
         except ApplicationError as exc:
-            form.add_service_error(exc.field, exc.message)
+            form.add_refusal(exc)
             status = exc.status
         else:
             url = reverse("submissions:result", args=[submission.token])
@@ -166,10 +156,11 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
         messages.error(request, _("Desenhe um retângulo em volta do implante antes de recortar."))
         return _back(submission)
     try:
-        child = submission_crop(submission=submission, box=form.cleaned_data)
+        child, _created = submission_create(intake=intake_from_crop(submission, form.cleaned_data))
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(submission)
+    logger.info("crop: submission %s -> %s", submission.pk, child.pk)
     return _back(child)
 
 

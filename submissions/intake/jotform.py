@@ -21,21 +21,21 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
-from submissions.intake.common import (
-    check_remote_url,
-    email_field,
-    external_id_field,
-    filename_from_url,
-    missing,
-    text_field,
-    tooth_field,
-)
-from submissions.intake.files import read_uploaded_file
+from submissions.intake import fields
+from submissions.intake.form import PLAIN_FORM_REQUIRED, intake_from_form
 from submissions.models import Source
 from submissions.services import IntakeRecord
+from submissions.services.remote import allowed_hosts_for
 
 QUESTION_KEY = re.compile(r"^q(\d+)_(.+)$")
+NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")
+
+
+def field_names() -> dict[str, str]:
+    """The spec's names -> this form's question names, for error answers (``q3_nome`` -> ``nome``)."""
+    return {**settings.JOTFORM_FIELD_MAP, "external_id": "submissionID"}
 
 
 def is_jotform_payload(request: HttpRequest) -> bool:
@@ -64,12 +64,14 @@ def answer(answers: dict[str, Any], name: str) -> Any:
     return answers.get(name)
 
 
-def full_name(value: Any, *, field: str) -> str:
-    """A Jotform name field ``{"first", "middle", "last"}`` (or a plain text answer) as one string."""
+def full_name(value: Any) -> Any:
+    """A Jotform name field ``{"first", "middle", "last"}`` as one string (other answers as they are,
+    for the spec to judge; a part that is not text leaves the whole answer to be refused)."""
     if isinstance(value, dict):
-        parts = [text_field(value.get(k), field=field) for k in ("prefix", "first", "middle", "last", "suffix")]
-        value = " ".join(p for p in parts if p)
-    return text_field(value, field=field, required=True)
+        parts = [value.get(key) for key in NAME_PARTS]
+        if all(part is None or isinstance(part, str) for part in parts):
+            return " ".join(part.strip() for part in parts if part and part.strip())
+    return value
 
 
 def upload_url(answers: dict[str, Any], name: str) -> str:
@@ -80,43 +82,38 @@ def upload_url(answers: dict[str, Any], name: str) -> str:
     if isinstance(urls, str) and urls:
         urls = [urls]
     if not isinstance(urls, list) or not urls:
-        raise missing(name)
-    return check_remote_url(urls[0], allowed_hosts=list(settings.JOTFORM_FILE_HOSTS), field=name)
+        raise fields.missing("file")
+    return check_remote_url(urls[0], allowed_hosts=allowed_hosts_for(Source.JOTFORM), field="file")
 
 
 def intake_from_jotform(request: HttpRequest) -> IntakeRecord:
     """Jotform's real webhook: answers from ``rawRequest``, the file left on Jotform for the worker."""
-    fields = settings.JOTFORM_FIELD_MAP
-    form_id = text_field(request.POST.get("formID"), field="formID", limit=50)
+    names = settings.JOTFORM_FIELD_MAP
+    form_id = fields.text(request.POST.get("formID"), field="formID", limit=50)
     if settings.JOTFORM_FORM_IDS and form_id not in settings.JOTFORM_FORM_IDS:
         raise ApplicationError("Formulário não autorizado.", field="formID", status=403, code="unknown_form")
-    submission_id = external_id_field(request.POST.get("submissionID"), field="submissionID", required=True)
+    submission_id = fields.external_id(request.POST.get("submissionID"), required=True)
     answers = parse_raw_request(request.POST.get("rawRequest", ""))
-
-    url = upload_url(answers, fields["file"])
-    return IntakeRecord(
+    url = upload_url(answers, names["file"])
+    given = {spec: answer(answers, names[spec]) for spec in fields.ANSWERS}
+    given["dentist_name"] = full_name(given["dentist_name"])
+    return fields.intake_record(
         source=Source.JOTFORM,
-        external_id=submission_id,
-        dentist_name=full_name(answer(answers, fields["dentist_name"]), field=fields["dentist_name"]),
-        dentist_email=email_field(answer(answers, fields["dentist_email"]), field=fields["dentist_email"]),
-        patient=text_field(answer(answers, fields["patient"]), field=fields["patient"]),
-        tooth=tooth_field(answer(answers, fields["tooth"]), field=fields["tooth"]),
+        answers=given,
+        required=PLAIN_FORM_REQUIRED,
         remote_image_url=url,
-        filename=filename_from_url(url),
+        original_filename=fields.filename_from_url(url),
+        external_id_value=submission_id,
     )
 
 
-def intake_from_plain_form(request: HttpRequest, *, source: str = Source.JOTFORM) -> IntakeRecord:
+def intake_from_plain_form(request: HttpRequest) -> IntakeRecord:
     """The old form: the file's bytes and the answers as plain multipart fields."""
     post = request.POST
-    data, filename = read_uploaded_file(request, field="file")
-    return IntakeRecord(
-        source=source,
-        external_id=external_id_field(post.get("submissionID") or post.get("id"), field="id", required=False),
-        dentist_name=text_field(post.get("nome"), field="nome", required=True),
-        dentist_email=email_field(post.get("email"), field="email"),
-        patient=text_field(post.get("paciente"), field="paciente"),
-        tooth=tooth_field(post.get("dente"), field="dente"),
-        image_bytes=data,
-        filename=filename,
+    return intake_from_form(
+        post,
+        request.FILES,
+        source=Source.JOTFORM,
+        required=PLAIN_FORM_REQUIRED,
+        external_id_value=post.get("submissionID") or post.get("id"),
     )

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from kernel.errors import ApplicationError
 from submissions.intake import jotform, webhook
-from submissions.intake.files import too_large
+from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
 from submissions.models import Submission
 from submissions.services import IntakeRecord, submission_create
 
@@ -54,12 +54,12 @@ def machine_endpoint(view: View) -> View:
             # Refuse an oversized body before reading it (the form's text parts add a little).
             length = int(request.META.get("CONTENT_LENGTH") or 0)
             if length > settings.RAIOX_MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024:
-                raise too_large()
+                raise file_too_large()
             return view(request)
         except ApplicationError as exc:
             return error_response(exc)
         except RequestDataTooBig:
-            return error_response(too_large())
+            return error_response(file_too_large())
         except (SuspiciousOperation, MultiPartParserError, ValueError, UnicodeDecodeError):
             return error_response(ApplicationError("Requisição malformada.", code="malformed_request"))
 
@@ -82,8 +82,12 @@ def _accepted(submission: Submission, created: bool) -> JsonResponse:
     )
 
 
-def _create(intake: IntakeRecord) -> JsonResponse:
-    submission, created = submission_create(intake=intake)
+def _create(
+    adapter: Callable[[HttpRequest], IntakeRecord], request: HttpRequest, names: dict[str, str]
+) -> JsonResponse:
+    """Run the route's adapter and the service; errors name the fields as this client sent them."""
+    with client_names(names):
+        submission, created = submission_create(intake=adapter(request))
     return _accepted(submission, created)
 
 
@@ -94,8 +98,8 @@ def jotform_webhook(request: HttpRequest) -> HttpResponse:
     if expected and not _token_ok(request.GET.get("token", ""), expected):
         raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
     if jotform.is_jotform_payload(request):
-        return _create(jotform.intake_from_jotform(request))
-    return _create(jotform.intake_from_plain_form(request))
+        return _create(jotform.intake_from_jotform, request, jotform.field_names())
+    return _create(jotform.intake_from_plain_form, request, FORM_NAMES)
 
 
 @machine_endpoint
@@ -107,4 +111,4 @@ def generic_webhook(request: HttpRequest) -> HttpResponse:
         given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
         if not _token_ok(given, expected):
             raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
-    return _create(webhook.intake_from_webhook(request))
+    return _create(webhook.intake_from_webhook, request, FORM_NAMES)

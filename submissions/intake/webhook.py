@@ -15,19 +15,14 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from kernel.downloads import URL_LIMIT, check_remote_url
 from kernel.errors import ApplicationError
-from submissions.intake.common import (
-    check_remote_url,
-    email_field,
-    external_id_field,
-    filename_from_url,
-    safe_filename,
-    text_field,
-    tooth_field,
-)
-from submissions.intake.files import read_uploaded_file, too_large
+from submissions.intake import fields
+from submissions.intake.form import PLAIN_FORM_REQUIRED
 from submissions.models import Source
 from submissions.services import IntakeRecord
+from submissions.services.remote import allowed_hosts_for
+from submissions.validators import FDI_TOOTH_PATTERN
 
 WEBHOOK_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,29 +32,42 @@ WEBHOOK_REQUEST_SCHEMA: dict[str, Any] = {
     ),
     "required": ["nome", "email"],
     "properties": {
-        "nome": {"type": "string", "maxLength": 200, "description": "Nome do dentista."},
-        "email": {"type": "string", "format": "email", "maxLength": 254, "description": "E-mail do dentista."},
-        "paciente": {"type": "string", "maxLength": 200, "description": "Nome do paciente (opcional)."},
+        "nome": {"type": "string", "maxLength": fields.NAME_LIMIT, "description": "Nome do dentista."},
+        "email": {
+            "type": "string",
+            "format": "email",
+            "maxLength": fields.EMAIL_LIMIT,
+            "description": "E-mail do dentista.",
+        },
+        "paciente": {
+            "type": "string",
+            "maxLength": fields.PATIENT_LIMIT,
+            "description": "Nome do paciente (opcional).",
+        },
         "dente": {
             "type": "string",
-            "pattern": "^([1-4][1-8]|[5-8][1-5])$",
-            "description": "Dente em notação FDI (11–48; 51–85 decíduos). Opcional.",
+            "pattern": f"^({FDI_TOOTH_PATTERN})$",
+            "description": "Dente em notação FDI (11–18, 21–28, 31–38, 41–48; decíduos 51–55, 61–65, 71–75, 81–85).",
         },
         "file": {
             "type": "string",
             "format": "binary",
             "description": "A imagem: JPEG, PNG, WebP, TIFF, BMP, HEIC ou DICOM (base64 em JSON). Até 20 MB.",
         },
-        "filename": {"type": "string", "maxLength": 255, "description": "Nome do arquivo (só em JSON, opcional)."},
+        "filename": {
+            "type": "string",
+            "maxLength": fields.FILENAME_LIMIT,
+            "description": "Nome do arquivo (só em JSON, opcional; guardamos só o último componente).",
+        },
         "image_url": {
             "type": "string",
             "format": "uri",
-            "maxLength": 2000,
+            "maxLength": URL_LIMIT,
             "description": "URL https da imagem num servidor permitido (RAIOX_WEBHOOK_FILE_HOSTS).",
         },
         "id": {
             "type": "string",
-            "maxLength": 100,
+            "maxLength": fields.EXTERNAL_ID_LIMIT,
             "pattern": "^[A-Za-z0-9_-]+$",
             "description": "Identificador do envio no sistema de origem: reenvios com o mesmo id não duplicam.",
         },
@@ -91,7 +99,7 @@ def _decode_base64(value: object) -> bytes:
     if not isinstance(value, str):
         raise ApplicationError("O campo file deve ser o arquivo em base64.", field="file", code="invalid_type")
     if len(value) > settings.RAIOX_MAX_UPLOAD_BYTES * 4 // 3 + 4:
-        raise too_large()
+        raise fields.file_too_large()
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -111,16 +119,14 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 def intake_from_webhook(request: HttpRequest) -> IntakeRecord:
     content_type = request.content_type or ""
     data: bytes | None = None
-    filename = ""
     if content_type == "application/json":
         body: Any = _json_body(request)
         if body.get("file") not in (None, ""):
             data = _decode_base64(body["file"])
-            filename = safe_filename(text_field(body.get("filename"), field="filename", limit=255))
+        name = body.get("filename")
     elif content_type in {"multipart/form-data", "application/x-www-form-urlencoded"}:
         body = request.POST
-        if request.FILES.getlist("file"):
-            data, filename = read_uploaded_file(request, field="file")
+        data, name = fields.read_file(request.FILES)
     else:
         raise ApplicationError(
             "Envie application/json ou multipart/form-data.", field=None, status=415, code="unsupported_media_type"
@@ -130,28 +136,25 @@ def intake_from_webhook(request: HttpRequest) -> IntakeRecord:
     if data is not None and image_url:
         raise ApplicationError("Envie o arquivo ou a URL da imagem, não os dois.", field="image_url", code="ambiguous")
     if data is None and not image_url:
-        raise ApplicationError("Envie a imagem da radiografia.", field="file", code="required")
+        raise fields.missing("file")
     if image_url:
-        if not settings.RAIOX_WEBHOOK_FILE_HOSTS:
+        hosts = allowed_hosts_for(Source.WEBHOOK)
+        if not hosts:
             raise ApplicationError(
                 "Este servidor não aceita URLs de imagem; envie o arquivo.",
                 field="image_url",
                 status=422,
                 code="url_not_allowed",
             )
-        image_url = check_remote_url(
-            image_url, allowed_hosts=list(settings.RAIOX_WEBHOOK_FILE_HOSTS), field="image_url"
-        )
-        filename = filename_from_url(image_url)
+        image_url = check_remote_url(image_url, allowed_hosts=hosts, field="image_url")
+        name = fields.filename_from_url(image_url)
 
-    return IntakeRecord(
+    return fields.intake_record(
         source=Source.WEBHOOK,
-        external_id=external_id_field(body.get("id"), field="id", required=False),
-        dentist_name=text_field(body.get("nome"), field="nome", required=True),
-        dentist_email=email_field(body.get("email"), field="email"),
-        patient=text_field(body.get("paciente"), field="paciente"),
-        tooth=tooth_field(body.get("dente"), field="dente"),
+        answers=fields.answers_from(body),
+        required=PLAIN_FORM_REQUIRED,
         image_bytes=data,
         remote_image_url=image_url,
-        filename=filename,
+        original_filename=name,
+        external_id_value=body.get("id"),
     )

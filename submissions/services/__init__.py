@@ -6,7 +6,6 @@ from submissions.services.core import (  # noqa: F401
     PROCESS_TASK,
     IntakeRecord,
     MatchCandidate,
-    clean_text,
     submission_attach_image,
     submission_create,
     submission_fail,
@@ -17,7 +16,6 @@ from submissions.services.core import (  # noqa: F401
 )
 from submissions.services.dentist import (  # noqa: F401
     REFINE_FIELDS,
-    submission_crop,
     submission_record_feedback,
     submission_refine,
 )

@@ -5,7 +5,6 @@ call these functions; nothing writes a Submission or a Match any other way.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,12 +26,11 @@ logger = logging.getLogger(__name__)
 PROCESS_TASK = "matching.tasks.process_submission"
 NOTIFY_TASK = "submissions.tasks.notify_dentist"
 
-TEXT_LIMITS = {"dentist_name": 200, "patient": 200, "tooth": 2, "dentist_email": 254, "external_id": 100}
-
 
 @dataclass(frozen=True)
 class IntakeRecord:
-    """What every intake adapter (Jotform, webhook, upload page, API) turns its request into."""
+    """What every intake adapter turns its request into, through the one field specification
+    (``submissions.intake.fields.intake_record``): values here are already checked and cleaned."""
 
     source: str
     dentist_name: str = ""
@@ -55,16 +53,6 @@ class MatchCandidate:
     similarity: float
 
 
-def clean_text(value: str | None, *, field_name: str) -> str:
-    """Strip, drop control characters, normalise to NFC; refuse over-long values."""
-    text = unicodedata.normalize("NFC", str(value or ""))
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch == " ").strip()
-    limit = TEXT_LIMITS.get(field_name)
-    if limit is not None and len(text) > limit:
-        raise ApplicationError(f"Texto longo demais (máximo {limit} caracteres).", field=field_name, code="too_long")
-    return text
-
-
 def _queue_processing(submission_id: int) -> None:
     # ack_failure=False: a task that raised (download or storage trouble) stays queued and is
     # delivered again after Q_CLUSTER["retry"] seconds, up to max_attempts.
@@ -81,13 +69,15 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
     """Validate an intake, store its image and create the Submission in one step.
 
     Returns ``(submission, created)``. A repeated delivery (same source and external id) returns
-    the existing Submission and stores nothing. On any failure nothing is left behind: the file is
-    deleted if the row could not be committed. Database or storage outages raise
+    the existing Submission and stores nothing. The fields were checked by the intake
+    specification (``submissions.intake.fields``); the model's ``full_clean`` stays as the guard
+    for every other caller. On any failure nothing is left behind: the file is deleted if the row
+    could not be committed. Database or storage outages raise
     ``ServiceUnavailable`` (503) so the sender retries.
     """
     if intake.source not in Source.values:
         raise ApplicationError("Origem desconhecida.", field="source")
-    external_id = clean_text(intake.external_id, field_name="external_id")
+    external_id = intake.external_id
     try:
         if external_id:
             existing = Submission.objects.filter(source=intake.source, external_id=external_id).first()
@@ -97,12 +87,12 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
         submission = Submission(
             source=intake.source,
             external_id=external_id,
-            dentist_name=clean_text(intake.dentist_name, field_name="dentist_name"),
-            dentist_email=clean_text(intake.dentist_email, field_name="dentist_email").lower(),
-            patient=clean_text(intake.patient, field_name="patient"),
-            tooth=clean_text(intake.tooth, field_name="tooth"),
+            dentist_name=intake.dentist_name,
+            dentist_email=intake.dentist_email,
+            patient=intake.patient,
+            tooth=intake.tooth,
             remote_image_url=intake.remote_image_url,
-            original_filename=clean_text(intake.filename, field_name="")[:255],
+            original_filename=intake.filename,
             parent_id=intake.parent_id,
             crop_box=intake.crop_box,
         )

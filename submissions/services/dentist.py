@@ -1,5 +1,5 @@
 """What a dentist does on the result page: answer "é este"/"não é este", refine by the features
-they see on the X-ray, crop the implant and ask again.
+they see on the X-ray. (Crop & re-match is an intake: ``submissions.intake.crop``.)
 
 Re-ranking itself happens in the worker (``matching.tasks.process_submission``), which reads
 ``refine_filters`` and the dentist's rejections; these services record the request and queue it.
@@ -7,20 +7,16 @@ Re-ranking itself happens in the worker (``matching.tasks.process_submission``),
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Mapping
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db import transaction
-from PIL import Image
 
 from implants.models import BodyShape, Connection, Level, ThreadShape
 from kernel.errors import ApplicationError, application_error_from_validation
 from submissions.models import DentistFeedback, Status, Submission, Verdict
-from submissions.services.core import IntakeRecord, _queue_processing, submission_create
+from submissions.services.core import _queue_processing
 
 logger = logging.getLogger(__name__)
 
@@ -99,52 +95,3 @@ def submission_record_feedback(*, submission: Submission, implant_id: int, verdi
         else:
             _requeue(locked)
     return feedback
-
-
-def _parse_box(box: Mapping[str, object], width: int, height: int) -> dict[str, int]:
-    try:
-        x, y, w, h = (round(float(box[k])) for k in ("x", "y", "width", "height"))  # type: ignore[arg-type]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ApplicationError("Desenhe um retângulo em volta do implante.", field="box", code="invalid_box") from exc
-    # Clamp to the image: a rectangle dragged past the edge means "up to the edge".
-    x0, y0 = max(0, min(x, width)), max(0, min(y, height))
-    x1, y1 = max(0, min(x + w, width)), max(0, min(y + h, height))
-    min_side = settings.RAIOX_MIN_IMAGE_SIDE
-    if x1 - x0 < min_side or y1 - y0 < min_side:
-        raise ApplicationError(
-            f"Recorte pequeno demais: marque uma área de pelo menos {min_side} × {min_side} pixels da imagem.",
-            field="box",
-            code="box_too_small",
-        )
-    return {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
-
-
-def submission_crop(*, submission: Submission, box: Mapping[str, object]) -> Submission:
-    """Crop the stored X-ray to ``box`` (image pixels) and send the region as a new Submission,
-    linked to the original (same dentist, patient and tooth), which is matched on its own."""
-    if not submission.image:
-        raise ApplicationError("A imagem ainda não foi recebida; tente de novo em instantes.", code="no_image")
-    with default_storage.open(submission.image.name, "rb") as fh:
-        original = Image.open(io.BytesIO(fh.read()))
-        original.load()
-    clean_box = _parse_box(box, original.width, original.height)
-    region = original.crop(
-        (clean_box["x"], clean_box["y"], clean_box["x"] + clean_box["width"], clean_box["y"] + clean_box["height"])
-    )
-    out = io.BytesIO()
-    region.save(out, format="PNG")
-    child, _ = submission_create(
-        intake=IntakeRecord(
-            source=submission.source,
-            dentist_name=submission.dentist_name,
-            dentist_email=submission.dentist_email,
-            patient=submission.patient,
-            tooth=submission.tooth,
-            image_bytes=out.getvalue(),
-            filename="recorte.png",
-            parent_id=submission.pk,
-            crop_box=clean_box,
-        )
-    )
-    logger.info("crop: submission %s -> %s", submission.pk, child.pk)
-    return child

@@ -1,9 +1,8 @@
 """Fetching an image the sender left on its own server (Jotform keeps uploads on its upload host).
 
-Runs in the worker, so the webhook is answered at once. Only hosts on the source's allow-list are
-contacted, again at download time (settings may have changed since intake), and every redirect is
-checked the same way: no request to an arbitrary address. The download has a timeout and a size
-cap; the bytes go through the one image validation every source shares.
+Runs in the worker, so the webhook is answered at once. The download itself — allow-listed hosts
+checked again at download time and on every redirect, timeout, size cap — is
+``kernel.downloads.download``; the bytes go through the one image validation every source shares.
 
 Failures come in two kinds:
 - network trouble or a 5xx/429 from the host raises ``RemoteFetchError`` (or httpx's own error):
@@ -15,79 +14,44 @@ Failures come in two kinds:
 from __future__ import annotations
 
 import logging
-from urllib.parse import urljoin
 
 import httpx
 from django.conf import settings
 
+from kernel.downloads import TransientDownloadError as RemoteFetchError
+from kernel.downloads import download
 from kernel.errors import ApplicationError
-from kernel.imaging import size_label, validate_image
-from submissions.intake.common import allowed_hosts_for, check_remote_url
+from kernel.imaging import validate_image
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
 
+__all__ = ["RemoteFetchError", "allowed_hosts_for", "submission_fetch_remote_image"]
+
 logger = logging.getLogger(__name__)
 
-MAX_REDIRECTS = 3
-CHUNK = 64 * 1024
+
+def allowed_hosts_for(source: str) -> list[str]:
+    """Where a source's images may be fetched from (checked at intake and again before download)."""
+    if source == Source.JOTFORM:
+        return list(settings.JOTFORM_FILE_HOSTS)
+    if source == Source.WEBHOOK:
+        return list(settings.RAIOX_WEBHOOK_FILE_HOSTS)
+    return []
 
 
-class RemoteFetchError(Exception):
-    """A transient download failure: retrying later may succeed."""
-
-
-def _headers(source: str) -> dict[str, str]:
+def _download(url: str, *, source: str) -> bytes:
     headers = {"User-Agent": "RaioxAI/1.0", "Accept": "image/*, application/dicom, */*"}
     # Forms that require log-in to view uploads refuse a plain GET; the API key opens them.
     if source == Source.JOTFORM and settings.JOTFORM_API_KEY:
         headers["APIKEY"] = settings.JOTFORM_API_KEY
-    return headers
-
-
-def _download(url: str, *, source: str) -> bytes:
-    allowed = allowed_hosts_for(source)
-    cap = settings.RAIOX_MAX_UPLOAD_BYTES
-    too_big = ApplicationError(
-        f"A imagem no servidor de origem passa do limite de {size_label(cap)}.",
-        field="file",
-        status=413,
-        code="file_too_large",
+    return download(
+        url,
+        allowed_hosts=allowed_hosts_for(source),
+        headers=headers,
+        timeout=settings.JOTFORM_DOWNLOAD_TIMEOUT,
+        max_bytes=settings.RAIOX_MAX_UPLOAD_BYTES,
+        forbidden_hint=" (formulário com acesso restrito: configure JOTFORM_API_KEY)",
     )
-    with httpx.Client(timeout=settings.JOTFORM_DOWNLOAD_TIMEOUT, follow_redirects=False) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            check_remote_url(url, allowed_hosts=allowed, field="file")
-            with client.stream("GET", url, headers=_headers(source)) as response:
-                status = response.status_code
-                if status in {301, 302, 303, 307, 308}:
-                    url = urljoin(url, response.headers.get("location", ""))
-                    continue
-                if status == 429 or status >= 500:
-                    raise RemoteFetchError(f"HTTP {status}")
-                if status in {401, 403}:
-                    raise ApplicationError(
-                        "O servidor de origem recusou o acesso à imagem (formulário com acesso restrito: "
-                        "configure JOTFORM_API_KEY).",
-                        field="file",
-                        code="remote_forbidden",
-                    )
-                if status != 200:
-                    raise ApplicationError(
-                        f"A imagem não está disponível no servidor de origem (HTTP {status}). Envie-a novamente.",
-                        field="file",
-                        code="remote_missing",
-                    )
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > cap:
-                    raise too_big
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes(CHUNK):
-                    size += len(chunk)
-                    if size > cap:
-                        raise too_big  # stop reading: never hold more than the cap in memory
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    raise ApplicationError("Redirecionamentos demais ao buscar a imagem.", field="file", code="too_many_redirects")
 
 
 def submission_fetch_remote_image(*, submission_id: int) -> Submission:

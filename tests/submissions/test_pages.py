@@ -16,13 +16,13 @@ from PIL import Image
 
 from implants.models import Connection, Implant
 from kernel.errors import ApplicationError
+from submissions.intake.crop import intake_from_crop
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.selectors import confidence_for
 from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,
     submission_create,
-    submission_crop,
     submission_record_feedback,
     submission_refine,
 )
@@ -84,8 +84,9 @@ def test_form_errors_are_shown_next_to_the_field_in_portuguese_and_nothing_is_ke
     )
     html = response.content.decode()
     assert response.status_code == 400
-    assert "Este campo é obrigatório." in html  # nome
-    assert "Insira um endereço de email válido." in html
+    # The intake specification's messages, the same as every other route answers.
+    assert "Campo obrigatório não informado: nome." in html
+    assert "E-mail inválido." in html
     assert "Dente inválido: use a notação FDI" in html
     assert Submission.objects.count() == 0
 
@@ -301,10 +302,10 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
 
 def test_crop_is_clamped_to_the_image_and_refuses_a_tiny_box(catalog):
     original = make_submission(image=png_bytes((400, 300)))
-    child = submission_crop(submission=original, box={"x": 300, "y": 200, "width": 500, "height": 500})
+    child, _ = submission_create(intake=intake_from_crop(original, {"x": 300, "y": 200, "width": 500, "height": 500}))
     assert child.crop_box == {"x": 300, "y": 200, "width": 100, "height": 100}
     with pytest.raises(ApplicationError, match="Recorte pequeno demais") as exc:
-        submission_crop(submission=original, box={"x": 0, "y": 0, "width": 10, "height": 10})
+        intake_from_crop(original, {"x": 0, "y": 0, "width": 10, "height": 10})
     assert exc.value.field == "box"
     assert Submission.objects.filter(parent=original).count() == 1
 
