@@ -67,7 +67,7 @@ def test_match_endpoint_bad_input_and_auth(client, people, db):
     )
     assert response.status_code in (400, 415) and response.json()["field"] == "file"
     response = _post_xray(client, people["plain"].headers, dente="99")
-    assert response.status_code == 400 and response.json()["field"] == "tooth"
+    assert response.status_code == 400 and response.json()["field"] == "dente"  # the name the client sent
     assert not Submission.objects.exists()
 
 
