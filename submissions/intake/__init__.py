@@ -1,8 +1,16 @@
-"""Intake adapters: each turns one kind of request (Jotform's webhook, the generic webhook) into an
-``IntakeRecord`` for ``submissions.services.submission_create``.
+"""Intake: every route that takes an X-ray is a small adapter here that turns its request into one
+``IntakeRecord`` for ``submissions.services.submission_create``, through one field specification.
 
-- ``common``: the checks every source shares (text fields, e-mail, tooth, remote URLs);
-- ``jotform``: Jotform's real webhook shape and the old plain form, both on ``POST /jotform``;
+- ``fields``: the specification — text (control/bidi characters refused), length limits (the
+  model's columns), e-mail, the FDI tooth rule, file-name sanitising, the size cap, and the mapping
+  of a route's answers to the record (``intake_record``); errors renamed to the client's fields;
+- ``form``: the old form's shape (``nome``, ``email``, ``paciente``, ``dente``, ``file``), used by
+  the upload page, ``POST /upload`` and ``POST /api/match/`` (one function, ``submit_and_wait``)
+  and the old plain form on ``POST /jotform``;
+- ``jotform``: Jotform's real webhook shape (rawRequest) and the old plain form, on ``POST /jotform``;
 - ``webhook``: the generic ``POST /webhook`` (JSON or multipart) and its documented schema;
-- ``views``: the thin HTTP views for both.
+- ``crop``: crop & re-match (a region of a stored X-ray, the original's answers);
+- ``views``: the thin HTTP views of ``/jotform`` and ``/webhook``.
+
+Remote image URLs are checked with ``kernel.downloads`` (the worker downloads with it too).
 """
