@@ -45,6 +45,16 @@ def size_label(limit: int) -> str:
     return f"{max(limit // 1024, 1)} kB"
 
 
+def file_too_large(field: str = "file") -> ApplicationError:
+    """The size cap's one refusal, whether found from a declared size or from the bytes."""
+    return _error(
+        f"Arquivo muito grande: o limite é {size_label(settings.RAIOX_MAX_UPLOAD_BYTES)}.",
+        field=field,
+        status=413,
+        code="file_too_large",
+    )
+
+
 def _too_many_pixels(field: str) -> ApplicationError:
     return _error(
         "Imagem com dimensões grandes demais para ser processada.", field=field, status=413, code="too_many_pixels"
@@ -95,12 +105,7 @@ def validate_image(data: bytes, *, field: str = "file") -> ValidatedImage:
     if not data:
         raise _error("O arquivo está vazio.", field=field, code="empty_file")
     if len(data) > max_bytes:
-        raise _error(
-            f"Arquivo muito grande: o limite é {size_label(max_bytes)}.",
-            field=field,
-            status=413,
-            code="file_too_large",
-        )
+        raise file_too_large(field)
 
     max_pixels = settings.RAIOX_MAX_IMAGE_PIXELS
     source_format: str

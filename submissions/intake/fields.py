@@ -33,7 +33,7 @@ from django.core.validators import validate_email
 from django.utils.datastructures import MultiValueDict
 
 from kernel.errors import ApplicationError
-from kernel.imaging import size_label
+from kernel.imaging import file_too_large
 from submissions.models import Submission
 from submissions.services import IntakeRecord
 from submissions.validators import FDI_TOOTH_MESSAGE, is_fdi_tooth
@@ -94,15 +94,6 @@ def missing(field: str) -> ApplicationError:
         return ApplicationError("Envie a imagem da radiografia.", field="file", code="missing_file")
     return ApplicationError(
         f"Campo obrigatório não informado: {LABELS.get(field, field)}.", field=field, code="required"
-    )
-
-
-def file_too_large() -> ApplicationError:
-    return ApplicationError(
-        f"Arquivo muito grande: o limite é {size_label(settings.RAIOX_MAX_UPLOAD_BYTES)}.",
-        field="file",
-        status=413,
-        code="file_too_large",
     )
 
 
