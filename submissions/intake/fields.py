@@ -162,7 +162,7 @@ def filename(value: object) -> str:
     ``../../etc/passwd`` is shown as ``passwd``.
     """
     if value is not None and not isinstance(value, str):
-        raise ApplicationError("O nome do arquivo deve ser um texto.", field="file", code="invalid_type")
+        raise ApplicationError("O nome do arquivo deve ser um texto.", field="filename", code="invalid_type")
     name = unicodedata.normalize("NFC", value or "").replace("\\", "/")
     base = posixpath.basename("".join(ch for ch in name if not _is_control(ch)).strip())
     return "" if base in {".", ".."} else base[:FILENAME_LIMIT]

@@ -69,8 +69,8 @@ def full_name(value: Any) -> Any:
     for the spec to judge; a part that is not text leaves the whole answer to be refused)."""
     if isinstance(value, dict):
         parts = [value.get(key) for key in NAME_PARTS]
-        if all(part is None or isinstance(part, str) for part in parts):
-            return " ".join(part.strip() for part in parts if part and part.strip())
+        if all(part is None or (isinstance(part, str | int | float) and not isinstance(part, bool)) for part in parts):
+            return " ".join(str(part).strip() for part in parts if part is not None and str(part).strip())
     return value
 
 

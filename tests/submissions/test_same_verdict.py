@@ -52,6 +52,8 @@ CASES: dict[str, Case] = {
         f"tooth-{tooth}": Case({"dente": tooth}, ("dente", "invalid_tooth"))
         for tooth in ("58", "88", "19", "00", "5 5", "56")
     },
+    # Digits, but not ASCII ones: no FDI tooth.
+    "tooth-arabic-indic-digits": Case({"dente": "\u0663\u0666"}, ("dente", "invalid_tooth")),
     "tooth-55-deciduous": Case({"dente": "55"}),
     "tooth-85-deciduous": Case({"dente": "85"}),
     "file-name-with-dot-dot": Case({"file": "../../etc/rx.png"}),
