@@ -15,7 +15,8 @@ from django.views.decorators.http import require_POST
 
 from kernel.errors import ApplicationError
 from submissions.models import Source, Status
-from submissions.results import result_body, wait_for_result
+from submissions.results import match_result, wait_for_result
+from submissions.serializers import MatchResultSerializer
 from submissions.services import IntakeRecord, submission_create
 
 # Our field names back to the old form's, so that errors name what the client sent.
@@ -61,7 +62,7 @@ def upload(request: HttpRequest) -> JsonResponse:
         return _error(exc)
     wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
     submission.refresh_from_db()
-    body = result_body(request, submission)
+    body = MatchResultSerializer(match_result(submission), context={"request": request}).data
     if submission.status == Status.DONE:
         return JsonResponse(body, status=200)
     if submission.status == Status.FAILED:

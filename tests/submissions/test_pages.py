@@ -17,7 +17,7 @@ from PIL import Image
 from implants.models import Connection, Implant
 from kernel.errors import ApplicationError
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
-from submissions.selectors import confidence_for
+from submissions.results import confidence_for
 from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,
