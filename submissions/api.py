@@ -22,7 +22,6 @@ from submissions.serializers import (
     ErrorSerializer,
     MatchResultSerializer,
     SubmissionSerializer,
-    SubmissionWithPatientSerializer,
 )
 from submissions.services import IntakeRecord, submission_create, submission_get_by_token
 
@@ -73,11 +72,9 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Submission.objects.none()
 
-    def get_serializer_class(self):
+    def get_serializer_context(self) -> dict:
         user = getattr(self.request, "user", None)
-        if user is not None and user.has_perm(PATIENT_PERMISSION):
-            return SubmissionWithPatientSerializer
-        return SubmissionSerializer
+        return {**super().get_serializer_context(), "show_patient": bool(user and user.has_perm(PATIENT_PERMISSION))}
 
     def get_queryset(self):
         qs = with_matches(Submission.objects.order_by("-received_at", "-id"))
@@ -178,7 +175,15 @@ class MatchResultView(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(operation_id="match_retrieve", responses={200: MatchResult, 202: MatchResult, 404: ErrorBody})
+    @extend_schema(
+        operation_id="match_retrieve",
+        responses={
+            200: MatchResult,
+            202: OpenApiResponse(MatchResult, description="Ainda processando."),
+            404: ErrorBody,
+            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
+        },
+    )
     def get(self, request: Request, token: str) -> Response:
         submission = submission_get_by_token(token)
         return _match_response(request, submission)

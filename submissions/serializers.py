@@ -82,8 +82,13 @@ class MatchSerializer(serializers.ModelSerializer):
 
 
 class SubmissionSerializer(serializers.ModelSerializer):
+    """A submission for staff. ``patient`` only when the context says ``show_patient`` (staff
+    holding ``view_patient_data``); otherwise the key is absent, so the schema has it optional."""
+
     matches = MatchSerializer(many=True, read_only=True)
     image_url = serializers.SerializerMethodField()
+    # Not read-only on purpose: drf-spectacular lists read-only fields as required.
+    patient = serializers.CharField(required=False)
 
     class Meta:
         model = Submission
@@ -96,6 +101,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "failure_reason",
             "dentist_name",
             "dentist_email",
+            "patient",
             "tooth",
             "image_url",
             "embedding_model",
@@ -107,14 +113,14 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "confirmed_at",
             "matches",
         ]
-        read_only_fields = fields
+        read_only_fields = [name for name in fields if name != "patient"]
+
+    def to_representation(self, instance: Submission) -> dict:
+        data = super().to_representation(instance)
+        if not self.context.get("show_patient", False):
+            data.pop("patient", None)
+        return data
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_image_url(self, obj: Submission) -> str | None:
         return file_url(obj.image) or None  # short-lived signed URL on S3
-
-
-class SubmissionWithPatientSerializer(SubmissionSerializer):
-    class Meta(SubmissionSerializer.Meta):
-        fields = [*SubmissionSerializer.Meta.fields[:8], "patient", *SubmissionSerializer.Meta.fields[8:]]
-        read_only_fields = fields
