@@ -15,6 +15,7 @@ stored, so that changing the cut-off applies to every result at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -46,13 +47,15 @@ def top_matches(submission: Submission, k: int | None = None) -> list[Match]:
     return list(ranked_matches().filter(submission=submission)[: k or settings.RAIOX_TOP_K])
 
 
-def no_convincing_match(submission: Submission) -> bool:
+def no_convincing_match(submission: Submission, top: Sequence[Match] | None = None) -> bool:
     """True when a finished submission's best candidate is below the cut-off, or there is none:
-    the answer is then "no convincing match" rather than three arbitrary implants."""
+    the answer is then "no convincing match" rather than three arbitrary implants. ``top``: its
+    top matches when the caller has them already (no query)."""
     if submission.status != Status.DONE:
         return False
-    best = submission.matches.order_by("rank").values_list("similarity", flat=True).first()
-    return not is_convincing(best)
+    if top is None:
+        top = top_matches(submission, 1)
+    return not (top and is_convincing(top[0].similarity))
 
 
 def with_top_match(submissions: QuerySet[Submission]) -> QuerySet[Submission]:
@@ -155,7 +158,7 @@ def match_result(submission: Submission) -> MatchResult:
     )
     if submission.status == Status.DONE:
         top = top_matches(submission)
-        return replace(result, implants=top, no_convincing_match=not (top and is_convincing(top[0].similarity)))
+        return replace(result, implants=top, no_convincing_match=no_convincing_match(submission, top))
     if submission.status == Status.FAILED:
         return replace(result, error=submission.failure_reason, field="file", code="processing_failed")
     return result
@@ -303,5 +306,5 @@ def submission_result_view(submission: Submission) -> ResultView:
                 verdict=verdicts.get(implant.pk),
             )
         )
-    view.no_convincing_match = not (top and is_convincing(top[0].similarity))
+    view.no_convincing_match = no_convincing_match(submission, top)
     return view
