@@ -17,11 +17,12 @@ from rest_framework.views import APIView
 
 from kernel.errors import ApplicationError
 from submissions.models import Source, Status, Submission
-from submissions.results import match_api_url, match_result, wait_for_result, with_matches
+from submissions.results import match_api_url, wait_for_result, with_matches
 from submissions.serializers import (
     ErrorSerializer,
     MatchResultSerializer,
     SubmissionSerializer,
+    match_result_answer,
 )
 from submissions.services import IntakeRecord, submission_create, submission_get_by_token
 
@@ -104,13 +105,10 @@ ErrorBody = ErrorSerializer
 
 
 def _match_response(request: Request, submission: Submission) -> Response:
-    body = MatchResultSerializer(match_result(submission), context={"request": request}).data
-    if submission.status == Status.DONE:
-        return Response(body, status=status.HTTP_200_OK)
-    if submission.status == Status.FAILED:
-        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    response = Response(body, status=status.HTTP_202_ACCEPTED)
-    response["Location"] = match_api_url(submission)
+    body, code = match_result_answer(submission, request=request)
+    response = Response(body, status=code)
+    if code == status.HTTP_202_ACCEPTED:
+        response["Location"] = match_api_url(submission)  # where to ask again
     return response
 
 

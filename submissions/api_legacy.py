@@ -14,9 +14,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from kernel.errors import ApplicationError
-from submissions.models import Source, Status
-from submissions.results import match_result, wait_for_result
-from submissions.serializers import MatchResultSerializer
+from submissions.models import Source
+from submissions.results import wait_for_result
+from submissions.serializers import match_result_answer
 from submissions.services import IntakeRecord, submission_create
 
 # Our field names back to the old form's, so that errors name what the client sent.
@@ -62,11 +62,8 @@ def upload(request: HttpRequest) -> JsonResponse:
         return _error(exc)
     wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
     submission.refresh_from_db()
-    body = MatchResultSerializer(match_result(submission), context={"request": request}).data
-    if submission.status == Status.DONE:
-        return JsonResponse(body, status=200)
-    if submission.status == Status.FAILED:
-        return JsonResponse(body, status=422)
-    response = JsonResponse(body, status=202)
-    response["Location"] = body["status_url"]
+    body, code = match_result_answer(submission, request=request)
+    response = JsonResponse(body, status=code)
+    if code == 202:
+        response["Location"] = body["status_url"]
     return response

@@ -6,11 +6,12 @@ staff API ``/api/submissions/``.
 
 from __future__ import annotations
 
+from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from submissions.models import Match, Status, Submission
-from submissions.results import MatchResult, file_url
+from submissions.results import MatchResult, file_url, match_result
 
 
 class MatchImplantSerializer(serializers.Serializer):
@@ -61,6 +62,12 @@ class MatchResultSerializer(serializers.Serializer):
             if getattr(instance, name) is None:
                 data.pop(name, None)
         return data
+
+
+def match_result_answer(submission: Submission, *, request: HttpRequest | None = None) -> tuple[dict, int]:
+    """The JSON body and HTTP status of a match result: 200 done, 422 failed, 202 still pending."""
+    body = MatchResultSerializer(match_result(submission), context={"request": request}).data
+    return body, {Status.DONE: 200, Status.FAILED: 422}.get(submission.status, 202)
 
 
 class ErrorSerializer(serializers.Serializer):
