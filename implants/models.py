@@ -110,6 +110,17 @@ class Implant(models.Model):
         return f"{self.manufacturer.name} {self.name}"
 
 
+# The features a dentist can read on an X-ray ("refine by what you see"), each with the values it
+# may take: the Implant fields above and their choices. The result page offers them, the refine
+# service validates against them and the search filters on them.
+REFINE_FIELDS: dict[str, type[models.TextChoices]] = {
+    "connection": Connection,
+    "body_shape": BodyShape,
+    "level": Level,
+    "thread_shape": ThreadShape,
+}
+
+
 class ReferenceSource(models.TextChoices):
     CATALOG = "catalog", _("catálogo")
     CONFIRMED_CASE = "confirmed_case", _("caso confirmado")

@@ -25,7 +25,6 @@ from django.db.models import Count
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
-from submissions.results import is_convincing  # noqa: F401  (re-exported for callers of search)
 
 # Reference images fetched per implant wanted: enough that filtered-out rows and several images
 # of one implant still leave k distinct implants.

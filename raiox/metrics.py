@@ -89,7 +89,7 @@ class DatabaseCollector(Collector):
         from django_q.models import Failure, Success
 
         from implants.models import ReferenceImage
-        from raiox.health import model_state, queue_stats
+        from matching.state import model_state, queue_state
         from submissions.models import Source, Status, Submission
 
         submissions = GaugeMetricFamily(
@@ -147,24 +147,27 @@ class DatabaseCollector(Collector):
             task_failures.add_metric([row["func"]], row["n"])
         yield task_failures
 
-        stats = queue_stats()
+        queue = queue_state()
         depth = GaugeMetricFamily("raiox_queue_depth", "Tasks waiting for a worker.")
-        depth.add_metric([], stats["waiting"])
+        depth.add_metric([], queue.waiting)
         yield depth
         running = GaugeMetricFamily("raiox_queue_running", "Tasks taken by a worker and not finished.")
-        running.add_metric([], stats["running"] or 0)
+        running.add_metric([], queue.running or 0)
         yield running
         age = GaugeMetricFamily("raiox_queue_oldest_task_age_seconds", "How long the oldest waiting task has waited.")
-        age.add_metric([], stats["oldest_task_age_seconds"] or 0.0)
+        age.add_metric([], queue.oldest_age_seconds or 0.0)
         yield age
 
         state = model_state()
         model = GaugeMetricFamily(
-            "raiox_worker_model_info", "The model of the latest embeddings (1).", labels=["model", "untrained"]
+            "raiox_worker_model_info", "The model the workers run (1).", labels=["model", "untrained"]
         )
-        if state["model"]:
-            model.add_metric([state["model"], str(state["untrained"]).lower()], 1)
+        if state.model_id:
+            model.add_metric([state.model_id, str(state.untrained).lower()], 1)
         yield model
+        alive = GaugeMetricFamily("raiox_workers_alive", "Worker processes heard of in the last 10 minutes.")
+        alive.add_metric([], state.workers_alive)
+        yield alive
         references = GaugeMetricFamily(
             "raiox_reference_images", "Reference images, by embedding model ('' when not embedded).", labels=["model"]
         )

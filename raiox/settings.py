@@ -118,6 +118,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                # The workers' model state for the "untrained model" banner (lazy: no query unless read).
+                "matching.context_processors.system_state",
             ],
         },
     },

@@ -6,11 +6,11 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from implants.api_legacy import implant_list
+from raiox.dashboard import dashboard_view
 from raiox.health import healthcheck
 from raiox.metrics import metrics_view
 from submissions import views as pages
 from submissions.api_legacy import upload
-from submissions.dashboard import dashboard_view
 from submissions.intake.views import generic_webhook, jotform_webhook
 
 # The dentist's pages, in the "submissions" namespace: upload (/ and /enviar/), the result page

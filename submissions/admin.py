@@ -11,37 +11,29 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from implants.models import Implant, Manufacturer
 from kernel.errors import ApplicationError
 from submissions import services
-from submissions.models import Match, Submission
+from submissions.models import Submission
+from submissions.results import file_url, ranked_matches, with_top_match
+from submissions.selectors import submissions_csv_rows
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
 CONFIRM_PERMISSION = "submissions.change_submission"
 
-# The dashboard is linked from the admin index.
-admin.site.index_template = "admin/raiox_index.html"
-admin.site.site_header = gettext_lazy("Raiox AI — administração")
-admin.site.site_title = gettext_lazy("Raiox AI")
-
 
 def can_see_patient(request: HttpRequest) -> bool:
     return request.user.has_perm(PATIENT_PERMISSION)
-
-
-def _image_url(field_file) -> str | None:
-    # .url: a short-lived signed URL on S3, /media/... locally.
-    return field_file.url if field_file else None
 
 
 class TopManufacturerFilter(admin.SimpleListFilter):
@@ -112,31 +104,17 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The top match in the same query as the page (no query per row).
-        first = Match.objects.filter(submission=OuterRef("pk"), rank=1)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _top_implant=Subquery(first.values("implant__name")[:1]),
-                _top_manufacturer=Subquery(first.values("implant__manufacturer__name")[:1]),
-                _top_similarity=Subquery(first.values("similarity")[:1]),
-            )
-        )
+        return with_top_match(super().get_queryset(request))
 
     @admin.display(description=gettext_lazy("recebido em"), ordering="received_at")
     def received(self, obj: Submission) -> str:
         return _dt(obj.received_at)[:16]
 
-    @admin.display(description=gettext_lazy("1º candidato"), ordering="_top_similarity")
+    @admin.display(description=gettext_lazy("1º candidato"), ordering="top_similarity")
     def top_match(self, obj: Submission) -> str:
-        if not getattr(obj, "_top_implant", None):
+        if not getattr(obj, "top_implant", None):
             return "—"
-        return format_html(
-            '{} {} <span class="rx-note">{}</span>',
-            obj._top_manufacturer,
-            obj._top_implant,
-            f"{obj._top_similarity:.2f}",
-        )
+        return _render("_top_match.html", submission=obj, similarity=f"{obj.top_similarity:.2f}")
 
     @admin.display(description=gettext_lazy("tempo"))
     def processing_time(self, obj: Submission) -> str:
@@ -191,55 +169,25 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("radiografia"))
     def xray(self, obj: Submission) -> str:
-        url = _image_url(obj.image)
-        if not url:
-            return _("(ainda não armazenada)")
-        return format_html(
-            '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" class="rx-xray"></a>',
-            url,
-            url,
-        )
+        return _render("_xray.html", url=file_url(obj.image))
 
     @admin.display(description=gettext_lazy("candidatos"))
     def matches_table(self, obj: Submission) -> str:
-        matches = obj.matches.select_related("implant__manufacturer", "reference_image").order_by("rank")
         rows = [
-            (
-                m.rank,
-                _image_url(m.reference_image.image) if m.reference_image else "",
-                m.implant.manufacturer.name,
-                m.implant.name,
-                f"{m.similarity:.3f}",
-                "✔" if obj.confirmed_implant_id == m.implant_id else "",
-            )
-            for m in matches
+            {
+                "match": m,
+                "image_url": file_url(m.reference_image.image if m.reference_image else None),
+                "similarity": f"{m.similarity:.3f}",
+                "confirmed": obj.confirmed_implant_id == m.implant_id,
+            }
+            for m in ranked_matches().filter(submission=obj)
         ]
-        if not rows:
-            return "—"
-        body = format_html_join(
-            "",
-            '<tr><td>{}</td><td><img src="{}" alt="" class="rx-thumb"></td>'
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            rows,
-        )
-        return format_html(
-            '<table class="rx-matches"><thead><tr><th>#</th><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>'
-            "</thead><tbody>{}</tbody></table>",
-            _("fabricante"),
-            _("implante"),
-            _("similaridade"),
-            _("confirmado"),
-            body,
-        )
+        return _render("_matches.html", rows=rows)
 
     @admin.display(description=gettext_lazy("respostas do dentista"))
     def feedback_list(self, obj: Submission) -> str:
         feedback = obj.feedback.select_related("implant__manufacturer").order_by("created_at")
-        if not feedback:
-            return "—"
-        return format_html_join(
-            "", "<div>{}: {} ({})</div>", ((f.get_verdict_display(), f.implant, _dt(f.created_at)) for f in feedback)
-        )
+        return _render("_feedback.html", feedback=feedback)
 
     @admin.display(description=gettext_lazy("linha do tempo"))
     def timeline(self, obj: Submission) -> str:
@@ -250,24 +198,12 @@ class SubmissionAdmin(admin.ModelAdmin):
             (_("e-mail ao dentista"), obj.notified_at),
             (_("confirmado pela equipe"), obj.confirmed_at),
         ]
-        return format_html(
-            '<ol class="rx-timeline">{}</ol>',
-            format_html_join("", "<li>{}: {}</li>", ((label, _dt(when)) for label, when in steps)),
-        )
+        return _render("_timeline.html", steps=steps)
 
     @admin.display(description=gettext_lazy("confirmação"))
     def confirmation(self, obj: Submission) -> str:
         confirm_url = reverse("admin:submissions_submission_confirm", args=[obj.pk])
-        if obj.confirmed_implant_id is None:
-            return format_html('<a class="button" href="{}">{}</a>', confirm_url, _("Confirmar o implante…"))
-        return format_html(
-            '{} <span class="rx-note">({}, {})</span> <a class="button" href="{}">{}</a>',
-            obj.confirmed_implant,
-            obj.confirmed_by or "—",
-            _dt(obj.confirmed_at),
-            confirm_url,
-            _("Alterar ou desfazer…"),
-        )
+        return _render("_confirmation.html", submission=obj, confirm_url=confirm_url)
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -297,25 +233,11 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Exportar CSV"), permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Submission]) -> HttpResponse:
-        with_patient = can_see_patient(request)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="envios-{stamp}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 correctly with a BOM
-        writer = csv.writer(response)
-        header = ["id", "recebido_em", "origem", "situacao", "dentista", "email", "dente"]
-        header += ["paciente"] if with_patient else []
-        header += ["candidato_1", "similaridade_1", "implante_confirmado", "tempo_s", "motivo_falha"]
-        writer.writerow(header)
-        rows = queryset.select_related("confirmed_implant__manufacturer").order_by("received_at")
-        for s in rows.annotate(_secs=F("finished_at") - F("received_at")):
-            row = [s.pk, timezone.localtime(s.received_at).isoformat(), s.source, s.status, s.dentist_name]
-            row += [s.dentist_email, s.tooth] + ([s.patient] if with_patient else [])
-            top = f"{s._top_manufacturer} {s._top_implant}" if s._top_implant else ""
-            similarity = f"{s._top_similarity:.4f}" if s._top_similarity is not None else ""
-            secs = f"{s._secs.total_seconds():.1f}" if s._secs is not None else ""
-            row += [top, similarity, str(s.confirmed_implant or ""), secs, s.failure_reason]
-            writer.writerow([_csv_safe(v) for v in row])
+        csv.writer(response).writerows(submissions_csv_rows(queryset, with_patient=can_see_patient(request)))
         return response
 
     # --- the confirm page -------------------------------------------------------------------
@@ -355,15 +277,15 @@ class SubmissionAdmin(admin.ModelAdmin):
                     return HttpResponseRedirect(change_url)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
-        matches = submission.matches.select_related("implant__manufacturer", "reference_image").order_by("rank")
+        matches = ranked_matches().filter(submission=submission)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Confirmar o implante do envio #%(id)s") % {"id": pk},
             "opts": self.model._meta,
             "original": submission,
             "submission": submission,
-            "xray_url": _image_url(submission.image),
-            "matches": [(m, _image_url(m.reference_image.image) if m.reference_image else None) for m in matches],
+            "xray_url": file_url(submission.image) or None,
+            "matches": [(m, file_url(m.reference_image.image if m.reference_image else None) or None) for m in matches],
             "form": form,
             "change_url": change_url,
         }
@@ -374,8 +296,6 @@ def _dt(value) -> str:
     return timezone.localtime(value).strftime("%d/%m/%Y %H:%M:%S") if value else "—"
 
 
-def _csv_safe(value: object) -> object:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+def _render(template: str, **context: object) -> str:
+    # The detail's read-only fields: HTML lives in templates, autoescaped; the result is safe.
+    return render_to_string(f"admin/submissions/submission/{template}", context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Prefetch
 from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
@@ -17,8 +16,14 @@ from rest_framework.views import APIView
 
 from kernel.errors import ApplicationError
 from submissions.intake.form import submit_and_wait
-from submissions.models import Match, Source, Status, Submission
-from submissions.results import result_body
+from submissions.models import Source, Status, Submission
+from submissions.results import match_api_url, with_matches
+from submissions.serializers import (
+    ErrorSerializer,
+    MatchResultSerializer,
+    SubmissionSerializer,
+    match_result_answer,
+)
 from submissions.services import submission_get_by_token
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
@@ -35,53 +40,6 @@ class StaffSubmissionPermission(permissions.BasePermission):
 class SubmissionPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
-
-
-class MatchSerializer(serializers.ModelSerializer):
-    implant_name = serializers.CharField(source="implant.name")
-    manufacturer = serializers.CharField(source="implant.manufacturer.name")
-
-    class Meta:
-        model = Match
-        fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
-
-
-class SubmissionSerializer(serializers.ModelSerializer):
-    matches = MatchSerializer(many=True, read_only=True)
-    image_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Submission
-        fields = [
-            "id",
-            "token",
-            "source",
-            "external_id",
-            "status",
-            "failure_reason",
-            "dentist_name",
-            "dentist_email",
-            "tooth",
-            "image_url",
-            "embedding_model",
-            "received_at",
-            "started_at",
-            "finished_at",
-            "notified_at",
-            "confirmed_implant",
-            "confirmed_at",
-            "matches",
-        ]
-        read_only_fields = fields
-
-    def get_image_url(self, obj: Submission) -> str | None:
-        return obj.image.url if obj.image else None  # short-lived signed URL on S3
-
-
-class SubmissionWithPatientSerializer(SubmissionSerializer):
-    class Meta(SubmissionSerializer.Meta):
-        fields = [*SubmissionSerializer.Meta.fields[:8], "patient", *SubmissionSerializer.Meta.fields[8:]]
-        read_only_fields = fields
 
 
 def _date_param(request: Request, name: str) -> dt.date | None:
@@ -115,16 +73,12 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Submission.objects.none()
 
-    def get_serializer_class(self):
+    def get_serializer_context(self) -> dict:
         user = getattr(self.request, "user", None)
-        if user is not None and user.has_perm(PATIENT_PERMISSION):
-            return SubmissionWithPatientSerializer
-        return SubmissionSerializer
+        return {**super().get_serializer_context(), "show_patient": bool(user and user.has_perm(PATIENT_PERMISSION))}
 
     def get_queryset(self):
-        qs = Submission.objects.prefetch_related(
-            Prefetch("matches", queryset=Match.objects.select_related("implant__manufacturer").order_by("rank"))
-        ).order_by("-received_at", "-id")
+        qs = with_matches(Submission.objects.order_by("-received_at", "-id"))
         params = self.request.query_params
         if params.get("status"):
             if params["status"] not in Status.values:
@@ -146,47 +100,15 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
 # --- POST /api/match/ ---------------------------------------------------------------------
 
 
-class MatchImplantSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    manufacturer = serializers.CharField()
-    image_url = serializers.URLField(allow_null=True)
-    similarity = serializers.FloatField()
-    rank = serializers.IntegerField()
-
-
-class MatchResultSerializer(serializers.Serializer):
-    """The old ``/upload`` answer: implants only when done, error fields only when failed."""
-
-    status = serializers.ChoiceField(choices=Status.values)
-    submission = serializers.UUIDField()
-    result_url = serializers.URLField()
-    status_url = serializers.URLField()
-    no_convincing_match = serializers.BooleanField(required=False)
-    implants = MatchImplantSerializer(many=True, required=False)
-    error = serializers.CharField(required=False)
-    field = serializers.CharField(required=False)
-    code = serializers.CharField(required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
-    code = serializers.CharField()
-
-
 MatchResult = MatchResultSerializer
 ErrorBody = ErrorSerializer
 
 
 def _match_response(request: Request, submission: Submission) -> Response:
-    body = result_body(request, submission)
-    if submission.status == Status.DONE:
-        return Response(body, status=status.HTTP_200_OK)
-    if submission.status == Status.FAILED:
-        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    response = Response(body, status=status.HTTP_202_ACCEPTED)
-    response["Location"] = request.build_absolute_uri(f"/api/match/{submission.token}/")
+    body, code = match_result_answer(submission, request=request)
+    response = Response(body, status=code)
+    if code == status.HTTP_202_ACCEPTED:
+        response["Location"] = match_api_url(submission)  # where to ask again
     return response
 
 
@@ -232,7 +154,15 @@ class MatchResultView(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(operation_id="match_retrieve", responses={200: MatchResult, 202: MatchResult, 404: ErrorBody})
+    @extend_schema(
+        operation_id="match_retrieve",
+        responses={
+            200: MatchResult,
+            202: OpenApiResponse(MatchResult, description="Ainda processando."),
+            404: ErrorBody,
+            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
+        },
+    )
     def get(self, request: Request, token: str) -> Response:
         submission = submission_get_by_token(token)
         return _match_response(request, submission)

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST
 from kernel.errors import ApplicationError
 from submissions.intake.form import submit_and_wait
 from submissions.intake.views import error_response
-from submissions.models import Source, Status
-from submissions.results import result_body
+from submissions.models import Source
+from submissions.serializers import match_result_answer
 
 
 @csrf_exempt  # an API endpoint for non-browser clients (the old system's); no cookies are used
@@ -26,11 +26,8 @@ def upload(request: HttpRequest) -> JsonResponse:
         submission = submit_and_wait(request.POST, request.FILES, source=Source.UPLOAD)
     except ApplicationError as exc:
         return error_response(exc)
-    body = result_body(request, submission)
-    if submission.status == Status.DONE:
-        return JsonResponse(body, status=200)
-    if submission.status == Status.FAILED:
-        return JsonResponse(body, status=422)
-    response = JsonResponse(body, status=202)
-    response["Location"] = body["status_url"]
+    body, code = match_result_answer(submission, request=request)
+    response = JsonResponse(body, status=code)
+    if code == 202:
+        response["Location"] = body["status_url"]
     return response

@@ -15,10 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from submissions.models import Status, Submission
-
-
-def result_url(submission: Submission) -> str:
-    return f"{settings.SITE_URL}/r/{submission.token}/"
+from submissions.results import result_url
 
 
 def build_result_email(submission: Submission) -> EmailMessage:

@@ -1,4 +1,5 @@
-"""Figures for the staff dashboard. Each selector is one or two queries, whatever the volume.
+"""Submissions' figures for the staff dashboard (the workers' model and the queue are system state:
+``matching.state``). Each selector is one or two queries, whatever the volume.
 
 Everything is computed in PostgreSQL (conditional counts, ``percentile_cont``, ``EXISTS``), so the
 dashboard stays fast as submissions grow; the web process never loads the model.
@@ -7,19 +8,14 @@ dashboard stays fast as submissions grow; the web process never loads the model.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
-from django_q.models import OrmQ
 
-from implants.models import ReferenceImage
 from submissions.models import Match, Source, Status, Submission
-
-UNTRAINED_MARK = "untrained"
 
 
 def _since(days: int) -> dt.datetime:
@@ -84,35 +80,6 @@ def processing_times(*, days: int = 30) -> ProcessingTimes:
     )
 
 
-@dataclass
-class QueueState:
-    depth: int
-    in_flight: int
-    oldest_enqueued_at: dt.datetime | None
-    oldest_task: str = ""
-
-    @property
-    def oldest_age_seconds(self) -> float | None:
-        if self.oldest_enqueued_at is None:
-            return None
-        return (timezone.now() - self.oldest_enqueued_at).total_seconds()
-
-
-def queue_state() -> QueueState:
-    """Tasks waiting in django-q2's ORM broker and the oldest one (two queries)."""
-    queued = OrmQ.objects.filter(key=settings.Q_CLUSTER.get("name", "default"))
-    counts = queued.aggregate(depth=Count("id"), in_flight=Count("id", filter=Q(lock__gt=timezone.now())))
-    oldest = queued.order_by("id").first()
-    enqueued_at, name = None, ""
-    if oldest is not None:
-        task = oldest.task  # the signed package carries the time the task was queued
-        enqueued_at = task.get("started") if isinstance(task.get("started"), dt.datetime) else None
-        name = str(task.get("func", ""))
-    return QueueState(
-        depth=counts["depth"], in_flight=counts["in_flight"], oldest_enqueued_at=enqueued_at, oldest_task=name
-    )
-
-
 def failure_reasons(*, days: int = 30, limit: int = 10) -> list[dict]:
     """Failed submissions grouped by reason, most frequent first (one query)."""
     return list(
@@ -135,42 +102,6 @@ def top_matched(*, days: int = 30, limit: int = 8) -> tuple[list[dict], list[dic
         first.values("implant__manufacturer__name").annotate(count=Count("id")).order_by("-count")[:limit]
     )
     return implants, manufacturers
-
-
-@dataclass
-class ModelState:
-    submission_model: str  # the model of the latest finished submission
-    reference_models: list[dict] = field(default_factory=list)  # embedding_model -> count
-    pending_references: int = 0
-
-    @property
-    def untrained(self) -> bool:
-        return UNTRAINED_MARK in self.submission_model or any(
-            UNTRAINED_MARK in row["embedding_model"] for row in self.reference_models
-        )
-
-    @property
-    def mismatch(self) -> bool:
-        """Submissions embedded by a model that no reference image uses: nothing can match."""
-        models = {row["embedding_model"] for row in self.reference_models}
-        return bool(self.submission_model) and self.submission_model not in models
-
-
-def model_state() -> ModelState:
-    latest = (
-        Submission.objects.filter(status=Status.DONE)
-        .exclude(embedding_model="")
-        .order_by("-finished_at")
-        .values_list("embedding_model", flat=True)
-        .first()
-    )
-    rows = list(ReferenceImage.objects.values("embedding_model").annotate(count=Count("id")).order_by("-count"))
-    pending = sum(row["count"] for row in rows if not row["embedding_model"])
-    return ModelState(
-        submission_model=latest or "",
-        reference_models=[row for row in rows if row["embedding_model"]],
-        pending_references=pending,
-    )
 
 
 @dataclass

@@ -17,25 +17,24 @@ from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
 from submissions.forms import CropForm, UploadForm
 from submissions.intake.crop import intake_from_crop
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
-from submissions.selectors import submission_result_view
+from submissions.results import result_path, submission_result_view
 from submissions.services import (
     submission_create,
     submission_get_by_token,
     submission_record_feedback,
     submission_refine,
 )
-from submissions.services.dentist import REFINE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             form.add_refusal(exc)
             status = exc.status
         else:
-            url = reverse("submissions:result", args=[submission.token])
+            url = result_path(submission)
             if _wants_json(request):
                 return JsonResponse({"redirect": url}, status=201)
             return redirect(url)
@@ -109,7 +108,7 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
 
 
 def _back(submission: Submission) -> HttpResponse:
-    return redirect(reverse("submissions:result", args=[submission.token]))
+    return redirect(result_path(submission))
 
 
 @require_POST
@@ -239,4 +238,4 @@ def jotform_thanks(request: HttpRequest) -> HttpResponse:
     if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS:
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
-    return redirect(reverse("submissions:result", args=[submission.token]))
+    return redirect(result_path(submission))

@@ -26,6 +26,16 @@ def _media_in_tmp(settings, tmp_path):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_worker_memo(monkeypatch):
+    """A worker records its model in WorkerState once, then only beats: the memo of having done so
+    lives in the process. Each test's database starts without that row (rolled back), so the memo
+    starts empty too, as in a freshly started worker."""
+    from matching import services
+
+    monkeypatch.setattr(services, "_state_recorded_at", None)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

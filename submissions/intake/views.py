@@ -22,6 +22,7 @@ from kernel.errors import ApplicationError
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
 from submissions.models import Submission
+from submissions.results import result_url
 from submissions.services import IntakeRecord, submission_create
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _accepted(submission: Submission, created: bool) -> JsonResponse:
         {
             "token": str(submission.token),
             "status": submission.status,
-            "result_url": f"{settings.SITE_URL}/r/{submission.token}/",
+            "result_url": result_url(submission),
             "duplicate": not created,
         },
         # A repeated delivery is answered 2xx too, or the sender would keep retrying it.

@@ -15,11 +15,10 @@ from submissions.services.core import (  # noqa: F401
     submission_start_processing,
 )
 from submissions.services.dentist import (  # noqa: F401
-    REFINE_FIELDS,
     submission_record_feedback,
     submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
-from submissions.services.notify import submission_mark_notified  # noqa: F401
+from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
 from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401

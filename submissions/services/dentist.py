@@ -13,20 +13,12 @@ from collections.abc import Mapping
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from implants.models import BodyShape, Connection, Level, ThreadShape
+from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError, application_error_from_validation
 from submissions.models import DentistFeedback, Status, Submission, Verdict
 from submissions.services.core import _queue_processing
 
 logger = logging.getLogger(__name__)
-
-# The features a dentist can read on an X-ray, and the values each may take.
-REFINE_FIELDS: dict[str, type] = {
-    "connection": Connection,
-    "body_shape": BodyShape,
-    "level": Level,
-    "thread_shape": ThreadShape,
-}
 
 
 def _requeue(submission: Submission) -> None:

@@ -28,6 +28,7 @@ def _post_xray(client, headers, seed=1, **fields):
 
 def test_match_endpoint_answers_like_upload(client, people, catalog, settings, django_capture_on_commit_callbacks):
     settings.RAIOX_UPLOAD_WAIT_SECONDS = 0  # no worker in this test: answer 202 at once
+    settings.SITE_URL = "https://raiox.example.com"  # result links are the site's, whatever the Host
     for reference_id in ReferenceImage.objects.values_list("pk", flat=True):
         tasks.embed_reference_image(reference_id)
     headers = people["plain"].headers
@@ -37,9 +38,9 @@ def test_match_endpoint_answers_like_upload(client, people, catalog, settings, d
     body = response.json()
     assert body["status"] == "received"
     token = body["submission"]
-    assert body["result_url"] == f"http://testserver/r/{token}/"
-    assert body["status_url"] == f"http://testserver/r/{token}/status.json"
-    assert response["Location"] == f"http://testserver/api/match/{token}/"
+    assert body["result_url"] == f"https://raiox.example.com/r/{token}/"
+    assert body["status_url"] == f"https://raiox.example.com/r/{token}/status.json"
+    assert response["Location"] == f"https://raiox.example.com/api/match/{token}/"
     submission = Submission.objects.get(token=token)
     assert submission.source == Source.API and submission.tooth == "36"
 

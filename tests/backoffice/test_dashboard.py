@@ -9,6 +9,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from implants.models import Implant
+from matching.services import worker_state_record
+from matching.state import model_state, queue_state
 from submissions import stats
 from submissions.models import Status
 from tests.backoffice.conftest import make_submission
@@ -79,8 +81,8 @@ def test_per_day_by_source_and_status(db):
 def test_queue_and_failures(db, django_capture_on_commit_callbacks):
     async_task("matching.tasks.process_submission", 1)
     async_task("matching.tasks.process_submission", 2)
-    queue = stats.queue_state()
-    assert queue.depth == 2 and queue.oldest_enqueued_at is not None
+    queue = queue_state()
+    assert queue.waiting == 2 and queue.oldest_enqueued_at is not None
     assert 0 <= queue.oldest_age_seconds < 3600
     assert "process_submission" in queue.oldest_task
     for _ in range(3):
@@ -100,15 +102,18 @@ def test_top_matched_and_model(catalog):
     implants, manufacturers = stats.top_matched()
     assert [(r["implant_id"], r["count"]) for r in implants] == [(a.pk, 3), (c.pk, 1)]
     assert sum(r["count"] for r in manufacturers) == 4
-    model = stats.model_state()
-    assert model.submission_model == "ViT-B-32/untrained-seed0"
-    assert model.untrained
-    assert model.pending_references == 32  # the seed catalogue, not embedded in this test
+    # The model is what the workers report (WorkerState), never guessed from a model id.
+    assert model_state().model_id is None and not model_state().untrained
+    worker_state_record(model_id="ViT-B-32/untrained-seed0", untrained=True, device="cpu")
+    model = model_state()
+    assert model.model_id == "ViT-B-32/untrained-seed0" and model.untrained and model.workers_alive == 1
+    assert (model.reference_images, model.reference_images_embedded) == (32, 0)  # seed catalogue, not embedded
 
 
 def test_dashboard_page_shows_the_figures(admin_client, confirmed_cases, django_assert_max_num_queries):
     make_submission(status=Status.FAILED, failure_reason="Não foi possível ler a imagem", model_id="")
     make_submission(model_id="ViT-B-32/untrained-seed0", matches=confirmed_cases[:3])
+    worker_state_record(model_id="ViT-B-32/untrained-seed0", untrained=True, device="cpu")
     with django_assert_max_num_queries(20):
         response = admin_client.get("/admin/dashboard/")
     assert response.status_code == 200

@@ -41,11 +41,13 @@ def make_submission(db):
     return make
 
 
-def finish(submission, *, model_id: str = "ViT-B-32/untrained-seed0") -> None:
+def finish(submission, *, model_id: str = "ViT-B-32/untrained-seed0", untrained: bool = True) -> None:
     """What the worker does after embedding (the services it calls)."""
     from implants.models import Implant
+    from matching.services import worker_state_record
     from submissions.services.core import submission_record_result, submission_start_processing
 
+    worker_state_record(model_id=model_id, untrained=untrained, device="cpu")
     submission_start_processing(submission_id=submission.pk)
     implant = Implant.objects.first()
     candidates = [MatchCandidate(implant.pk, None, 0.9)] if implant else []

@@ -18,7 +18,7 @@ from implants.models import Connection, Implant
 from kernel.errors import ApplicationError
 from submissions.intake.crop import intake_from_crop
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
-from submissions.selectors import confidence_for
+from submissions.results import confidence_for
 from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,
@@ -401,8 +401,10 @@ def test_web_pages_never_import_torch():
     from django.conf import settings
 
     code = (
-        "import django, sys; django.setup(); import raiox.urls, submissions.views, submissions.selectors; "
-        "bad = [m for m in ('torch', 'open_clip', 'matching.embedder', 'matching.tasks') if m in sys.modules]; "
+        "import django, sys; django.setup(); "
+        "import raiox.urls, submissions.views, submissions.results, matching.context_processors; "
+        "bad = [m for m in ('torch', 'open_clip', 'matching.embedder', 'matching.tasks', 'matching.services') "
+        "if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
-from matching.tasks import PoisonImage, _read, reusable_embedding, worker_embedder
+from matching.services import PoisonImage, _read, reusable_embedding, worker_embedder
 from submissions.models import Submission
 
 

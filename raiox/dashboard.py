@@ -1,4 +1,6 @@
-"""The staff dashboard (``/admin/dashboard/``): figures from ``submissions.stats``, drawn as SVG."""
+"""The staff dashboard (``/admin/dashboard/``): submissions' figures from ``submissions.stats`` and
+the workers' model and queue from the system-state reader ``matching.state`` (the same figures as
+/healthcheck and /metrics), drawn as SVG. In the project package because it joins two apps."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from matching.state import model_state, queue_state
 from submissions import stats
 from submissions.charts import Series, horizontal_bars, line_chart, stacked_bars
 from submissions.models import Source, Status
@@ -37,10 +40,10 @@ def _seconds(value: float | None) -> str:
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     daily = stats.submissions_per_day(days=30)
     times = stats.processing_times(days=30)
-    queue = stats.queue_state()
+    queue = queue_state()
     failures = stats.failure_reasons(days=30)
     top_implants, top_manufacturers = stats.top_matched(days=30)
-    model = stats.model_state()
+    model = model_state()
     accuracy = stats.confirmed_accuracy(weeks=12)
 
     day_labels = [formats.date_format(d, "d/m") for d in daily.days]

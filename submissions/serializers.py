@@ -1,0 +1,133 @@
+"""How a result is rendered as JSON: one serializer per shape, so that what the OpenAPI schema says
+(drf-spectacular reads these classes) is what the answers contain (``to_representation`` of the
+same classes). Used by ``POST /api/match/``, ``GET /api/match/<token>/``, ``POST /upload`` and the
+staff API ``/api/submissions/``.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from submissions.models import Match, Status, Submission
+from submissions.results import MatchResult, file_url, match_result
+
+
+class MatchImplantSerializer(serializers.Serializer):
+    """One candidate (a Match) as the old ``/upload`` answered it."""
+
+    id = serializers.IntegerField(source="implant_id")
+    name = serializers.CharField(source="implant.name")
+    manufacturer = serializers.CharField(source="implant.manufacturer.name")
+    image_url = serializers.SerializerMethodField()
+    similarity = serializers.SerializerMethodField()
+    rank = serializers.IntegerField()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_image_url(self, match: Match) -> str | None:
+        url = file_url(match.reference_image.image if match.reference_image else None)
+        if not url:
+            return None
+        request = self.context.get("request")
+        # Locally the storage gives a path (/media/...); a signed S3 URL is already absolute.
+        return request.build_absolute_uri(url) if request is not None else url
+
+    @extend_schema_field(serializers.FloatField())
+    def get_similarity(self, match: Match) -> float:
+        return round(match.similarity, 4)
+
+
+class MatchResultSerializer(serializers.Serializer):
+    """The old ``/upload`` answer: ``implants`` and ``no_convincing_match`` only when done, the
+    error fields only when failed. Renders a ``submissions.results.MatchResult``."""
+
+    status = serializers.ChoiceField(choices=Status.choices)
+    submission = serializers.UUIDField(source="submission.token")
+    result_url = serializers.URLField()
+    status_url = serializers.URLField()
+    # Not read-only on purpose: drf-spectacular lists read-only fields as required, and these
+    # keys are absent unless the status has them.
+    no_convincing_match = serializers.BooleanField(required=False)
+    implants = MatchImplantSerializer(many=True, required=False)
+    error = serializers.CharField(required=False)
+    field = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+
+    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code")
+
+    def to_representation(self, instance: MatchResult) -> dict:
+        data = super().to_representation(instance)
+        for name in self.OPTIONAL:
+            if getattr(instance, name) is None:
+                data.pop(name, None)
+        return data
+
+
+def match_result_answer(submission: Submission, *, request: HttpRequest | None = None) -> tuple[dict, int]:
+    """The JSON body and HTTP status of a match result: 200 done, 422 failed, 202 still pending."""
+    body = MatchResultSerializer(match_result(submission), context={"request": request}).data
+    return body, {Status.DONE: 200, Status.FAILED: 422}.get(submission.status, 202)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+
+
+# --- the staff API ------------------------------------------------------------------------------
+
+
+class MatchSerializer(serializers.ModelSerializer):
+    implant_name = serializers.CharField(source="implant.name")
+    manufacturer = serializers.CharField(source="implant.manufacturer.name")
+
+    class Meta:
+        model = Match
+        fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
+
+
+class SubmissionSerializer(serializers.ModelSerializer):
+    """A submission for staff. ``patient`` only when the context says ``show_patient`` (staff
+    holding ``view_patient_data``); otherwise the key is absent, so the schema has it optional."""
+
+    matches = MatchSerializer(many=True, read_only=True)
+    image_url = serializers.SerializerMethodField()
+    # Not read-only on purpose: drf-spectacular lists read-only fields as required.
+    patient = serializers.CharField(required=False)
+
+    class Meta:
+        model = Submission
+        fields = [
+            "id",
+            "token",
+            "source",
+            "external_id",
+            "status",
+            "failure_reason",
+            "dentist_name",
+            "dentist_email",
+            "patient",
+            "tooth",
+            "image_url",
+            "embedding_model",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "notified_at",
+            "confirmed_implant",
+            "confirmed_at",
+            "matches",
+        ]
+        read_only_fields = [name for name in fields if name != "patient"]
+
+    def to_representation(self, instance: Submission) -> dict:
+        data = super().to_representation(instance)
+        if not self.context.get("show_patient", False):
+            data.pop("patient", None)
+        return data
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_image_url(self, obj: Submission) -> str | None:
+        return file_url(obj.image) or None  # short-lived signed URL on S3

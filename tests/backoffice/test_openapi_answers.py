@@ -1,0 +1,127 @@
+"""What the OpenAPI schema says is what the API answers: real answers of ``/api/match/`` (200 done,
+202 pending, 422 failed), ``/api/match/<token>/``, ``/upload`` and ``/api/submissions/`` validated
+against ``/api/schema/`` as served, strictly (a key the schema does not document fails too)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django_q.conf import Conf
+from jsonschema import Draft202012Validator, FormatChecker
+
+from implants.models import Implant, ReferenceImage
+from matching import tasks
+from submissions.models import Status, Submission
+from submissions.services import MatchCandidate, submission_fail, submission_record_result
+from tests.backoffice.conftest import make_submission, png_bytes
+
+
+def _json_schema(node: object, components: dict) -> object:
+    """OpenAPI 3.0 schema -> JSON Schema: refs inlined, ``nullable`` as a null type, and objects
+    closed (``additionalProperties: false``) so that an undocumented key fails."""
+    if isinstance(node, list):
+        return [_json_schema(item, components) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _json_schema(components[node["$ref"].rsplit("/", 1)[1]], components)
+    out = {key: _json_schema(value, components) for key, value in node.items() if key not in ("nullable", "readOnly")}
+    if out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", False)
+    if node.get("nullable"):
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+@pytest.fixture
+def openapi(client):
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def check(openapi: dict, path: str, method: str, response) -> dict:
+    """Validate one real answer against the schema of (path, method, status); returns its JSON."""
+    documented = openapi["paths"][path][method]["responses"]
+    assert str(response.status_code) in documented, f"{method.upper()} {path}: {response.status_code} undocumented"
+    schema = documented[str(response.status_code)]["content"]["application/json"]["schema"]
+    body = response.json()
+    validator = Draft202012Validator(
+        _json_schema(schema, openapi["components"]["schemas"]), format_checker=FormatChecker()
+    )
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, f"{method.upper()} {path} {response.status_code}: {errors}"
+    return body
+
+
+def _xray(seed: int = 1) -> SimpleUploadedFile:
+    return SimpleUploadedFile("rx.png", png_bytes(seed), "image/png")
+
+
+def _record_result(submission: Submission) -> None:
+    """What the worker records (its service), with the first catalogue images as candidates."""
+    references = ReferenceImage.objects.order_by("id")[:4]
+    submission_record_result(
+        submission_id=submission.pk,
+        embedding=[0.01] * 512,
+        model_id="ViT-B-32/untrained-seed0",
+        candidates=[MatchCandidate(r.implant_id, r.pk, s) for r, s in zip(references, (0.9, 0.8, 0.7, 0.6))],
+    )
+
+
+@pytest.mark.django_db
+def test_match_answers_pending_done_and_failed_are_what_the_schema_says(
+    client, people, catalog, openapi, settings, django_capture_on_commit_callbacks
+):
+    settings.RAIOX_UPLOAD_WAIT_SECONDS = 0  # no worker here: 202 at once
+    headers = people["plain"].headers
+    with django_capture_on_commit_callbacks(execute=False):
+        pending = client.post("/api/match/", {"file": _xray(), "nome": "Dra. Ana", "dente": "36"}, **headers)
+        legacy = client.post("/upload", {"file": _xray(2), "nome": "Dra. Ana"})
+    assert pending.status_code == 202 and legacy.status_code == 202
+    body = check(openapi, "/api/match/", "post", pending)
+    assert "implants" not in body and "error" not in body
+    check(openapi, "/upload", "post", legacy)
+    path = "/api/match/{token}/"
+    token = body["submission"]
+    check(openapi, path, "get", client.get(f"/api/match/{token}/", **headers))
+
+    _record_result(Submission.objects.get(token=token))
+    done = check(openapi, path, "get", client.get(f"/api/match/{token}/", **headers))
+    assert done["status"] == "done" and len(done["implants"]) == 3 and done["no_convincing_match"] is False
+
+    failed = Submission.objects.get(token=legacy.json()["submission"])
+    submission_fail(submission_id=failed.pk, reason="Não foi possível ler a imagem enviada.")
+    response = client.get(f"/api/match/{failed.token}/", **headers)
+    assert response.status_code == 422
+    body = check(openapi, path, "get", response)
+    assert body["code"] == "processing_failed" and "implants" not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_match_answer_done_within_the_wait_is_what_the_schema_says(client, people, catalog, openapi, monkeypatch):
+    # django-q's sync mode runs the queued task (the real worker code) when the intake commits,
+    # so the request finds its result done within the wait: the 200 of POST /api/match/.
+    for reference in ReferenceImage.objects.order_by("id")[:3]:
+        tasks.embed_reference_image(reference.pk)
+    monkeypatch.setattr(Conf, "SYNC", True)
+    response = client.post("/api/match/", {"file": _xray(3)}, **people["plain"].headers)
+    assert response.status_code == 200
+    body = check(openapi, "/api/match/", "post", response)
+    assert body["status"] == "done" and len(body["implants"]) == 3
+
+
+@pytest.mark.django_db
+def test_staff_submission_answers_are_what_the_schema_says(client, people, catalog, openapi):
+    implants = list(Implant.objects.order_by("id")[:3])
+    done = make_submission(matches=implants, model_id="ViT-B-32/untrained-seed0")
+    make_submission(status=Status.FAILED, failure_reason="Imagem ilegível")
+    make_submission(status=Status.RECEIVED, seconds=None)
+    for who in ("reviewer", "viewer"):  # with and without the patient's name
+        headers = people[who].headers
+        page = check(openapi, "/api/submissions/", "get", client.get("/api/submissions/", **headers))
+        assert page["count"] == 3 and ("patient" in page["results"][0]) == (who == "reviewer")
+        one = client.get(f"/api/submissions/{done.pk}/", **headers)
+        assert len(check(openapi, "/api/submissions/{id}/", "get", one)["matches"]) == 3
