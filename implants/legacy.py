@@ -253,9 +253,9 @@ def import_legacy_rows(
             yield RowOutcome(key, label, SKIPPED, str(exc))
         except (IntegrityError, ApplicationError) as exc:
             yield RowOutcome(key, label, SKIPPED, f"recusado pelo catálogo: {exc}")
-        if len(new_refs) >= batch_size:
-            services.reference_images_queue_embedding(reference_ids=new_refs, batch_size=batch_size)
-            new_refs = []
+        while len(new_refs) >= batch_size:  # full batches now, the rest with the next rows
+            services.reference_images_queue_embedding(reference_ids=new_refs[:batch_size], batch_size=batch_size)
+            new_refs = new_refs[batch_size:]
     if new_refs:
         services.reference_images_queue_embedding(reference_ids=new_refs, batch_size=batch_size)
 
