@@ -168,3 +168,26 @@ def reference_image_move(*, reference: ReferenceImage) -> ReferenceImage:
     reference.full_clean()
     reference.save(update_fields=["implant", "updated_at"])
     return reference
+
+
+def reference_images_create_many(
+    *, implant: Implant, files: list[tuple[bytes, str]], source: str = ReferenceSource.CATALOG
+) -> list[ReferenceImage]:
+    """Several reference images for one implant (admin bulk upload): every file is checked before
+    any is stored, then all are stored in one transaction (a failure leaves none, files included)
+    and their embeddings queued as one batch."""
+    for data, _name in files:
+        _content_hash(data)  # raises ApplicationError for a file that is not an image
+    created: list[ReferenceImage] = []
+    try:
+        with transaction.atomic():
+            for data, name in files:
+                created.append(
+                    reference_image_create(implant=implant, image_bytes=data, filename=name, source=source, queue=False)
+                )
+            reference_images_queue_embedding(reference_ids=[r.pk for r in created])
+    except BaseException:
+        for reference in created:
+            default_storage.delete(reference.image.name)
+        raise
+    return created
