@@ -90,3 +90,39 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
     assert state.model_id == installed.model_id and not state.untrained
     hits = nearest_implants(list(refs[0].embedding), model_id=installed.model_id, k=1)
     assert [h.reference_image_id for h in hits] == [refs[0].pk]
+
+
+def test_evaluate_compare_runs_the_running_model_and_a_checkpoint_side_by_side(tmp_path, checkpoint):
+    from implants.synthetic_catalog import write_catalog
+    from tests.matching.conftest import embed_catalog
+
+    csv_path, _, _ = write_catalog(tmp_path / "gen", implants=3, images=2, heldout=1)
+    call_command(
+        "import_catalog",
+        str(csv_path),
+        "--images-dir",
+        str(tmp_path / "gen" / "imagens"),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    embed_catalog()
+    out = io.StringIO()
+    call_command(
+        "evaluate_matching",
+        "--folder",
+        str(tmp_path / "gen" / "heldout"),
+        "--compare",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "rep"),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    import json
+
+    models = json.loads((tmp_path / "rep" / "report.json").read_text())["models"]
+    assert [m["model_id"] for m in models] == ["ViT-B-32/untrained-seed0", "ViT-B-32/raiox-vitb32.pt"]
+    assert [m["untrained"] for m in models] == [True, False]
+    assert all(m["queries"] == 3 for m in models)
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "ViT-B-32/raiox-vitb32.pt" in html and "ViT-B-32/untrained-seed0 (não treinado)" in html
