@@ -94,34 +94,48 @@ def generated_implants(count: int, *, seed: int = 0, manufacturers: int = 10) ->
     return out
 
 
+def _write_heldout(target: Path, item: dict, label: str, n: int, copies: int, seed: int) -> int:
+    """``copies`` distorted renders of one implant; the kinds rotate across implants, so that every
+    distortion is equally represented whatever the number of copies per implant."""
+    if not copies:
+        return 0
+    target.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"{seed} {label} heldout")
+    for k in range(copies):
+        kind = DISTORTIONS[(n * copies + k) % len(DISTORTIONS)]
+        base = render(item["silhouette"], seed_name=f"{label} heldout {k}")
+        (target / f"{k + 1}-{kind}.png").write_bytes(_png(distort(base, kind, rng)))
+    return copies
+
+
 def write_catalog(
-    out_dir: Path, *, implants: int, images: int, heldout: int = 0, seed: int = 0, heldout_dir: Path | None = None
+    out_dir: Path,
+    *,
+    implants: int,
+    images: int,
+    heldout: int = 0,
+    seed: int = 0,
+    heldout_dir: Path | None = None,
+    heldout_only: bool = False,
 ) -> tuple[Path, int, int]:
     """Write ``catalogo.csv`` and ``imagens/<manufacturer>/<implant>/<n>.png`` under ``out_dir``;
     with ``heldout``, also that many distorted copies per implant under ``heldout_dir`` (default
-    ``out_dir/heldout``), in the evaluate_matching folder layout. Returns (csv, images, copies)."""
+    ``out_dir/heldout``), in the evaluate_matching folder layout; ``heldout_only`` writes only
+    those (same implants: the generation is deterministic). Returns (csv, images, copies)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     image_root = out_dir / "imagens"
     heldout_root = heldout_dir or out_dir / "heldout"
     written = copies = 0
     rows = []
-    for item in generated_implants(implants, seed=seed):
+    for n, item in enumerate(generated_implants(implants, seed=seed)):
         mslug, islug = slugify(item["manufacturer"]), slugify(item["name"])
         folder = image_root / mslug / islug
         folder.mkdir(parents=True, exist_ok=True)
         label = f"{item['manufacturer']} {item['name']}"
-        for k in range(images):
+        for k in range(images if not heldout_only else 0):
             (folder / f"{k + 1}.png").write_bytes(_png(render(item["silhouette"], seed_name=f"{label} ref {k}")))
             written += 1
-        if heldout:
-            target = heldout_root / mslug / islug
-            target.mkdir(parents=True, exist_ok=True)
-            rng = random.Random(f"{seed} {label} heldout")
-            for k in range(heldout):
-                kind = DISTORTIONS[k % len(DISTORTIONS)]
-                base = render(item["silhouette"], seed_name=f"{label} heldout {k}")
-                (target / f"{k + 1}-{kind}.png").write_bytes(_png(distort(base, kind, rng)))
-                copies += 1
+        copies += _write_heldout(heldout_root / mslug / islug, item, label, n, heldout, seed)
         row = {key: item.get(key, "") for key in COLUMNS}
         row.update(
             {
@@ -153,7 +167,7 @@ def write_heldout_for_catalog(out_dir: Path, *, copies: int, seed: int = 0) -> i
             target.mkdir(parents=True, exist_ok=True)
             rng = random.Random(f"{seed} {label} heldout")
             for k in range(copies):
-                kind = DISTORTIONS[k % len(DISTORTIONS)]
+                kind = DISTORTIONS[(written + k) % len(DISTORTIONS)]
                 base = render(Silhouette(**item["drawing"]), seed_name=f"{label} heldout {seed} {k}")
                 (target / f"{k + 1}-{kind}.png").write_bytes(_png(distort(base, kind, rng)))
                 written += 1

@@ -23,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--images", type=int, default=5, help="reference images per implant")
         parser.add_argument("--heldout", type=int, default=0, help="distorted held-out copies per implant")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--heldout-dir", type=Path, help="where to write the held-out copies (default out/heldout)")
+        parser.add_argument("--heldout-only", action="store_true", help="write only the held-out copies")
         parser.add_argument(
             "--seed-catalog-heldout",
             type=int,
@@ -44,6 +46,8 @@ class Command(BaseCommand):
             images=int(options["images"]),
             heldout=int(options["heldout"]),
             seed=int(options["seed"]),
+            heldout_dir=options["heldout_dir"],
+            heldout_only=bool(options["heldout_only"]),
         )
         self.stdout.write(
             f"{csv_path}: {options['implants']} implantes, {images} imagens, {copies} cópias distorcidas "

@@ -49,7 +49,9 @@ class Command(BaseCommand):
         which.add_argument("--leave-one-out", action="store_true", help="each reference image against the rest")
         parser.add_argument("--out", type=Path, help="folder for report.json and report.html")
         parser.add_argument("--compare", help="second model: a checkpoint file or an open_clip tag")
-        parser.add_argument("--limit", type=int, default=0, help="evaluate at most this many queries")
+        parser.add_argument(
+            "--limit", type=int, default=0, help="evaluate this many queries, evenly spaced over the set"
+        )
         parser.add_argument("--no-save", action="store_true", help="do not store the report for the admin")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -80,8 +82,10 @@ class Command(BaseCommand):
             if alone:
                 self.stderr.write(f"{alone} imagens de referência sem outra do mesmo implante: fora do leave-one-out")
             dataset = f"leave-one-out nas referências ({len(items)})"
-        if options["limit"]:
-            items = items[: int(options["limit"])]
+        if options["limit"] and len(items) > int(options["limit"]):
+            # Evenly spaced, not the first N: every manufacturer and distortion stays represented.
+            step = len(items) / int(options["limit"])
+            items = [items[int(i * step)] for i in range(int(options["limit"]))]
         if not items:
             raise CommandError("Nenhuma consulta rotulada para avaliar.")
 
