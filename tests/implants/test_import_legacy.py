@@ -212,3 +212,34 @@ def test_old_embedding_of_another_model_is_not_searched_and_the_worker_embeds_ag
     assert [h.implant_id for h in nearest_implants(list(ref.embedding), model_id=RUNNING_MODEL, k=1)] == [
         ref.implant_id
     ]
+
+
+def test_history_imports_old_uploads_as_unlabelled_submissions_without_emails(old_bucket, tmp_path):
+    from submissions.models import Submission
+    from tests.matching.conftest import png_bytes
+
+    bucket, client, endpoint = old_bucket["bucket"], old_bucket["client"], old_bucket["endpoint"]
+    client.put_object(Bucket=bucket, Key="referencia/blx.png", Body=png_bytes(9))
+    client.put_object(Bucket=bucket, Key="clientes/dentista@example.com/raiox1.png", Body=png_bytes(1))
+    client.put_object(Bucket=bucket, Key="uploads/abc.png", Body=png_bytes(2))
+    client.put_object(Bucket=bucket, Key="raiox-imagens/antiga.png", Body=png_bytes(3))
+    client.put_object(Bucket=bucket, Key="uploads/quebrada.png", Body=b"not an image")
+    csv_path = tmp_path / "implants.csv"
+    csv_path.write_text(
+        "id,name,manufacturer,type,image_url,embedding\n"
+        f"7,BLX,Straumann,Cone Morse,{endpoint}/{bucket}/referencia/blx.png,\n"
+    )
+    args = ["--csv", str(csv_path), "--bucket", bucket, "--endpoint-url", endpoint, "--history"]
+    out = io.StringIO()
+    call_command("import_legacy", *args, stdout=out, stderr=io.StringIO())
+    assert "3 created" in out.getvalue() and "1 skipped" in out.getvalue()
+    subs = list(Submission.objects.all())
+    assert len(subs) == 3
+    assert all(s.dentist_email == "" and s.patient == "" and s.confirmed_implant_id is None for s in subs)
+    keys = storage_keys()
+    assert not any("dentista" in k or "example.com" in k or "raiox1" in k for k in keys)
+    assert "dentista" not in out.getvalue()
+
+    again = io.StringIO()
+    call_command("import_legacy", *args, stdout=again, stderr=io.StringIO())
+    assert Submission.objects.count() == 3 and "3 unchanged" in again.getvalue()

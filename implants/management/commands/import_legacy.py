@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -39,6 +40,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="check every row and report; write nothing")
         parser.add_argument("--batch-size", type=int, default=32, help="reference images per embedding task")
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="also import the old uploads (clientes/, uploads/, raiox-imagens/) as unlabelled submissions",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         try:
@@ -75,3 +81,15 @@ class Command(BaseCommand):
         skipped = report.counts()[SKIPPED]
         style = self.style.WARNING if skipped else self.style.SUCCESS
         self.stdout.write(style(f"{len(rows)} linhas lidas, {skipped} ignoradas."))
+        if options["history"]:
+            if not options["bucket"]:
+                raise CommandError("--history lê o bucket antigo: use --bucket.")
+            # By command name: the catalogue app never imports submissions (dependencies run one way).
+            call_command(
+                "import_legacy_history",
+                bucket=options["bucket"],
+                endpoint_url=options["endpoint_url"],
+                dry_run=bool(options["dry_run"]),
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
