@@ -21,6 +21,17 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
+def _fit(label: str, room: float) -> str:
+    """A category label cut to the width of its group (about 6 px per character at 11 px)."""
+    most = max(3, int(room / 6.2))
+    if len(label) <= most:
+        return label
+    last = label.split()[-1]
+    if " " in label and len(last) + 3 <= most:  # keep the distinguishing end: "Fabri… A"
+        return label[: most - len(last) - 2] + "… " + last
+    return label[: most - 1] + "…"
+
+
 def _svg_frame(width: int, height: int, title: str, untrained: bool, body: list[str]) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
@@ -29,11 +40,8 @@ def _svg_frame(width: int, height: int, title: str, untrained: bool, body: list[
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff" stroke="#dddddd"/>',
         f'<text x="8" y="16" {FONT} font-weight="600" fill="#222">{escape(title)}</text>',
     ]
-    if untrained:
-        parts.append(
-            f'<text x="{width - 8}" y="16" {FONT} text-anchor="end" font-weight="700" fill="#b91c1c">'
-            f"{escape(UNTRAINED_LABEL)}</text>"
-        )
+    if untrained:  # its own line under the title: long titles never hide it
+        parts.append(f'<text x="8" y="31" {FONT} font-weight="700" fill="#b91c1c">{escape(UNTRAINED_LABEL)}</text>')
     parts += body
     parts.append("</svg>")
     return "".join(parts)
@@ -51,7 +59,7 @@ def bar_chart(
     percent: bool = True,
 ) -> str:
     """Grouped vertical bars (values 0..maximum), one group per category, one colour per series."""
-    left, top, bottom = 40, 44, 46
+    left, top, bottom = 40, 50, 46
     plot_h = height - top - bottom
     plot_w = width - left - 10
     body: list[str] = []
@@ -76,7 +84,7 @@ def bar_chart(
             )
         body.append(
             f'<text x="{x0 + (group_w - 8) / 2:.1f}" y="{height - bottom + 14}" {FONT} text-anchor="middle" '
-            f'fill="#333">{escape(category[:18])}</text>'
+            f'fill="#333">{escape(_fit(category, group_w))}</text>'
         )
     for s, (name, _) in enumerate(series):
         x = left + s * 200
@@ -101,7 +109,7 @@ def histogram(title: str, right: Sequence[float], wrong: Sequence[float], cut: f
         return out
 
     r, w = counts(right), counts(wrong)
-    width, height, left, top, bottom = 640, 240, 40, 44, 46
+    width, height, left, top, bottom = 640, 240, 40, 50, 46
     plot_w, plot_h = width - left - 10, height - top - bottom
     peak = max([1, *r, *w])
     body: list[str] = []
@@ -122,8 +130,9 @@ def histogram(title: str, right: Sequence[float], wrong: Sequence[float], cut: f
     body.append(f'<text x="{xc + 3:.1f}" y="{top + 10}" {FONT} fill="#111">corte {cut:.2f}</text>')
     for k in range(5):
         v = low + (high - low) * k / 4
+        anchor = "start" if k == 0 else "end" if k == 4 else "middle"
         body.append(
-            f'<text x="{left + plot_w * k / 4:.1f}" y="{height - bottom + 14}" {FONT} text-anchor="middle" '
+            f'<text x="{left + plot_w * k / 4:.1f}" y="{height - bottom + 14}" {FONT} text-anchor="{anchor}" '
             f'fill="#333">{v:.3f}</text>'
         )
     for j, (name, color) in enumerate((("1º candidato certo", COLORS[2]), ("1º candidato errado", COLORS[3]))):
