@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from implants import services
+from implants.admin_bulk import BulkReferenceUploadMixin
 from implants.models import Implant, Manufacturer, ReferenceImage
 
 
@@ -77,7 +78,7 @@ class ReferenceImageInline(admin.TabularInline):
 
 
 @admin.register(Implant)
-class ImplantAdmin(admin.ModelAdmin):
+class ImplantAdmin(BulkReferenceUploadMixin, admin.ModelAdmin):
     list_display = ["preview", "name", "manufacturer", "connection", "body_shape", "level", "image_count", "is_active"]
     list_display_links = ["preview", "name"]
     list_filter = ["manufacturer", "connection", "body_shape", "level", "thread_shape", "is_active"]

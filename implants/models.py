@@ -97,6 +97,12 @@ class Implant(models.Model):
     is_active = models.BooleanField(
         _("ativo"), default=True, help_text=_("Implantes inativos não aparecem nos resultados.")
     )
+    # The old system's row id (``implants.id``): a re-run of import_legacy finds the implant again.
+    legacy_id = models.PositiveIntegerField(
+        _("id no sistema antigo"), null=True, blank=True, unique=True, editable=False
+    )
+    # The old free-text ``type`` column, kept as it was next to the fields it was mapped to.
+    legacy_type = models.CharField(_("tipo no sistema antigo"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
     updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
 
@@ -124,6 +130,7 @@ REFINE_FIELDS: dict[str, type[models.TextChoices]] = {
 class ReferenceSource(models.TextChoices):
     CATALOG = "catalog", _("catálogo")
     CONFIRMED_CASE = "confirmed_case", _("caso confirmado")
+    IMPORTED = "imported", _("importada do sistema antigo")
 
 
 class ReferenceImage(models.Model):

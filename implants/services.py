@@ -19,8 +19,31 @@ from kernel.storage_keys import reference_image_key
 EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"
 
 
+EMBED_REFERENCE_BATCH_TASK = "matching.batch.embed_reference_images"
+
+
 def _queue_embedding(reference_image_id: int) -> None:
     transaction.on_commit(lambda: async_task(EMBED_REFERENCE_TASK, reference_image_id, group="embed"))
+
+
+def reference_images_queue_embedding(*, reference_ids: list[int], batch_size: int = 32) -> int:
+    """Queue the embeddings of many reference images, one task per batch: the worker then runs one
+    forward pass per batch instead of one per image (bulk imports). Returns the number of tasks."""
+    ids = list(reference_ids)
+    batches = [ids[start : start + batch_size] for start in range(0, len(ids), max(1, batch_size))]
+    for batch in batches:
+        transaction.on_commit(lambda batch=batch: async_task(EMBED_REFERENCE_BATCH_TASK, batch, group="embed"))
+    return len(batches)
+
+
+@transaction.atomic
+def implant_link_legacy(*, implant: Implant, legacy_id: int, legacy_type: str) -> Implant:
+    """Remember the old system's row id on an implant that already existed here (same name)."""
+    implant.legacy_id = legacy_id
+    implant.legacy_type = legacy_type
+    implant.full_clean()
+    implant.save(update_fields=["legacy_id", "legacy_type", "updated_at"])
+    return implant
 
 
 @transaction.atomic
@@ -65,15 +88,22 @@ def _content_hash(image_bytes: bytes) -> str:
 
 
 def reference_image_create(
-    *, implant: Implant, image_bytes: bytes, filename: str, source: str = ReferenceSource.CATALOG
+    *,
+    implant: Implant,
+    image_bytes: bytes,
+    filename: str,
+    source: str = ReferenceSource.CATALOG,
+    queue: bool = True,
 ) -> ReferenceImage:
-    """Store a reference image and queue its embedding once the row is committed."""
+    """Store a reference image and queue its embedding once the row is committed (``queue=False``:
+    the caller queues many at once with ``reference_images_queue_embedding``)."""
     with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
         reference = ReferenceImage(implant=implant, source=source, content_hash=_content_hash(image_bytes))
         reference.image.name = name
         reference.full_clean()
         reference.save()
-        _queue_embedding(reference.pk)
+        if queue:
+            _queue_embedding(reference.pk)
     return reference
 
 
@@ -138,3 +168,26 @@ def reference_image_move(*, reference: ReferenceImage) -> ReferenceImage:
     reference.full_clean()
     reference.save(update_fields=["implant", "updated_at"])
     return reference
+
+
+def reference_images_create_many(
+    *, implant: Implant, files: list[tuple[bytes, str]], source: str = ReferenceSource.CATALOG
+) -> list[ReferenceImage]:
+    """Several reference images for one implant (admin bulk upload): every file is checked before
+    any is stored, then all are stored in one transaction (a failure leaves none, files included)
+    and their embeddings queued as one batch."""
+    for data, _name in files:
+        _content_hash(data)  # raises ApplicationError for a file that is not an image
+    created: list[ReferenceImage] = []
+    try:
+        with transaction.atomic():
+            for data, name in files:
+                created.append(
+                    reference_image_create(implant=implant, image_bytes=data, filename=name, source=source, queue=False)
+                )
+            reference_images_queue_embedding(reference_ids=[r.pk for r in created])
+    except BaseException:
+        for reference in created:
+            default_storage.delete(reference.image.name)
+        raise
+    return created

@@ -10,3 +10,6 @@ class WorkerStateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+from matching import admin_evaluation  # noqa: E402, F401  (registers the evaluation reports)

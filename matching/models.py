@@ -28,3 +28,27 @@ class WorkerState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid} {self.model_id}"
+
+
+class EvaluationReport(models.Model):
+    """One run of ``manage.py evaluate_matching``: the figures (``summary``, the report.json
+    content) and the rendered page, so that staff read the latest accuracy in the admin."""
+
+    created_at = models.DateTimeField(_("criado em"), default=timezone.now, db_index=True)
+    model_id = models.CharField(_("modelo"), max_length=200)
+    untrained = models.BooleanField(_("pesos não treinados"), default=False)
+    dataset = models.CharField(_("conjunto avaliado"), max_length=200)
+    queries = models.PositiveIntegerField(_("consultas"), default=0)
+    top1 = models.FloatField(_("top-1"), default=0.0)
+    top5 = models.FloatField(_("top-5"), default=0.0)
+    summary = models.JSONField(_("relatório (report.json)"), default=dict)
+    # The report body (tables and inline SVG figures, no script, no inline style) shown in the admin.
+    html = models.TextField(_("página do relatório"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("avaliação da identificação")
+        verbose_name_plural = _("avaliações da identificação")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.model_id} ({self.dataset})"

@@ -143,3 +143,20 @@ def nearest_implants(
             rows = list(qs.values_list("id", "implant_id", "distance"))
         hits = _fold(rows, k)
     return hits
+
+
+def nearest_implants_exact(
+    embedding: Sequence[float],
+    *,
+    model_id: str,
+    k: int,
+    exclude_references: Iterable[int] = (),
+) -> list[ImplantHit]:
+    """The top-k implants by an exact scan, leaving out some reference images (evaluation: a
+    reference image queried against the others, a confirmed case against the catalogue without the
+    reference image it became). Same filters and fold as ``nearest_implants``."""
+    qs = _queryset(embedding, model_id, None, ()).exclude(pk__in=list(exclude_references))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        rows = list(qs.values_list("id", "implant_id", "distance"))
+    return _fold(rows, k)

@@ -1,5 +1,8 @@
 """Download the CLIP weights named by RAIOX_CLIP_MODEL / RAIOX_CLIP_PRETRAINED into
-RAIOX_CLIP_CACHE_DIR, once, on a machine with internet. Workers never download at load time."""
+RAIOX_CLIP_CACHE_DIR, once, on a machine with internet. Workers never download at load time.
+
+A server without internet installs a checkpoint copied by hand with ``--from-file PATH`` (see
+matching.checkpoints): checksum printed and verified, load checked, model id recorded."""
 
 from __future__ import annotations
 
@@ -31,7 +34,26 @@ def _offline_reason(host: str) -> str | None:
 class Command(BaseCommand):
     help = "Baixa os pesos do modelo CLIP configurado para RAIOX_CLIP_CACHE_DIR (precisa de internet)."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--from-file", type=Path, help="install a checkpoint copied by hand (no internet needed)")
+        parser.add_argument("--sha256", default="", help="expected SHA-256 of --from-file; refused if it differs")
+
     def handle(self, *args: object, **options: object) -> None:
+        if options.get("from_file"):
+            from matching.checkpoints import CheckpointRefused, install_checkpoint
+
+            try:
+                installed = install_checkpoint(
+                    options["from_file"], expected_sha256=str(options.get("sha256") or ""), log=self.stdout.write
+                )
+            except CheckpointRefused as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(self.style.SUCCESS(f"Installed {installed.model_id}: {installed.path}"))
+            self.stdout.write(
+                f"Set RAIOX_CLIP_PRETRAINED={installed.path} and restart the workers; then "
+                "`python manage.py reembed` (or let the worker re-embed the queued images)."
+            )
+            return
         architecture = settings.RAIOX_CLIP_MODEL
         tag = settings.RAIOX_CLIP_PRETRAINED
         cache_dir = Path(settings.RAIOX_CLIP_CACHE_DIR)

@@ -1,0 +1,396 @@
+"""Catalogue files: the format ``import_catalog`` reads and ``export_catalog`` writes.
+
+One row per implant (CSV with a header, or a JSON list of objects), with the columns of ``COLUMNS``.
+In a CSV, lists (diameters, lengths, images) are separated by ``;`` and decimals use a point.
+Images are, in this order: the ``images`` column (paths relative to the images folder or bucket
+prefix), else every image under ``<manufacturer-slug>/<implant-slug>/``.
+
+The import validates every row first and writes nothing if any row is wrong (unless the operator
+asks to skip invalid rows); then each row is written whole or not at all, through the services.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path, PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.utils.text import slugify
+
+from implants import services
+from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
+from implants.models import Implant, Manufacturer, ReferenceSource
+from kernel.errors import ApplicationError
+from kernel.imaging import validate_image
+from kernel.storage_keys import SAFE_EXTENSIONS
+
+COLUMNS = [
+    "manufacturer",
+    "manufacturer_country",
+    "manufacturer_website",
+    "name",
+    "connection",
+    "body_shape",
+    "level",
+    "thread_shape",
+    "apex",
+    "collar",
+    "platform_switching",
+    "diameters_mm",
+    "lengths_mm",
+    "screwdriver",
+    "notes",
+    "is_active",
+    "images",
+]
+REQUIRED = ["manufacturer", "name", "connection", "body_shape", "thread_shape"]
+FEATURES = [
+    "connection",
+    "body_shape",
+    "level",
+    "thread_shape",
+    "apex",
+    "collar",
+    "platform_switching",
+    "diameters_mm",
+    "lengths_mm",
+    "screwdriver",
+    "notes",
+    "is_active",
+]
+TRUE = {"1", "true", "sim", "yes", "s", "y", "x"}
+FALSE = {"", "0", "false", "nao", "não", "no", "n"}
+
+
+# --- image sources --------------------------------------------------------------------------------
+
+
+def _safe(path: str) -> str:
+    parts = PurePosixPath(path).parts
+    if not path or path.startswith("/") or ".." in parts:
+        raise ValueError(f"caminho de imagem inválido: {path!r}")
+    return path
+
+
+class FolderSource:
+    def __init__(self, folder: Path):
+        self.folder = folder.resolve()
+
+    def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
+        base = self.folder / manufacturer_slug / implant_slug
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.folder)) for p in base.iterdir() if p.suffix.lower() in SAFE_EXTENSIONS)
+
+    def read(self, path: str) -> bytes:
+        resolved = (self.folder / _safe(path)).resolve()
+        if not resolved.is_relative_to(self.folder) or not resolved.is_file():
+            raise FileNotFoundError(path)
+        return resolved.read_bytes()
+
+
+class BucketSource:
+    """Images under a prefix of a bucket (S3 API, credentials from the usual AWS variables)."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
+
+    def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
+        start = f"{self.prefix}{manufacturer_slug}/{implant_slug}/"
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            for obj in page.get("Contents", []):
+                if PurePosixPath(obj["Key"]).suffix.lower() in SAFE_EXTENSIONS:
+                    found.append(obj["Key"][len(self.prefix) :])
+        return sorted(found)
+
+    def read(self, path: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _safe(path))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(path) from exc
+            raise
+
+
+# --- reading and validating -----------------------------------------------------------------------
+
+
+@dataclass
+class CatalogRow:
+    line: str  # "linha 3" (CSV) or "item 2" (JSON)
+    manufacturer: dict
+    name: str
+    features: dict
+    images: list[str]
+    image_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.manufacturer['name']} {self.name}"
+
+
+def read_records(path: Path) -> list[tuple[str, dict]]:
+    """(where, record) for every row of a CSV or JSON catalogue file."""
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = data.get("implants", [])
+        if not isinstance(data, list):
+            raise ValueError('o JSON deve ser uma lista de implantes (ou {"implants": [...]})')
+        return [(f"item {i}", record if isinstance(record, dict) else {}) for i, record in enumerate(data, 1)]
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"colunas obrigatórias ausentes: {', '.join(missing)}")
+        # Line numbers as an editor shows them: the header is line 1.
+        return [(f"linha {reader.line_num}", dict(record)) for record in reader]
+
+
+def _list(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value or "").split(";") if part.strip()]
+
+
+def _numbers(value: object, column: str) -> list[Decimal]:
+    """A JSON list, or a CSV cell "3.5;4.3" (a decimal comma, "3,5;4,3", is accepted too)."""
+    items = [str(v) for v in value] if isinstance(value, list) else [v.replace(",", ".") for v in _list(value)]
+    try:
+        numbers = [Decimal(v) for v in items]
+    except InvalidOperation as exc:
+        raise ValueError(f"{column}: número inválido em {value!r}") from exc
+    if any(not n.is_finite() or n <= 0 for n in numbers):
+        raise ValueError(f"{column}: valores devem ser números positivos")
+    return numbers
+
+
+def _bool(value: object, column: str, default: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text == "" and value in (None, ""):
+        return default
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ValueError(f"{column}: use sim/não (recebido {value!r})")
+
+
+def _text(record: dict, key: str) -> str:
+    value = record.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def parse_row(where: str, record: dict, source: FolderSource | BucketSource | None) -> tuple[CatalogRow, list[str]]:
+    """One row checked as the catalogue would check it, without writing: (row, errors)."""
+    errors: list[str] = []
+    for key in REQUIRED:
+        if not _text(record, key):
+            errors.append(f"{key}: obrigatório")
+    features: dict = {key: _text(record, key) for key in ("connection", "body_shape", "level", "thread_shape")}
+    features["level"] = features["level"] or "bone"
+    features.update({key: _text(record, key) for key in ("apex", "collar", "screwdriver", "notes")})
+    for key, default in (("platform_switching", False), ("is_active", True)):
+        try:
+            features[key] = _bool(record.get(key), key, default)
+        except ValueError as exc:
+            errors.append(str(exc))
+    for key in ("diameters_mm", "lengths_mm"):
+        try:
+            features[key] = _numbers(record.get(key), key)
+        except ValueError as exc:
+            errors.append(str(exc))
+            features[key] = []
+    manufacturer = {
+        "name": _text(record, "manufacturer"),
+        "country": _text(record, "manufacturer_country"),
+        "website": _text(record, "manufacturer_website"),
+    }
+    row = CatalogRow(where, manufacturer, _text(record, "name"), features, [])
+    # The model's own checks (choices, lengths, decimal places), as the admin would apply them.
+    candidate = Implant(name=row.name, **features)
+    try:
+        candidate.clean_fields(exclude=["manufacturer", *(k for k in REQUIRED if not _text(record, k))])
+    except ValidationError as exc:
+        errors += [f"{key}: {' '.join(messages)}" for key, messages in exc.message_dict.items()]
+    try:
+        Manufacturer(name=manufacturer["name"] or "x", slug="x", website=manufacturer["website"]).clean_fields(
+            exclude=["name", "slug", "country"]
+        )
+    except ValidationError as exc:
+        errors += [f"manufacturer_website: {' '.join(m)}" for m in exc.message_dict.values()]
+    if source is not None and row.name and manufacturer["name"]:
+        listed = _list(record.get("images"))
+        try:
+            row.images = listed or source.default_images(slugify(manufacturer["name"]), slugify(row.name))
+        except ValueError as exc:
+            errors.append(str(exc))
+        for path in row.images:
+            try:
+                row.image_hashes.append(validate_image(source.read(path), field="image").content_hash)
+            except (FileNotFoundError, ValueError):
+                errors.append(f"imagem não encontrada: {path}")
+            except ApplicationError as exc:
+                errors.append(f"imagem inválida ({path}): {exc.message}")
+    return row, errors
+
+
+def validate_file(
+    path: Path, source: FolderSource | BucketSource | None, progress=None
+) -> tuple[list[CatalogRow], list[tuple[str, list[str]]]]:
+    """Every row, and the errors of the wrong ones with where they are."""
+    rows: list[CatalogRow] = []
+    problems: list[tuple[str, list[str]]] = []
+    seen: dict[tuple[str, str], str] = {}
+    for where, record in read_records(path):
+        row, errors = parse_row(where, record, source)
+        key = (row.manufacturer["name"].lower(), row.name.lower())
+        if row.name and key in seen:
+            errors.append(f"implante repetido (já na {seen[key]})")
+        seen.setdefault(key, where)
+        if errors:
+            problems.append((where, errors))
+        else:
+            rows.append(row)
+        if progress is not None:
+            progress(1)
+    return rows, problems
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _differs(implant: Implant, features: dict) -> bool:
+    for key, value in features.items():
+        current = getattr(implant, key)
+        if key in ("diameters_mm", "lengths_mm"):
+            if [Decimal(str(v)) for v in current] != [Decimal(str(v)) for v in value]:
+                return True
+        elif current != value:
+            return True
+    return False
+
+
+def import_rows(
+    rows: list[CatalogRow], source: FolderSource | BucketSource | None, *, batch_size: int = 32
+) -> Iterator[RowOutcome]:
+    """Write each validated row whole or not at all; yields its outcome (for the progress bar)."""
+    pending: list[int] = []
+    for row in rows:
+        try:
+            with all_or_nothing() as stored:
+                manufacturer, _ = services.manufacturer_get_or_create(**row.manufacturer)
+                implant, created = services.implant_get_or_create(
+                    manufacturer=manufacturer, name=row.name, **row.features
+                )
+                status = CREATED if created else UNCHANGED
+                if not created and _differs(implant, row.features):
+                    for key, value in row.features.items():
+                        setattr(implant, key, value)
+                    services.implant_save(implant=implant)
+                    status = UPDATED
+                have = set(implant.reference_images.values_list("content_hash", flat=True))
+                new_ids: list[int] = []
+                for path, content_hash in zip(row.images, row.image_hashes, strict=True):
+                    if content_hash in have:
+                        continue  # the same picture is already a reference of this implant
+                    reference = services.reference_image_create(
+                        implant=implant,
+                        image_bytes=source.read(path),  # type: ignore[union-attr]
+                        filename=PurePosixPath(path).name,
+                        source=ReferenceSource.CATALOG,
+                        queue=False,
+                    )
+                    stored.append(reference.image.name)
+                    have.add(content_hash)
+                    new_ids.append(reference.pk)
+                if new_ids and status == UNCHANGED:
+                    status = UPDATED
+            pending += new_ids
+            yield RowOutcome(row.line, row.label, status, images=len(new_ids))
+        except (ValidationError, IntegrityError, ApplicationError, FileNotFoundError) as exc:
+            yield RowOutcome(row.line, row.label, SKIPPED, str(exc))
+        while len(pending) >= batch_size:  # full batches now, the rest with the next rows
+            services.reference_images_queue_embedding(reference_ids=pending[:batch_size], batch_size=batch_size)
+            pending = pending[batch_size:]
+    if pending:
+        services.reference_images_queue_embedding(reference_ids=pending, batch_size=batch_size)
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def export_catalog(path: Path, images_dir: Path | None) -> int:
+    """Write every implant in the import format; with ``images_dir``, its reference images too
+    (``<manufacturer-slug>/<implant-slug>/<n>.<ext>``), listed in the ``images`` column."""
+    records: list[dict] = []
+    implants = Implant.objects.select_related("manufacturer").prefetch_related("reference_images")
+    for implant in implants.order_by("manufacturer__name", "name"):
+        images: list[str] = []
+        if images_dir is not None:
+            for n, reference in enumerate(implant.reference_images.order_by("pk"), 1):
+                if not reference.image:
+                    continue
+                relative = (
+                    f"{implant.manufacturer.slug}/{slugify(implant.name)}/{n}"
+                    f"{PurePosixPath(reference.image.name).suffix or '.png'}"
+                )
+                target = images_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with reference.image.open("rb") as fh:
+                    target.write_bytes(fh.read())
+                images.append(relative)
+        records.append(
+            {
+                "manufacturer": implant.manufacturer.name,
+                "manufacturer_country": implant.manufacturer.country,
+                "manufacturer_website": implant.manufacturer.website,
+                "name": implant.name,
+                "connection": implant.connection,
+                "body_shape": implant.body_shape,
+                "level": implant.level,
+                "thread_shape": implant.thread_shape,
+                "apex": implant.apex,
+                "collar": implant.collar,
+                "platform_switching": implant.platform_switching,
+                "diameters_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.diameters_mm],
+                "lengths_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.lengths_mm],
+                "screwdriver": implant.screwdriver,
+                "notes": implant.notes,
+                "is_active": implant.is_active,
+                "images": images,
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8")
+    else:
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer.writeheader()
+            for record in records:
+                writer.writerow(
+                    {
+                        **record,
+                        "platform_switching": "sim" if record["platform_switching"] else "não",
+                        "is_active": "sim" if record["is_active"] else "não",
+                        "diameters_mm": ";".join(record["diameters_mm"]),
+                        "lengths_mm": ";".join(record["lengths_mm"]),
+                        "images": ";".join(record["images"]),
+                    }
+                )
+    return len(records)

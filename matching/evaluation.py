@@ -1,0 +1,422 @@
+"""How well the system identifies implants, measured the way a clinic would: the real search, the
+running model, a labelled set (a folder ``<implant-slug>/*.png``, the staff-confirmed cases, or
+leave-one-out over the reference images).
+
+Per query we keep the true implant, the ranked candidates with their similarities and the time
+taken; every figure of the report (top-k, per manufacturer, confusions, confidence labels, the
+"no convincing match" cut-off, latency, calibration and suggested thresholds) is computed from
+that list. The confidence label is the result page's own (``submissions.selectors.confidence_for``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils.text import slugify
+
+from implants.models import Implant, ReferenceImage
+from kernel.storage_keys import SAFE_EXTENSIONS
+from matching.models import EvaluationReport
+from matching.search import ImplantHit, _fold, nearest_implants, nearest_implants_exact
+from submissions.selectors import confidence_for
+
+K = 5
+HIGH_PRECISION_TARGET = 0.95
+MEDIUM_PRECISION_TARGET = 0.80
+MARGINS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
+
+
+@dataclass
+class QueryResult:
+    source: str  # file path, "referência #12", "envio #7" (never patient data)
+    truth_id: int
+    hits: list[tuple[int, float]]  # (implant id, similarity), best first
+    embed_ms: float
+    search_ms: float
+
+    @property
+    def rank(self) -> int | None:
+        for i, (implant_id, _) in enumerate(self.hits, 1):
+            if implant_id == self.truth_id:
+                return i
+        return None
+
+    @property
+    def top1(self) -> tuple[int, float] | None:
+        return self.hits[0] if self.hits else None
+
+
+# --- labelled sets ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelledItem:
+    source: str
+    truth_id: int
+    load: Callable[[], bytes] | None = None  # image bytes (folder, confirmed case)
+    reference_id: int | None = None  # leave-one-out: the reference image queried
+    exclude_references: tuple[int, ...] = ()
+    stored_embedding: tuple[str, list[float]] | None = None  # (model id, vector) when already known
+
+
+def _implant_index() -> dict[str, int]:
+    """Folder names that designate an implant: ``<manufacturer-slug>/<implant-slug>``, and
+    ``<implant-slug>`` or ``<manufacturer-slug>-<implant-slug>`` when unambiguous."""
+    index: dict[str, int] = {}
+    ambiguous: set[str] = set()
+    for implant in Implant.objects.select_related("manufacturer"):
+        islug = slugify(implant.name)
+        index[f"{implant.manufacturer.slug}/{islug}"] = implant.pk
+        for key in (islug, slugify(f"{implant.manufacturer.name} {implant.name}")):
+            if key in index and index[key] != implant.pk:
+                ambiguous.add(key)
+            index[key] = implant.pk
+    for key in ambiguous:
+        index.pop(key, None)
+    return index
+
+
+def folder_items(folder: Path) -> tuple[list[LabelledItem], list[str]]:
+    index = _implant_index()
+    items: list[LabelledItem] = []
+    unknown: set[str] = set()
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in SAFE_EXTENSIONS:
+            continue
+        label = path.parent.relative_to(folder).as_posix()
+        implant_id = index.get(label)
+        if implant_id is None:
+            unknown.add(label)
+            continue
+        items.append(LabelledItem(str(path.relative_to(folder)), implant_id, load=path.read_bytes))
+    return items, sorted(unknown)
+
+
+def confirmed_items() -> list[LabelledItem]:
+    from submissions.models import Submission
+
+    items = []
+    for sub in Submission.objects.filter(confirmed_implant__isnull=False).exclude(image="").order_by("pk"):
+
+        def load(name: str = sub.image.name, storage=sub.image.storage) -> bytes:
+            with storage.open(name, "rb") as fh:
+                return fh.read()
+
+        stored = (sub.embedding_model, [float(x) for x in sub.embedding]) if sub.embedding is not None else None
+        items.append(
+            LabelledItem(
+                f"envio #{sub.pk}",
+                sub.confirmed_implant_id,
+                load=load,
+                exclude_references=(sub.confirmed_reference_image_id,) if sub.confirmed_reference_image_id else (),
+                stored_embedding=stored,
+            )
+        )
+    return items
+
+
+def leave_one_out_items(model_id: str) -> tuple[list[LabelledItem], int]:
+    """Every reference image whose implant has another one to be found by; (items, left out)."""
+    refs = list(
+        ReferenceImage.objects.filter(embedding_model=model_id, embedding__isnull=False, implant__is_active=True)
+        .order_by("pk")
+        .values_list("pk", "implant_id", "embedding", "image")
+    )
+    per_implant = Counter(implant_id for _, implant_id, _, _ in refs)
+    items, alone = [], 0
+    for pk, implant_id, embedding, name in refs:
+        if per_implant[implant_id] < 2:
+            alone += 1
+            continue
+
+        def load(name: str = name) -> bytes:
+            from django.core.files.storage import default_storage
+
+            with default_storage.open(name, "rb") as fh:
+                return fh.read()
+
+        items.append(
+            LabelledItem(
+                f"referência #{pk}",
+                implant_id,
+                load=load,
+                reference_id=pk,
+                exclude_references=(pk,),
+                stored_embedding=(model_id, [float(x) for x in embedding]),
+            )
+        )
+    return items, alone
+
+
+# --- running the queries ----------------------------------------------------------------------------
+
+
+class DatabaseSearch:
+    """The running model: the queries go through the real pgvector search."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.model_id = embedder.model_id
+        self.untrained = embedder.untrained
+
+    def query_vector(self, item: LabelledItem) -> list[float]:
+        if item.stored_embedding is not None and item.stored_embedding[0] == self.model_id:
+            return item.stored_embedding[1]
+        return self.embedder.embed_bytes(item.load())  # type: ignore[misc]
+
+    def search(self, vector: list[float], item: LabelledItem) -> list[ImplantHit]:
+        if item.exclude_references:
+            return nearest_implants_exact(
+                vector, model_id=self.model_id, k=K, exclude_references=item.exclude_references
+            )
+        return nearest_implants(vector, model_id=self.model_id, k=K)
+
+
+class MemorySearch:
+    """A second model for --compare: the database holds one embedding per reference image (the
+    running model's), so the other model's catalogue is embedded here and searched exactly."""
+
+    def __init__(self, embedder, batch_size: int = 16, progress: Callable[[int], object] | None = None):
+        self.embedder = embedder
+        self.model_id = embedder.model_id
+        self.untrained = embedder.untrained
+        from matching.tasks import _read
+
+        refs = list(
+            ReferenceImage.objects.filter(implant__is_active=True)
+            .order_by("pk")
+            .values_list("pk", "implant_id", "image")
+        )
+        vectors: list[list[float]] = []
+        for start in range(0, len(refs), batch_size):
+            batch = refs[start : start + batch_size]
+            vectors += embedder.embed_images([embedder.load_image(_read(name)) for _, _, name in batch])
+            if progress:
+                progress(len(batch))
+        self.ref_ids = np.array([pk for pk, _, _ in refs])
+        self.implant_ids = np.array([implant_id for _, implant_id, _ in refs])
+        self.matrix = np.array(vectors, dtype=np.float32).reshape(len(refs), -1)
+        self.by_ref = {pk: i for i, pk in enumerate(self.ref_ids)}
+
+    def query_vector(self, item: LabelledItem) -> list[float]:
+        if item.reference_id is not None and item.reference_id in self.by_ref:
+            return self.matrix[self.by_ref[item.reference_id]].tolist()
+        return self.embedder.embed_bytes(item.load())  # type: ignore[misc]
+
+    def search(self, vector: list[float], item: LabelledItem) -> list[ImplantHit]:
+        distances = 1.0 - self.matrix @ np.asarray(vector, dtype=np.float32)
+        order = np.argsort(distances, kind="stable")
+        excluded = set(item.exclude_references)
+        rows = (
+            (int(self.ref_ids[i]), int(self.implant_ids[i]), float(distances[i]))
+            for i in order
+            if int(self.ref_ids[i]) not in excluded
+        )
+        return _fold(rows, K)
+
+
+def run_queries(searcher, items: Sequence[LabelledItem]) -> Iterator[QueryResult]:
+    for item in items:
+        started = time.perf_counter()
+        vector = searcher.query_vector(item)
+        embedded = time.perf_counter()
+        hits = searcher.search(vector, item)
+        done = time.perf_counter()
+        yield QueryResult(
+            item.source,
+            item.truth_id,
+            [(h.implant_id, round(h.similarity, 5)) for h in hits],
+            (embedded - started) * 1000,
+            (done - embedded) * 1000,
+        )
+
+
+# --- figures ----------------------------------------------------------------------------------------
+
+
+def _rate(hits: int, total: int) -> float:
+    return round(hits / total, 4) if total else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2) if values else 0.0
+
+
+def _label(result: QueryResult) -> str:
+    if not result.hits:
+        return "baixa"
+    following = result.hits[1][1] if len(result.hits) > 1 else None
+    return confidence_for(result.hits[0][1], None, following).level
+
+
+def _margin(result: QueryResult) -> float:
+    return result.hits[0][1] - result.hits[1][1] if len(result.hits) > 1 else 1.0
+
+
+def suggest_thresholds(results: Sequence[QueryResult]) -> dict:
+    """Cut-offs read from the measured calibration (top-1 similarity and margin vs. correctness).
+
+    - ``RAIOX_MIN_SIMILARITY``: the similarity that best separates right from wrong first
+      candidates (Youden's J: share of right answers kept minus share of wrong ones kept);
+    - ``RAIOX_CONFIDENCE_HIGH_*`` / ``MEDIUM_*``: the (similarity, margin) pair that labels the most
+      answers while keeping their precision at 95 % / 80 %.
+    """
+    scored = [(r.hits[0][1], _margin(r), r.rank == 1) for r in results if r.hits]
+    out: dict = {"basis": len(scored)}
+    right = [s for s, _, ok in scored if ok]
+    wrong = [s for s, _, ok in scored if not ok]
+    if not right or not wrong:
+        out["min_similarity"] = None
+        out["note"] = "todas as respostas certas ou todas erradas: sem base para um corte"
+    else:
+        best = max(
+            sorted({s for s, _, _ in scored}),
+            key=lambda t: sum(s >= t for s in right) / len(right) - sum(s >= t for s in wrong) / len(wrong),
+        )
+        out["min_similarity"] = round(best, 3)
+    candidates = sorted({round(s, 3) for s, _, _ in scored})
+    for name, target in (("high", HIGH_PRECISION_TARGET), ("medium", MEDIUM_PRECISION_TARGET)):
+        best_choice = None
+        for t in candidates:
+            for m in MARGINS:
+                kept = [ok for s, mg, ok in scored if s >= t and mg >= m]
+                if len(kept) < 3:
+                    continue
+                precision = sum(kept) / len(kept)
+                if precision >= target and (best_choice is None or len(kept) > best_choice[2]):
+                    best_choice = (t, m, len(kept), precision)
+        if best_choice is None:
+            out[name] = None
+        else:
+            t, m, n, precision = best_choice
+            out[name] = {
+                "similarity": t,
+                "margin": m,
+                "coverage": _rate(n, len(scored)),
+                "precision": round(precision, 4),
+            }
+    return out
+
+
+def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dataset: str) -> dict:
+    implants = {
+        i.pk: (i.manufacturer.name, i.name) for i in Implant.objects.select_related("manufacturer").order_by("pk")
+    }
+
+    def name(pk: int) -> str:
+        manufacturer, implant = implants.get(pk, ("?", f"#{pk}"))
+        return f"{manufacturer} {implant}"
+
+    n = len(results)
+    ranks = [r.rank for r in results]
+    topk = {f"top{k}": _rate(sum(1 for x in ranks if x is not None and x <= k), n) for k in (1, 3, 5)}
+    per_manufacturer: dict[str, dict] = {}
+    grouped: dict[str, list[QueryResult]] = defaultdict(list)
+    for r in results:
+        grouped[implants.get(r.truth_id, ("?", ""))[0]].append(r)
+    for manufacturer, rows in sorted(grouped.items()):
+        per_manufacturer[manufacturer] = {
+            "queries": len(rows),
+            "top1": _rate(sum(r.rank == 1 for r in rows), len(rows)),
+            "top5": _rate(sum(r.rank is not None for r in rows), len(rows)),
+        }
+    confusions = Counter(
+        (r.truth_id, r.top1[0]) for r in results if r.top1 is not None and r.top1[0] != r.truth_id
+    ).most_common(10)
+    labels: dict[str, dict] = {}
+    for level in ("alta", "media", "baixa"):
+        rows = [r for r in results if _label(r) == level]
+        labels[level] = {"queries": len(rows), "right": _rate(sum(r.rank == 1 for r in rows), len(rows))}
+    cut = settings.RAIOX_MIN_SIMILARITY
+    hidden = [r for r in results if not r.hits or r.hits[0][1] < cut]
+    calibration = []
+    sims = [r.hits[0][1] for r in results if r.hits]
+    if sims:
+        low, high = min(sims), max(sims)
+        width = (high - low) / 10 or 1.0
+        for b in range(10):
+            lo, hi = low + b * width, low + (b + 1) * width
+            rows = [r for r in results if r.hits and (lo <= r.hits[0][1] < hi or (b == 9 and r.hits[0][1] == hi))]
+            calibration.append(
+                {
+                    "from": round(lo, 4),
+                    "to": round(hi, 4),
+                    "queries": len(rows),
+                    "right": _rate(sum(r.rank == 1 for r in rows), len(rows)),
+                }
+            )
+    embed = [r.embed_ms for r in results]
+    search = [r.search_ms for r in results]
+    return {
+        "model_id": model_id,
+        "untrained": untrained,
+        "dataset": dataset,
+        "queries": n,
+        "implants": len({r.truth_id for r in results}),
+        **topk,
+        "per_manufacturer": per_manufacturer,
+        "confused_pairs": [{"truth": name(a), "predicted": name(b), "count": c} for (a, b), c in confusions],
+        "confidence_labels": labels,
+        "no_convincing_match": {
+            "min_similarity": cut,
+            "queries": len(hidden),
+            "share": _rate(len(hidden), n),
+            "hid_right_top1": sum(r.rank == 1 for r in hidden),
+            "hid_right_in_top5": sum(r.rank is not None for r in hidden),
+        },
+        "latency_ms": {
+            "embed_p50": _percentile(embed, 50),
+            "embed_p95": _percentile(embed, 95),
+            "search_p50": _percentile(search, 50),
+            "search_p95": _percentile(search, 95),
+            "total_p50": _percentile([a + b for a, b in zip(embed, search, strict=True)], 50),
+        },
+        "calibration": calibration,
+        "similarity_right": [round(r.hits[0][1], 4) for r in results if r.hits and r.rank == 1],
+        "similarity_wrong": [round(r.hits[0][1], 4) for r in results if r.hits and r.rank != 1],
+        "suggested": suggest_thresholds(results),
+        "current": {
+            "RAIOX_MIN_SIMILARITY": cut,
+            "RAIOX_CONFIDENCE_HIGH_SIMILARITY": settings.RAIOX_CONFIDENCE_HIGH_SIMILARITY,
+            "RAIOX_CONFIDENCE_HIGH_MARGIN": settings.RAIOX_CONFIDENCE_HIGH_MARGIN,
+            "RAIOX_CONFIDENCE_MEDIUM_SIMILARITY": settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY,
+            "RAIOX_CONFIDENCE_MEDIUM_MARGIN": settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN,
+        },
+        "results": [asdict(r) | {"rank": r.rank} for r in results],
+    }
+
+
+@dataclass
+class Evaluation:
+    summaries: list[dict] = field(default_factory=list)  # the running model first, then --compare
+
+    @property
+    def untrained(self) -> bool:
+        return any(s["untrained"] for s in self.summaries)
+
+
+def evaluation_report_create(*, summaries: list[dict], html: str) -> EvaluationReport:
+    """Store a run so the admin shows it (the write of this module; per-query rows stay in report.json)."""
+    main = summaries[0]
+    stored = [{k: v for k, v in s.items() if k != "results"} for s in summaries]
+    with transaction.atomic():
+        report = EvaluationReport(
+            model_id=main["model_id"][:200],
+            untrained=any(s["untrained"] for s in summaries),
+            dataset=main["dataset"][:200],
+            queries=main["queries"],
+            top1=main["top1"],
+            top5=main["top5"],
+            summary={"models": stored},
+            html=html,
+        )
+        report.full_clean()
+        report.save()
+    return report

@@ -1,0 +1,188 @@
+"""Measure how well the running model identifies implants, on a labelled set.
+
+    manage.py evaluate_matching --folder heldout/            # <implant-slug>/*.png (or <manufacturer>/<implant>/)
+    manage.py evaluate_matching --confirmed                  # the cases staff confirmed
+    manage.py evaluate_matching --leave-one-out              # each reference image against the others
+    manage.py evaluate_matching --folder heldout/ --compare /srv/models/finetuned.pt
+
+Writes report.json and report.html into --out, stores the report for the admin, prints the table
+and the thresholds suggested by the measured calibration. See matching.evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from django.utils import timezone
+from tqdm import tqdm
+
+from implants.models import ReferenceImage
+from matching.embedder import ModelSpec, get_embedder, pick_device, resolve_spec
+from matching.evaluation import (
+    DatabaseSearch,
+    MemorySearch,
+    confirmed_items,
+    evaluation_report_create,
+    folder_items,
+    leave_one_out_items,
+    run_queries,
+    summarise,
+)
+from matching.evaluation_report import UNTRAINED_LABEL, render_fragment, render_page
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:5.1f}%"
+
+
+class Command(BaseCommand):
+    help = "Mede o acerto da identificação (top-1/3/5, confiança, limiares) num conjunto rotulado."
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--folder", type=Path, help="labelled images: <implant-slug>/*.png")
+        which.add_argument("--confirmed", action="store_true", help="the staff-confirmed submissions")
+        which.add_argument("--leave-one-out", action="store_true", help="each reference image against the rest")
+        parser.add_argument("--out", type=Path, help="folder for report.json and report.html")
+        parser.add_argument("--compare", help="second model: a checkpoint file or an open_clip tag")
+        parser.add_argument(
+            "--limit", type=int, default=0, help="evaluate this many queries, evenly spaced over the set"
+        )
+        parser.add_argument("--no-save", action="store_true", help="do not store the report for the admin")
+
+    def handle(self, *args: object, **options: object) -> None:
+        embedder = get_embedder()
+        model_id = embedder.model_id
+        stale = ReferenceImage.objects.filter(implant__is_active=True).filter(
+            Q(embedding__isnull=True) | ~Q(embedding_model=model_id)
+        )
+        if stale.exists():
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{stale.count()} imagens de referência ainda sem embedding de {model_id}: "
+                    "rode `manage.py reembed` antes, ou elas ficam fora da busca."
+                )
+            )
+        if options["folder"]:
+            if not options["folder"].is_dir():
+                raise CommandError(f"Pasta não encontrada: {options['folder']}")
+            items, unknown = folder_items(options["folder"])
+            for label in unknown:
+                self.stderr.write(f"pasta {label!r}: nenhum implante com esse nome; ignorada")
+            dataset = f"pasta {options['folder'].name} ({len(items)} imagens)"
+        elif options["confirmed"]:
+            items = confirmed_items()
+            dataset = f"casos confirmados ({len(items)})"
+        else:
+            items, alone = leave_one_out_items(model_id)
+            if alone:
+                self.stderr.write(f"{alone} imagens de referência sem outra do mesmo implante: fora do leave-one-out")
+            dataset = f"leave-one-out nas referências ({len(items)})"
+        if options["limit"] and len(items) > int(options["limit"]):
+            # Evenly spaced, not the first N: every manufacturer and distortion stays represented.
+            step = len(items) / int(options["limit"])
+            items = [items[int(i * step)] for i in range(int(options["limit"]))]
+        if not items:
+            raise CommandError("Nenhuma consulta rotulada para avaliar.")
+
+        searchers = [DatabaseSearch(embedder)]
+        if options["compare"]:
+            searchers.append(self._compare_searcher(str(options["compare"])))
+        summaries = []
+        for searcher in searchers:
+            with tqdm(total=len(items), desc=searcher.model_id[:40], unit="consulta", file=self.stderr) as bar:
+                results = []
+                for result in run_queries(searcher, items):
+                    results.append(result)
+                    bar.update(1)
+            summaries.append(
+                summarise(results, model_id=searcher.model_id, untrained=searcher.untrained, dataset=dataset)
+            )
+
+        created = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+        out: Path = options["out"] or Path(settings.VAR_DIR) / "reports" / f"evaluation-{timezone.now():%Y%m%d-%H%M%S}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(
+            json.dumps({"created": created, "models": summaries}, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        (out / "report.html").write_text(render_page(summaries, created=created), encoding="utf-8")
+        if not options["no_save"]:
+            evaluation_report_create(summaries=summaries, html=render_fragment(summaries, created=created))
+        self._print(summaries)
+        self.stdout.write(f"Relatório: {out / 'report.json'} e {out / 'report.html'}")
+
+    def _compare_searcher(self, spec_text: str) -> MemorySearch:
+        path = Path(spec_text).expanduser()
+        if path.suffix or "/" in spec_text:
+            if not path.is_file():
+                raise CommandError(f"Checkpoint não encontrado: {spec_text}")
+            spec = ModelSpec(settings.RAIOX_CLIP_MODEL, str(path), path)
+        else:
+            with self.settings_override(spec_text):
+                spec = resolve_spec()
+            if spec.untrained:
+                raise CommandError(f"Pesos {spec_text!r} não estão no cache: rode fetch_model.")
+        from matching.embedder import Embedder
+
+        other = Embedder(spec, pick_device())
+        total = ReferenceImage.objects.filter(implant__is_active=True).count()
+        with tqdm(total=total, desc=f"catálogo {other.model_id[:30]}", unit="img", file=self.stderr) as bar:
+            return MemorySearch(other, progress=bar.update)
+
+    @staticmethod
+    def settings_override(tag: str):
+        from django.test.utils import override_settings
+
+        return override_settings(RAIOX_CLIP_PRETRAINED=tag)
+
+    def _print(self, summaries: list[dict]) -> None:
+        for s in summaries:
+            if s["untrained"]:
+                self.stdout.write(self.style.WARNING(f"*** {UNTRAINED_LABEL} ***"))
+            self.stdout.write(f"\nModelo {s['model_id']} · {s['dataset']} · {s['implants']} implantes")
+            self.stdout.write(
+                f"  top-1 {_pct(s['top1'])}   top-3 {_pct(s['top3'])}   top-5 {_pct(s['top5'])}   "
+                f"({s['queries']} consultas)"
+            )
+            self.stdout.write(f"  {'fabricante':<24} {'n':>5} {'top-1':>7} {'top-5':>7}")
+            for name, row in s["per_manufacturer"].items():
+                self.stdout.write(
+                    f"  {name[:24]:<24} {row['queries']:>5} {_pct(row['top1']):>7} {_pct(row['top5']):>7}"
+                )
+            labels = s["confidence_labels"]
+            self.stdout.write(
+                "  confiança: "
+                + ", ".join(
+                    f"{lv} {labels[lv]['queries']} ({_pct(labels[lv]['right'])} certos)"
+                    for lv in ("alta", "media", "baixa")
+                )
+            )
+            hidden = s["no_convincing_match"]
+            self.stdout.write(
+                f"  sem correspondência convincente (< {hidden['min_similarity']}): {hidden['queries']} consultas, "
+                f"escondendo {hidden['hid_right_top1']} 1ºs certos e {hidden['hid_right_in_top5']} certos no top-5"
+            )
+            for pair in s["confused_pairs"][:5]:
+                self.stdout.write(f"  confusão: {pair['truth']} → {pair['predicted']} ({pair['count']}x)")
+            lat = s["latency_ms"]
+            self.stdout.write(
+                f"  tempo: embedding p50 {lat['embed_p50']} ms, "
+                f"busca p50 {lat['search_p50']} ms / p95 {lat['search_p95']} ms"
+            )
+            sug = s["suggested"]
+            parts = [f"RAIOX_MIN_SIMILARITY={sug.get('min_similarity')}"]
+            for name in ("high", "medium"):
+                choice = sug.get(name)
+                key = name.upper()
+                if choice:
+                    parts.append(
+                        f"RAIOX_CONFIDENCE_{key}_SIMILARITY={choice['similarity']} "
+                        f"RAIOX_CONFIDENCE_{key}_MARGIN={choice['margin']}"
+                    )
+                else:
+                    parts.append(f"{key}: nenhum limiar atinge a precisão pedida")
+            self.stdout.write("  sugerido: " + "; ".join(parts))
