@@ -24,6 +24,8 @@ ROLES: dict[str, list[str]] = {
         "implants.add_referenceimage",
         "implants.change_referenceimage",
         "implants.delete_referenceimage",
+        # Both roles read the latest accuracy report (evaluate_matching) before trusting a change.
+        "matching.view_evaluationreport",
     ],
     CASE_REVIEWERS: [
         "submissions.view_submission",
@@ -34,6 +36,7 @@ ROLES: dict[str, list[str]] = {
         "implants.view_manufacturer",
         "implants.view_implant",
         "implants.view_referenceimage",
+        "matching.view_evaluationreport",
     ],
 }
 
