@@ -219,6 +219,14 @@ RAIOX_CLIP_MODEL = env("RAIOX_CLIP_MODEL", "ViT-B-32")
 RAIOX_CLIP_PRETRAINED = env("RAIOX_CLIP_PRETRAINED", "laion2b_s34b_b79k")
 RAIOX_CLIP_CACHE_DIR = Path(env("RAIOX_CLIP_CACHE_DIR", str(VAR_DIR / "models")))
 RAIOX_CLIP_DEVICE = env("RAIOX_CLIP_DEVICE")  # None: cuda when available, else cpu
+# Faster CPU embeddings (matching.embedder; measured by bench/embedding.py against fp32):
+# "int8" = dynamic int8 quantization of the model's linear layers; "" = fp32 (the default until
+# the bench shows cosine and top-3 agreement >= 0.99 with the trained weights).
+RAIOX_CLIP_QUANTIZE = env("RAIOX_CLIP_QUANTIZE", "")
+# Torch intra-op threads of a worker process (0: torch's default, one per core).
+RAIOX_TORCH_THREADS = env_int("RAIOX_TORCH_THREADS", 0)
+# Channels-last memory layout for the image batch and the patch convolution.
+RAIOX_CLIP_CHANNELS_LAST = env_bool("RAIOX_CLIP_CHANNELS_LAST", False)
 # Development and tests only: run the same architecture with untrained weights when the real
 # ones cannot be had. Production refuses (checked in raiox.checks and by the worker).
 RAIOX_ALLOW_UNTRAINED_MODEL = env_bool("RAIOX_ALLOW_UNTRAINED_MODEL", False)
