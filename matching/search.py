@@ -25,17 +25,25 @@ simple-query message (Django's psycopg cursor binds parameters on the client), w
 as one implicit transaction, so the settings last for this query only. (Called inside an outer
 ``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.)
 
+``hnsw.ef_search`` is at least the LIMIT (and EF_SEARCH): below it recall drops for the 2nd and
+3rd implants, whose best images come after the crowded first implant's in the index order.
+
 Exact scan, where and why:
 
-- **The planner's choice.** Nothing is forced: for a small catalogue, or a filter the planner
-  estimates as very selective (pgvector 0.8 costs filtered index scans), PostgreSQL itself picks a
-  sequential scan + sort, which is exact. That is the right plan there: ~1,000 vectors scan in well
-  under a millisecond.
-- **A short list.** When the index hands back fewer than ``k`` implants -- the eligible rows are
-  fewer than ``k`` implants' worth, or the iterative scan stopped at ``hnsw.max_scan_tuples``
-  before finding them (a filter keeping ~1 % of a large catalogue) -- a second query with index
-  scans disabled gives the exact answer. Only an exact scan knows whether more exist; such a filter
-  leaves few rows, so it is cheap.
+- **The planner's choice.** For a small catalogue, or a filter it estimates as selective, PostgreSQL
+  itself picks a scan + sort instead of the HNSW index (bench: at 10^3 rows always; at 10^4 and
+  10^5 for a filter keeping 1 %). That is exact and the right plan there.
+- **A selective refine-by-features filter** (``EXACT_MAX_ROWS``): the iterative scan must walk
+  past every excluded neighbour, and when the kept rows lie far from the query (the dentist's
+  features contradict the X-ray) it visits up to ``hnsw.max_scan_tuples`` tuples and its deep,
+  relaxed walk loses recall; the planner's cost model (uniform selectivity) does not foresee this.
+  So a filter keeping at most ``EXACT_MAX_ROWS`` rows (counted once per feature combination and
+  cached) is answered exactly, folded in the database (``DISTINCT ON``), through the implant btree.
+  Larger filters keep enough rows near any query for the index. Refinement is a dentist's second
+  request, not the hot path; rejected implants are few and stay on the index path.
+- **A short list.** When the index hands back fewer than ``k`` implants (fewer exist, or the scan
+  stopped at ``hnsw.max_scan_tuples``), the exact query answers; only an exact scan knows whether
+  more exist.
 """
 
 from __future__ import annotations
@@ -53,14 +61,20 @@ from pgvector.django import CosineDistance
 from implants.models import ReferenceImage
 from submissions.results import is_convincing  # noqa: F401  (re-exported for callers of search)
 
-# hnsw.ef_search: the size of the index's candidate list per step (recall vs time). Chosen by
-# measurement (bench/search.py, bench/RESULTS.md "issue 15"); the LIMIT, not this, sets how many
-# rows come back: the iterative scan continues past ef_search when the LIMIT asks for more.
+# hnsw.ef_search: the index's candidate list (recall vs time), at least the LIMIT. Chosen by
+# measurement (bench/search.py, bench/RESULTS.md "issue 15"): at 10^5 vectors, m=16 and
+# ef_construction=128, ef_search = LIMIT (271) gave recall@3 1.000 where 40 gave 0.990, for the
+# same time (fetching the 271 rows dominates).
 EF_SEARCH = 100
 # hnsw.max_scan_tuples: how many index tuples an iterative scan may visit before it gives up
 # (pgvector's default is 20,000). Past it the list is short and the exact scan answers.
 MAX_SCAN_TUPLES = 20_000
 MIN_CANDIDATES = 10
+# A refine-by-features filter keeping at most this many reference images is answered by an exact
+# scan of those rows (through the implant btree): ~35 ms for 10^4 rows on the loaded 2-core
+# machine, exact; the iterative HNSW scan for a filter that keeps 10 % of 10^5 rows far from the
+# query took 150 ms there for recall 0.92 (bench/RESULTS.md, issue 15).
+EXACT_MAX_ROWS = 20_000
 
 # How long a process trusts its count of reference images per implant (see images_per_implant).
 PER_IMPLANT_TTL_SECONDS = 300.0
@@ -92,6 +106,25 @@ def images_per_implant(model_id: str) -> int:
     with _per_implant_lock:
         _per_implant[model_id] = (now, most)
     return most
+
+
+def filtered_rows(model_id: str, implant_filter: dict) -> int:
+    """How many searchable reference images ``implant_filter`` keeps (cached like
+    images_per_implant: a handful of feature combinations exist)."""
+    key = f"{model_id}|{sorted(implant_filter.items())}"
+    now = time.monotonic()
+    cached = _per_implant.get(key)
+    if cached is not None and now - cached[0] < PER_IMPLANT_TTL_SECONDS:
+        return cached[1]
+    count = ReferenceImage.objects.filter(
+        embedding_model=model_id,
+        implant__is_active=True,
+        embedding__isnull=False,
+        **{f"implant__{field}": value for field, value in implant_filter.items()},
+    ).count()
+    with _per_implant_lock:
+        _per_implant[key] = (now, count)
+    return count
 
 
 def forget_images_per_implant() -> None:
@@ -139,12 +172,11 @@ def _queryset(embedding: Sequence[float], model_id: str, implant_filter: dict | 
     )
 
 
-def _one_round_trip(settings_sql: str, sql: str, params, after: str = "") -> list[tuple[int, int, float]]:
+def _one_round_trip(settings_sql: str, sql: str, params) -> list[tuple[int, int, float]]:
     """``SET LOCAL`` lines and a query sent as one message: one implicit transaction, so the
-    settings hold for this query only (see the module docstring); ``after`` runs last, in the
-    same message (to undo a setting that must not outlive the query in an outer transaction)."""
+    settings hold for this query only (see the module docstring)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"{settings_sql} {sql}; {after}", params)
+        cursor.execute(f"{settings_sql} {sql}", params)
         while cursor.description is None:  # skip the SETs' empty results
             cursor.nextset()
         return cursor.fetchall()
@@ -164,17 +196,18 @@ def _index_rows(qs, limit: int, ef_search: int) -> list[tuple[int, int, float]]:
 
 
 def _exact_rows(qs, k: int) -> list[tuple[int, int, float]]:
-    """The best row of each of the ``k`` nearest implants by exact distance (index scans off):
-    the database folds, so only ``k`` rows come back whatever the catalogue's size."""
-    sql, params = qs.query.sql_with_params()
-    return _one_round_trip(
-        "SET LOCAL enable_indexscan = off;",
-        f"SELECT * FROM (SELECT DISTINCT ON (implant_id) * FROM ({sql}) AS scored"  # noqa: S608 - as above
-        f" ORDER BY implant_id, distance, id) AS best ORDER BY distance, id LIMIT {int(k)}",
-        params,
-        # Inside a caller's transaction.atomic, index scans must come back on for its later queries.
-        after="SET LOCAL enable_indexscan = on",
-    )
+    """The best row of each of the ``k`` nearest implants by exact distance: the database folds
+    (``DISTINCT ON``), so only ``k`` rows come back whatever the catalogue's size. The inner query
+    has no ``ORDER BY distance``, the only order an HNSW index can give, so the planner cannot
+    pick the approximate index; it may still use the implant btree for a selective filter."""
+    sql, params = qs.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT * FROM (SELECT DISTINCT ON (implant_id) * FROM ({sql}) AS scored"  # noqa: S608 - as above
+            f" ORDER BY implant_id, distance, id) AS best ORDER BY distance, id LIMIT {int(k)}",
+            params,
+        )
+        return cursor.fetchall()
 
 
 def nearest_implants(
@@ -193,9 +226,11 @@ def nearest_implants(
     tests and the benchmark); ``ef_search`` overrides EF_SEARCH (the benchmark's sweep)."""
     k = k or settings.RAIOX_TOP_K
     qs = _queryset(embedding, model_id, implant_filter, list(exclude_implants))
+    if implant_filter and filtered_rows(model_id, implant_filter) <= EXACT_MAX_ROWS:
+        exact = True  # a selective refine filter: exact over its rows is quicker and exact
     if not exact:
         limit = candidate_limit(k, images_per_implant(model_id))
-        hits = _fold(_index_rows(qs, limit, ef_search or EF_SEARCH), k)
+        hits = _fold(_index_rows(qs, limit, max(limit, ef_search or EF_SEARCH)), k)
         if len(hits) == k:
             return hits
     return _fold(_exact_rows(qs, k), k)

@@ -3,9 +3,10 @@ rejected implants.
 
 A synthetic catalogue in the real table and index: 100 implants with 50 reference images each
 (4,750 rows), in look-alike families, plus a rare group (1 % of the rows) far from every query. The
-index path is compared with the exact path of the same function and with a numpy scan; the
-"index forced" variants turn sequential scans off so the planner cannot answer by an exact scan
-and the iterative index scan itself must find the rows the filter keeps.
+index path is compared with the exact path of the same function and with a numpy scan. In the
+"planner" variants the search picks its plan as in production (a filter this selective is answered
+exactly); the "index forced" variants turn that shortcut and sequential scans off, so the
+iterative index scan itself must find the rows the filter keeps.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from implants.models import Implant, Level, Manufacturer, ReferenceImage
+from matching import search
 from matching.search import forget_images_per_implant, nearest_implants
 
 pytestmark = pytest.mark.django_db
@@ -70,8 +72,10 @@ def synthetic(db):
 
 
 @pytest.fixture(params=["planner", "index forced"])
-def plan(request, synthetic):
+def plan(request, synthetic, monkeypatch):
     if request.param == "index forced":
+        # No exact shortcut for selective filters, and no sequential scan for the planner.
+        monkeypatch.setattr(search, "EXACT_MAX_ROWS", 0)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")  # the test's transaction only
     return request.param
