@@ -66,6 +66,7 @@ from submissions.results import is_convincing  # noqa: F401  (re-exported for ca
 # ef_construction=128, ef_search = LIMIT (271) gave recall@3 1.000 where 40 gave 0.990, for the
 # same time (fetching the 271 rows dominates).
 EF_SEARCH = 100
+MAX_EF_SEARCH = 1000  # pgvector's upper bound (past it the iterative scan continues anyway)
 # hnsw.max_scan_tuples: how many index tuples an iterative scan may visit before it gives up
 # (pgvector's default is 20,000). Past it the list is short and the exact scan answers.
 MAX_SCAN_TUPLES = 20_000
@@ -230,7 +231,8 @@ def nearest_implants(
         exact = True  # a selective refine filter: exact over its rows is quicker and exact
     if not exact:
         limit = candidate_limit(k, images_per_implant(model_id))
-        hits = _fold(_index_rows(qs, limit, max(limit, ef_search or EF_SEARCH)), k)
+        ef = min(MAX_EF_SEARCH, max(limit, ef_search or EF_SEARCH))
+        hits = _fold(_index_rows(qs, limit, ef), k)
         if len(hits) == k:
             return hits
     return _fold(_exact_rows(qs, k), k)
