@@ -131,3 +131,19 @@ def test_a_data_directory_of_postgresql_16_is_refused_untouched(tmp_path):
         embedded_database_url(old)
     assert sorted(p.name for p in old.iterdir()) == before
     assert (old / "PG_VERSION").read_text() == "16\n"
+
+
+@pytest.mark.django_db
+def test_pgvector_older_than_08_is_refused_by_the_check_and_the_healthcheck(monkeypatch):
+    from raiox import checks, health
+
+    assert checks.pgvector_supported("0.8.0") and checks.pgvector_supported("0.10.1")
+    assert not checks.pgvector_supported("0.7.4") and not checks.pgvector_supported("0.6.2")
+    assert checks.check_pgvector_version(databases=["default"]) == []  # this server: 0.8.x
+    assert health.check_pgvector()["ok"] is True
+    # The same checks against a server whose pgvector is 0.7: refused, with the reason.
+    monkeypatch.setattr(checks, "MIN_PGVECTOR", (0, 99))
+    errors = checks.check_pgvector_version(databases=["default"])
+    assert [e.id for e in errors] == ["raiox.E003"] and "0.8 or newer" in errors[0].msg
+    answer = health.check_pgvector()
+    assert answer["ok"] is False and "0.8" in answer["error"]
