@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 export RAIOX_ALLOW_UNTRAINED_MODEL ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test lint bench bench-intake setup venv db migrate seed admin browser ops-tools db-stop clean
+.PHONY: run test lint bench bench-intake setup venv db migrate seed admin browser ops-tools db-stop db-upgrade clean
 
 venv: $(STAMP)
 
@@ -58,7 +58,12 @@ bench-intake: venv
 	$(PY) -m bench.intake
 
 db-stop: venv
-	$(PY) -c "from pathlib import Path; from raiox.embedded_db import stop_embedded_server; stop_embedded_server(Path('var/pgdata').resolve())"
+	$(PY) -c "from pathlib import Path; from raiox.embedded_db import stop_embedded_server; stop_embedded_server(Path('var/pgdata'))"
+
+# A var/pgdata made by the old embedded PostgreSQL 16 (pgserver): dump it, keep it as
+# var/pgdata-pg16, restore the dump into PostgreSQL 18 on var/pgdata.
+db-upgrade: venv
+	$(PY) -c "from pathlib import Path; from raiox.embedded_db import upgrade_embedded_data as f; print('old data kept in', f(Path('var/pgdata')))"
 
 clean: db-stop
 	rm -rf var/media var/pgdata var/screenshots

@@ -1,13 +1,17 @@
-"""Search latency p50/p95 and recall@3 (implants, folded) against an exact scan, for 10^3, 10^4
-and 10^5 synthetic 512-d vectors, HNSW vs sequential scan.
+"""Search latency p50/p95 and recall@3 (implants, folded) against an exact scan, for 10^3 to 10^6
+synthetic 512-d vectors: HNSW build parameters (m, ef_construction: build time, index size) and
+``hnsw.ef_search``, unfiltered and filtered (refine-by-features keeping ~10 % and ~1 % of the rows).
 
-It times the real ``matching.search.nearest_implants`` (Django ORM, the migration's HNSW index,
-``hnsw.ef_search``, folding, widening) in a scratch database (``raiox_bench_search``, migrated, then
+Usage: ``python -m bench.search [N ...] [--grid M:EFC,M:EFC] [--ef 40,100] [--filters]``
+(defaults: 10^3, 10^4, 10^5; the migration's parameters; the search's EF_SEARCH; filters on).
+
+It times the real ``matching.search.nearest_implants`` (Django ORM, the HNSW index, iterative index
+scans, folding, the exact fallback) in a scratch database (``raiox_bench_search``, migrated, then
 filled with implants and reference images), so the bench cannot drift from the search it measures.
-The "seq scan" rows run the same call inside a transaction with ``enable_indexscan = off``: an
-exact scan, whose recall must be 1.000 (it checks the numpy reference). Recall@3 = the share of
-the exact top-3 implants (numpy brute force over the same rows: one model, active implants, the
-best image of each implant) that the search returned.
+The "exact" rows run the same call with ``exact=True`` (index scans off, PostgreSQL folds): recall
+must be 1.000 (it checks the numpy reference). Recall@3 = the share of the exact top-3 implants
+(numpy brute force over the same rows: one model, active implants matching the filter, the best
+image of each implant) that the search returned.
 
 Synthetic catalogue (why this shape): a real one lists hundreds to a few thousand implant systems,
 each with a handful of catalogue images, and grows with confirmed cases (a dentist confirms the
@@ -23,13 +27,16 @@ implant, the X-ray becomes a reference image), which pile up on the popular syst
   ~0.45 otherwise. The 2nd and 3rd implants are then the query's look-alikes, as in real use;
   isotropic noise would make them random far-away points, whose order means nothing to a dentist.
 
-pgvector 0.6 has no iterative index scan; the search sizes its candidate list from the most
-crowded implant (see ``matching.search``), so a popular implant does not force a second round.
+Filters: every 10th implant is ``parallel`` (body shape) and every 100th is at ``tissue`` level, so
+``{"body_shape": "parallel"}`` keeps ~10 % of the rows and ``{"level": "tissue"}`` ~1 %; the queries
+are the same (drawn by popularity over all implants), so the kept rows are rarely the nearest ones:
+the iterative index scan has to walk past most of the graph's neighbourhood to find them.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
 import time
 
 import numpy as np
@@ -44,6 +51,8 @@ FAMILY = 10  # implants per look-alike family
 # Weights of the shared, family, implant and image components (unit random directions).
 COMMON, FAMILY_W, IMPLANT_W, IMAGE_W = 1.2, 1.0, 0.7, 0.5
 SKEW = 0.3
+# The HNSW parameters of implants' migration (refimage_embedding_hnsw).
+M, EF_CONSTRUCTION = 16, 128
 
 
 def _unit(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -78,8 +87,17 @@ def exact(vectors: np.ndarray, implant_of: np.ndarray, q: np.ndarray, k: int = K
     return [int(i) for i in np.argsort(-best, kind="stable")[:k]]
 
 
-def load(n: int, vectors: np.ndarray, implant_of: np.ndarray) -> tuple[list[int], float, float]:
-    """Fill the scratch database; return (implant ids by index, load s, index build s)."""
+FILTERS = {"none": None, "10 %": {"body_shape": "parallel"}, "1 %": {"level": "tissue"}}
+
+
+def filter_mask(implants: int, name: str) -> np.ndarray:
+    """Which implant indexes FILTERS[name] keeps (see the module docstring)."""
+    index = np.arange(implants)
+    return {"none": index >= 0, "10 %": index % 10 == 0, "1 %": index % 100 == 0}[name]
+
+
+def load(vectors: np.ndarray, implant_of: np.ndarray) -> tuple[list[int], float]:
+    """Fill the scratch database (no HNSW index yet); return (implant ids by index, load s)."""
     from django.db import connection
 
     from implants.models import Implant, Manufacturer, ReferenceImage
@@ -87,14 +105,17 @@ def load(n: int, vectors: np.ndarray, implant_of: np.ndarray) -> tuple[list[int]
     table_name = ReferenceImage._meta.db_table
     with connection.cursor() as cur:
         cur.execute(f"TRUNCATE {table_name}, {Implant._meta.db_table}, {Manufacturer._meta.db_table} CASCADE")
-        cur.execute("SELECT pg_get_indexdef(%s::regclass)", ["refimage_embedding_hnsw"])
-        index_ddl = cur.fetchone()[0]
-        cur.execute("DROP INDEX refimage_embedding_hnsw")  # built once after the load: much faster
+        cur.execute("DROP INDEX IF EXISTS refimage_embedding_hnsw")  # built after the load: much faster
     started = time.perf_counter()
     maker = Manufacturer.objects.create(name="Bench", slug="bench")
     implants = Implant.objects.bulk_create(
         Implant(
-            manufacturer=maker, name=f"bench {i}", connection="external_hex", body_shape="tapered", thread_shape="v"
+            manufacturer=maker,
+            name=f"bench {i}",
+            connection="external_hex",
+            body_shape="parallel" if i % 10 == 0 else "tapered",
+            level="tissue" if i % 100 == 0 else "bone",
+            thread_shape="v",
         )
         for i in range(int(implant_of.max()) + 1)
     )
@@ -110,87 +131,182 @@ def load(n: int, vectors: np.ndarray, implant_of: np.ndarray) -> tuple[list[int]
         for index, v in zip(implant_of, vectors, strict=True):
             text = "[" + ",".join(f"{x:.8g}" for x in v) + "]"
             copy.write_row((ids[index], "referencia/bench.png", "catalog", "", text, MODEL_ID, "now", "now", "now"))
-    loaded = time.perf_counter() - started
-    started = time.perf_counter()
     with connection.cursor() as cur:
-        cur.execute("SET maintenance_work_mem = '1GB'")
-        cur.execute(index_ddl)
         cur.execute(f"ANALYZE {table_name}")
-    return ids, loaded, time.perf_counter() - started
+        cur.execute(f"ANALYZE {Implant._meta.db_table}")
+    return ids, time.perf_counter() - started
 
 
-def run_queries(queries: np.ndarray, use_index: bool) -> tuple[list[float], list[list[int]]]:
-    from django.db import connection, transaction
+def build_index(m: int, ef_construction: int) -> tuple[float, int]:
+    """(Re)build the HNSW index with these parameters; return (build s, index bytes)."""
+    from django.db import connection
 
+    with connection.cursor() as cur:
+        cur.execute("DROP INDEX IF EXISTS refimage_embedding_hnsw")
+        cur.execute("SET maintenance_work_mem = '2GB'")
+        # The build uses parallel workers (pgvector 0.6+); the machine has few cores.
+        cur.execute("SET max_parallel_maintenance_workers = %s", [max(0, (os.cpu_count() or 1) - 1)])
+        started = time.perf_counter()
+        cur.execute(
+            "CREATE INDEX refimage_embedding_hnsw ON implants_referenceimage USING hnsw (embedding vector_cosine_ops)"
+            f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        )
+        built = time.perf_counter() - started
+        cur.execute("SELECT pg_relation_size('refimage_embedding_hnsw')")
+        size = cur.fetchone()[0]
+        cur.execute("ANALYZE implants_referenceimage")
+    return built, size
+
+
+def run_queries(queries: np.ndarray, *, ef_search: int | None, exact: bool, implant_filter: dict | None):
     from matching.search import nearest_implants
 
     times, results = [], []
     for q in queries:
         as_list = q.tolist()
         t = time.perf_counter()
-        if use_index:
-            hits = nearest_implants(as_list, model_id=MODEL_ID, k=K)
-        else:
-            with transaction.atomic(), connection.cursor() as cur:
-                cur.execute("SET LOCAL enable_indexscan = off")  # the same query, exact
-                hits = nearest_implants(as_list, model_id=MODEL_ID, k=K)
+        hits = nearest_implants(
+            as_list, model_id=MODEL_ID, k=K, ef_search=ef_search, exact=exact, implant_filter=implant_filter
+        )
         times.append((time.perf_counter() - t) * 1000)
         results.append([h.implant_id for h in hits])
     return times, results
 
 
-def main(sizes=(1_000, 10_000, 100_000)) -> str:
+def chosen_plan(query: np.ndarray, implant_filter: dict | None, ef: int) -> str:
+    """What the planner picks for the search's index query: "HNSW" or "exact" (seq scan + sort)."""
+    from django.db import connection
+
+    from matching import search
+
+    if implant_filter and search.filtered_rows(MODEL_ID, implant_filter) <= search.EXACT_MAX_ROWS:
+        return "exact (filter)"  # the search's own rule, before any planner
+    qs = search._queryset(query.tolist(), MODEL_ID, implant_filter, [])
+    sql, params = qs[: search.candidate_limit(K, search.images_per_implant(MODEL_ID))].query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef}; EXPLAIN {sql}", params
+        )
+        while cur.description is None:
+            cur.nextset()
+        text = "\n".join(row[0] for row in cur.fetchall())
+    return "HNSW" if "refimage_embedding_hnsw" in text else "exact"
+
+
+def server_rss_mb() -> float:
+    """Resident memory of the database server's processes (postmaster + backends), MB."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cur.fetchone()[0])
+    postmaster = backend.parent()
+    return sum(p.memory_info().rss for p in [postmaster, *postmaster.children()]) / 1e6
+
+
+def main(sizes=(1_000, 10_000, 100_000), grid=None, ef_values=None, filters=True) -> str:
     setup_django()
     from django.core.management import call_command
     from django.db import connection
 
-    from matching.search import candidate_limits, forget_images_per_implant, images_per_implant
+    from matching.search import EF_SEARCH, candidate_limit, forget_images_per_implant, images_per_implant
 
+    grid = grid or [(M, EF_CONSTRUCTION)]
+    ef_values = ef_values or [EF_SEARCH]
     original = connection.settings_dict["NAME"]
     scratch_database(DB)
     connection.close()
     connection.settings_dict["NAME"] = DB
     rows_out = []
+
+    def measure(label, n, truth_by_filter, queries, ef, exact, build_cell, size_cell, names):
+        for name in names:
+            truth = truth_by_filter[name]
+            asked = queries if not exact else queries[:50]  # the exact scan is slow at 10^5+
+            run_queries(asked[:5], ef_search=ef, exact=exact, implant_filter=FILTERS[name])  # warm
+            times, results = run_queries(asked, ef_search=ef, exact=exact, implant_filter=FILTERS[name])
+            truth = truth[: len(asked)]
+            # A filter may keep fewer than K implants (1 % of 50): recall over what exists.
+            recall = np.mean([len(set(r) & set(t_)) / len(t_) for r, t_ in zip(results, truth, strict=True)])
+            chosen = "-" if exact else chosen_plan(queries[0], FILTERS[name], ef)
+            cells = [f"{percentile(times, 50):.2f}", f"{percentile(times, 95):.2f}", f"{recall:.3f}"]
+            limit = candidate_limit(K, images_per_implant(MODEL_ID))
+            ef_cell = "-" if exact else str(max(ef, limit))  # the search never goes below its LIMIT
+            rows_out.append([f"{n:,}", label, name, ef_cell, chosen, *cells, build_cell, size_cell])
+            print(rows_out[-1], flush=True)
+
     try:
         call_command("migrate", verbosity=0)
         for n in sizes:
             rng = np.random.default_rng(n)
             vectors, implant_of, queries = dataset(n, rng)
-            ids, loaded, build = load(n, vectors, implant_of)
+            ids, loaded = load(vectors, implant_of)
             forget_images_per_implant()
-            truth = [[ids[i] for i in exact(vectors, implant_of, q)] for q in queries]
+            implants = int(implant_of.max()) + 1
+            names = list(FILTERS) if filters else ["none"]
+            truth_by_filter = {}
+            for name in names:
+                keep = filter_mask(implants, name)[implant_of]
+                sub_vectors, sub_of = vectors[keep], implant_of[keep]
+                truth_by_filter[name] = [[ids[i] for i in exact(sub_vectors, sub_of, q)] for q in queries]
             crowded = int(np.bincount(implant_of).max())
-            limits = candidate_limits(K, images_per_implant(MODEL_ID))
-            for use_index in (True, False):
-                run_queries(queries[:10], use_index)  # warm the cache
-                times, results = run_queries(queries, use_index)
-                recall = np.mean([len(set(r) & set(t_)) / K for r, t_ in zip(results, truth, strict=True)])
-                rows_out.append(
-                    [
-                        f"{n:,}",
-                        f"{int(implant_of.max()) + 1:,} / {crowded}",
-                        "HNSW" if use_index else "seq scan",
-                        str(limits),
-                        f"{percentile(times, 50):.2f}",
-                        f"{percentile(times, 95):.2f}",
-                        f"{recall:.3f}",
-                        f"{build:.1f} s (load {loaded:.1f} s)" if use_index else "-",
-                    ]
-                )
-                print(rows_out[-1], flush=True)
+            print(
+                f"n={n:,}: {implants:,} implants, most images {crowded}, load {loaded:.1f} s,"
+                f" LIMIT {candidate_limit(K, images_per_implant(MODEL_ID))}",
+                flush=True,
+            )
+            for m, ef_construction in grid:
+                built, size = build_index(m, ef_construction)
+                for ef in ef_values:
+                    measure(
+                        f"HNSW m={m} efc={ef_construction}",
+                        n,
+                        truth_by_filter,
+                        queries,
+                        ef,
+                        False,
+                        f"{built:.1f} s (load {loaded:.1f} s)",
+                        f"{size / 1e6:.1f} MB",
+                        names,
+                    )
+            measure("exact", n, truth_by_filter, queries, None, True, "-", "-", names)
+            print(f"n={n:,}: database server RSS {server_rss_mb():.0f} MB", flush=True)
     finally:
         connection.close()
         connection.settings_dict["NAME"] = original
         drop_database(DB)
     return table(
-        f"Search: nearest_implants, top-{K} implants, {QUERIES} queries "
-        "(targets at 10^5: p95 <= 10 ms, recall@3 >= 0.99; "
-        "baseline: the old system's search was inside a 20-40 s request)",
-        ["vectors", "implants / most images", "plan", "candidates", "p50 ms", "p95 ms", "recall@3", "index build"],
+        f"Search: nearest_implants, top-{K} implants, {QUERIES} queries (50 for exact) "
+        "(targets at 10^5: p95 <= 5 ms, recall@3 >= 0.995; filtered p95 <= 10 ms, recall@3 >= 0.99)",
+        [
+            "vectors",
+            "index",
+            "filter keeps",
+            "ef_search",
+            "planner",
+            "p50 ms",
+            "p95 ms",
+            "recall@3",
+            "index build",
+            "index size",
+        ],
         rows_out,
     )
 
 
+def _parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
+    parser.add_argument("--grid", default="", help="m:ef_construction pairs, e.g. 16:64,16:128")
+    parser.add_argument("--ef", default="", help="hnsw.ef_search values, e.g. 40,100")
+    parser.add_argument("--no-filters", action="store_true")
+    args = parser.parse_args(argv)
+    grid = [tuple(int(x) for x in pair.split(":")) for pair in args.grid.split(",") if pair]
+    ef_values = [int(x) for x in args.ef.split(",") if x]
+    return tuple(args.sizes), grid or None, ef_values or None, not args.no_filters
+
+
 if __name__ == "__main__":
-    sizes = tuple(int(a) for a in sys.argv[1:]) or (1_000, 10_000, 100_000)
-    main(sizes)
+    sizes, grid, ef_values, filters = _parse()
+    main(sizes, grid, ef_values, filters)

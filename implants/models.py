@@ -158,8 +158,9 @@ class ReferenceImage(models.Model):
             HnswIndex(
                 name="refimage_embedding_hnsw",
                 fields=["embedding"],
+                # Chosen by measurement (bench/search.py; bench/RESULTS.md, issue 15).
                 m=16,
-                ef_construction=64,
+                ef_construction=128,
                 opclasses=["vector_cosine_ops"],
             ),
             models.Index(fields=["embedding_model"], name="refimage_embedding_model_idx"),

@@ -7,6 +7,14 @@ downloaded there by ``manage.py fetch_model``) or a path to a local checkpoint. 
 open_clip download at load time: when it cannot, it silently initialises random weights. Without
 weights, only ``RAIOX_ALLOW_UNTRAINED_MODEL=1`` allows the same architecture with seeded,
 untrained weights, and the model id then says so.
+
+Speed (CPU workers): ``RAIOX_CLIP_QUANTIZE=int8`` runs torch's dynamic int8 quantization of the
+``nn.Linear`` layers (the transformer's MLPs: most of ViT-B-32's arithmetic; weights int8,
+activations quantized per batch), ``RAIOX_TORCH_THREADS`` sets torch's intra-op threads and
+``RAIOX_CLIP_CHANNELS_LAST`` the memory layout. A quantized model keeps the model id: its vectors
+are an approximation of the same model's, searched against the same catalogue, which is only
+acceptable while bench/embedding.py shows cosine >= 0.99 and the same top 3 against fp32; fp32
+stays the default.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 UNTRAINED_SEED = 0
 UNTRAINED_TAG = f"untrained-seed{UNTRAINED_SEED}"
+
+
+QUANTIZE_CHOICES = ("", "int8")
 
 
 class WeightsUnavailable(ImproperlyConfigured):
@@ -122,13 +133,21 @@ def pick_device() -> str:
 class Embedder:
     """Turns images into 512-d, L2-normalised float32 vectors with one open_clip model."""
 
-    def __init__(self, spec: ModelSpec, device: str):
+    def __init__(self, spec: ModelSpec, device: str, *, quantize: str | None = None, channels_last: bool | None = None):
         import open_clip
         import torch
 
         started = time.perf_counter()
         self.spec = spec
         self.device = device
+        self.quantize = settings.RAIOX_CLIP_QUANTIZE if quantize is None else quantize
+        self.channels_last = settings.RAIOX_CLIP_CHANNELS_LAST if channels_last is None else channels_last
+        if self.quantize not in QUANTIZE_CHOICES:
+            raise ImproperlyConfigured(f"RAIOX_CLIP_QUANTIZE={self.quantize!r}: use one of {QUANTIZE_CHOICES}.")
+        if self.quantize and device != "cpu":
+            raise ImproperlyConfigured("RAIOX_CLIP_QUANTIZE=int8 is a CPU optimisation: unset it on GPU workers.")
+        if settings.RAIOX_TORCH_THREADS:
+            torch.set_num_threads(settings.RAIOX_TORCH_THREADS)
         if spec.untrained:
             logger.warning("CLIP: running %s with UNTRAINED weights: results are not meaningful", spec.model_id)
             torch.manual_seed(UNTRAINED_SEED)  # same untrained weights in every process
@@ -137,10 +156,21 @@ class Embedder:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 spec.architecture, pretrained=str(spec.weights_path)
             )
-        self.model = model.to(device).eval()
+        model = model.to(device).eval()
+        if self.quantize == "int8":
+            model = _quantize_int8(model)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
         self.preprocess = preprocess
         self.build_seconds = time.perf_counter() - started
-        logger.info("CLIP: %s ready on %s in %.1f s", spec.model_id, device, self.build_seconds)
+        logger.info(
+            "CLIP: %s%s ready on %s in %.1f s",
+            spec.model_id,
+            " (int8)" if self.quantize else "",
+            device,
+            self.build_seconds,
+        )
 
     @property
     def model_id(self) -> str:
@@ -163,6 +193,8 @@ class Embedder:
         if not images:
             return []
         batch = torch.stack([self.preprocess(img) for img in images]).to(self.device)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             features = self.model.encode_image(batch).float()
             features = torch.nn.functional.normalize(features, dim=-1)
@@ -170,6 +202,20 @@ class Embedder:
 
     def embed_bytes(self, data: bytes) -> list[float]:
         return self.embed_images([self.load_image(data)])[0]
+
+
+def _quantize_int8(model):
+    """Dynamic int8 quantization of every ``nn.Linear`` (torch's eager-mode API)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the eager API still ships in torch.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 _embedder: Embedder | None = None

@@ -1,15 +1,49 @@
 """Nearest reference implants for an embedding: pgvector HNSW, cosine distance.
 
-Every query against the vector index lives here. pgvector 0.6 uses the HNSW index only for
-``ORDER BY distance LIMIT n`` and applies WHERE filters *after* the index scan, so a filtered query
-can silently return too few rows. We therefore ask the index for a generous candidate list
-(``hnsw.ef_search`` raised with ``SET LOCAL`` in the same transaction), filter, fold to one row per
-implant, and fall back to an exact scan if the folded list is still short.
+Every query against the vector index lives here. It needs pgvector 0.8 (``raiox.checks`` refuses
+older): the search is the ORM's ``CosineDistance`` ordering over ``ReferenceImage`` (pgvector-python's
+documented way), every filter in the same WHERE clause (embedding model, active implant,
+refine-by-features, rejected implants), and the HNSW index scanned *iteratively*
+(``hnsw.iterative_scan``): when the filters throw rows away the index keeps walking until the LIMIT
+is met, instead of returning a short list as pgvector 0.6 did. There is no hand-made widening.
 
-The candidate list is sized from the catalogue: when no implant has more than ``m`` reference
-images, any ``(k - 1) * m + 1`` rows hold at least ``k`` distinct implants, so one index scan of
-that size answers (no second, wider round). ``m`` is read with one GROUP BY and cached per process
-for a few minutes; a stale value costs at most the widening round, never a wrong answer.
+How the LIMIT is chosen. We want ``k`` distinct implants, but the index orders reference images and
+one implant can own many of them (confirmed cases pile up on popular systems). When no implant has
+more than ``m`` eligible images, any ``(k - 1) * m + 1`` rows hold at least ``k`` implants
+(pigeonhole), so one scan of that many rows answers; ``m`` is read with one GROUP BY and cached per
+process for a few minutes. Any prefix of rows in distance order gives the right top ``k`` implants as
+soon as it holds ``k`` of them (an implant not in the prefix has every image farther away), so a
+stale ``m`` or a scan cut short can only make the list short, never wrong.
+
+``relaxed_order``: the index may hand rows back slightly out of order (better recall and speed than
+``strict_order``); the candidates are re-sorted by exact distance in the outer query
+(``MATERIALIZED`` keeps PostgreSQL from folding the sort into the index scan), as pgvector's README
+shows.
+
+One round trip on the hot path: the ``SET LOCAL`` lines and the query go to the server as one
+simple-query message (Django's psycopg cursor binds parameters on the client), which PostgreSQL runs
+as one implicit transaction, so the settings last for this query only. (Called inside an outer
+``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.)
+
+``hnsw.ef_search`` is at least the LIMIT (and EF_SEARCH): below it recall drops for the 2nd and
+3rd implants, whose best images come after the crowded first implant's in the index order.
+
+Exact scan, where and why:
+
+- **The planner's choice.** For a small catalogue, or a filter it estimates as selective, PostgreSQL
+  itself picks a scan + sort instead of the HNSW index (bench: at 10^3 rows always; at 10^4 and
+  10^5 for a filter keeping 1 %). That is exact and the right plan there.
+- **A selective refine-by-features filter** (``EXACT_MAX_ROWS``): the iterative scan must walk
+  past every excluded neighbour, and when the kept rows lie far from the query (the dentist's
+  features contradict the X-ray) it visits up to ``hnsw.max_scan_tuples`` tuples and its deep,
+  relaxed walk loses recall; the planner's cost model (uniform selectivity) does not foresee this.
+  So a filter keeping at most ``EXACT_MAX_ROWS`` rows (counted once per feature combination and
+  cached) is answered exactly, folded in the database (``DISTINCT ON``), through the implant btree.
+  Larger filters keep enough rows near any query for the index. Refinement is a dentist's second
+  request, not the hot path; rejected implants are few and stay on the index path.
+- **A short list.** When the index hands back fewer than ``k`` implants (fewer exist, or the scan
+  stopped at ``hnsw.max_scan_tuples``), the exact query answers; only an exact scan knows whether
+  more exist.
 """
 
 from __future__ import annotations
@@ -20,18 +54,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
 
-# Reference images fetched per implant wanted: enough that filtered-out rows and several images
-# of one implant still leave k distinct implants.
-CANDIDATES_PER_RESULT = 20
-MIN_CANDIDATES = 100
-MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
-
+# hnsw.ef_search: the index's candidate list (recall vs time), at least the LIMIT. Chosen by
+# measurement (bench/search.py, bench/RESULTS.md "issue 15"): at 10^5 vectors, m=16 and
+# ef_construction=128, ef_search = LIMIT (271) gave recall@3 1.000 where 40 gave 0.990, for the
+# same time (fetching the 271 rows dominates).
+EF_SEARCH = 100
+MAX_EF_SEARCH = 1000  # pgvector's upper bound (past it the iterative scan continues anyway)
+# hnsw.max_scan_tuples: how many index tuples an iterative scan may visit before it gives up
+# (pgvector's default is 20,000). Past it the list is short and the exact scan answers.
+MAX_SCAN_TUPLES = 20_000
+MIN_CANDIDATES = 10
+# A refine-by-features filter keeping at most this many reference images is answered by an exact
+# scan of those rows (through the implant btree): ~35 ms for 10^4 rows on the loaded 2-core
+# machine, exact; the iterative HNSW scan for a filter that keeps 10 % of 10^5 rows far from the
+# query took 150 ms there for recall 0.92 (bench/RESULTS.md, issue 15).
+EXACT_MAX_ROWS = 20_000
 
 # How long a process trusts its count of reference images per implant (see images_per_implant).
 PER_IMPLANT_TTL_SECONDS = 300.0
@@ -40,13 +83,10 @@ _per_implant: dict[str, tuple[float, int]] = {}
 _per_implant_lock = threading.Lock()
 
 
-def candidate_limits(k: int, per_implant: int = 0, excluded: int = 0) -> tuple[int, ...]:
-    """Candidate list sizes to try in turn. With at most ``per_implant`` images per implant,
-    ``(k - 1 + excluded) * per_implant + 1`` rows always hold ``k`` implants besides the
-    ``excluded`` ones (pigeonhole)."""
-    first = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT, (k - 1 + excluded) * per_implant + 1)
-    first = min(first, MAX_EF_SEARCH)
-    return (first,) if first >= MAX_EF_SEARCH else (first, MAX_EF_SEARCH)
+def candidate_limit(k: int, per_implant: int = 0) -> int:
+    """Rows to ask the index for: with at most ``per_implant`` images per implant,
+    ``(k - 1) * per_implant + 1`` rows always hold ``k`` implants (pigeonhole)."""
+    return max(MIN_CANDIDATES, k, (k - 1) * per_implant + 1)
 
 
 def images_per_implant(model_id: str) -> int:
@@ -66,6 +106,25 @@ def images_per_implant(model_id: str) -> int:
     with _per_implant_lock:
         _per_implant[model_id] = (now, most)
     return most
+
+
+def filtered_rows(model_id: str, implant_filter: dict) -> int:
+    """How many searchable reference images ``implant_filter`` keeps (cached like
+    images_per_implant: a handful of feature combinations exist)."""
+    key = f"{model_id}|{sorted(implant_filter.items())}"
+    now = time.monotonic()
+    cached = _per_implant.get(key)
+    if cached is not None and now - cached[0] < PER_IMPLANT_TTL_SECONDS:
+        return cached[1]
+    count = ReferenceImage.objects.filter(
+        embedding_model=model_id,
+        implant__is_active=True,
+        embedding__isnull=False,
+        **{f"implant__{field}": value for field, value in implant_filter.items()},
+    ).count()
+    with _per_implant_lock:
+        _per_implant[key] = (now, count)
+    return count
 
 
 def forget_images_per_implant() -> None:
@@ -100,13 +159,55 @@ def _fold(rows: Iterable[tuple[int, int, float]], k: int) -> list[ImplantHit]:
     return hits
 
 
-def _queryset(embedding: Sequence[float], model_id: str, implant_filter: dict | None, exclude_implants):
+def _queryset(embedding: Sequence[float], model_id: str, implant_filter: dict | None, exclude_implants: list[int]):
     qs = ReferenceImage.objects.filter(embedding_model=model_id, implant__is_active=True, embedding__isnull=False)
     if implant_filter:
         qs = qs.filter(**{f"implant__{key}": value for key, value in implant_filter.items()})
     if exclude_implants:
-        qs = qs.exclude(implant_id__in=list(exclude_implants))
-    return qs.annotate(distance=CosineDistance("embedding", list(embedding))).order_by("distance")
+        qs = qs.exclude(implant_id__in=exclude_implants)
+    return (
+        qs.annotate(distance=CosineDistance("embedding", list(embedding)))
+        .order_by("distance")
+        .values_list("id", "implant_id", "distance")
+    )
+
+
+def _one_round_trip(settings_sql: str, sql: str, params) -> list[tuple[int, int, float]]:
+    """``SET LOCAL`` lines and a query sent as one message: one implicit transaction, so the
+    settings hold for this query only (see the module docstring)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{settings_sql} {sql}", params)
+        while cursor.description is None:  # skip the SETs' empty results
+            cursor.nextset()
+        return cursor.fetchall()
+
+
+def _index_rows(qs, limit: int, ef_search: int) -> list[tuple[int, int, float]]:
+    """The first ``limit`` rows of ``qs`` through the HNSW index, scanned iteratively, re-sorted."""
+    sql, params = qs[:limit].query.sql_with_params()
+    return _one_round_trip(
+        "SET LOCAL hnsw.iterative_scan = relaxed_order;"
+        f" SET LOCAL hnsw.ef_search = {int(ef_search)};"
+        f" SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)};",
+        # sql is the ORM's own compiled query; every value in it is a bound parameter.
+        f"WITH candidates AS MATERIALIZED ({sql}) SELECT * FROM candidates ORDER BY distance, id",  # noqa: S608
+        params,
+    )
+
+
+def _exact_rows(qs, k: int) -> list[tuple[int, int, float]]:
+    """The best row of each of the ``k`` nearest implants by exact distance: the database folds
+    (``DISTINCT ON``), so only ``k`` rows come back whatever the catalogue's size. The inner query
+    has no ``ORDER BY distance``, the only order an HNSW index can give, so the planner cannot
+    pick the approximate index; it may still use the implant btree for a selective filter."""
+    sql, params = qs.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT * FROM (SELECT DISTINCT ON (implant_id) * FROM ({sql}) AS scored"  # noqa: S608 - as above
+            f" ORDER BY implant_id, distance, id) AS best ORDER BY distance, id LIMIT {int(k)}",
+            params,
+        )
+        return cursor.fetchall()
 
 
 def nearest_implants(
@@ -116,33 +217,24 @@ def nearest_implants(
     k: int | None = None,
     implant_filter: dict | None = None,
     exclude_implants: Iterable[int] = (),
+    ef_search: int | None = None,
+    exact: bool = False,
 ) -> list[ImplantHit]:
     """The top-k implants (one row each, best similarity) for ``embedding`` among active implants
-    whose reference images were embedded by ``model_id``."""
+    whose reference images were embedded by ``model_id``, matching ``implant_filter`` (Implant field
+    lookups), never one of ``exclude_implants``. ``exact=True`` skips the index (a reference for
+    tests and the benchmark); ``ef_search`` overrides EF_SEARCH (the benchmark's sweep)."""
     k = k or settings.RAIOX_TOP_K
-    exclude_implants = list(exclude_implants)
-    qs = _queryset(embedding, model_id, implant_filter, exclude_implants)
-    hits: list[ImplantHit] = []
-    # Many reference images of one implant can fill the whole candidate list: the first size
-    # allows for the most crowded implant; filters (applied after the index scan) or a stale count
-    # can still leave it short, so widen (the HNSW index still answers) before an exact scan.
-    for limit in candidate_limits(k, images_per_implant(model_id), len(exclude_implants)):
-        with transaction.atomic(), connection.cursor() as cursor:
-            # SET LOCAL lasts until the end of this transaction, on this connection only.
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(MAX_EF_SEARCH, limit)])
-            rows = list(qs.values_list("id", "implant_id", "distance")[:limit])
-        hits = _fold(rows, k)
+    qs = _queryset(embedding, model_id, implant_filter, list(exclude_implants))
+    if implant_filter and filtered_rows(model_id, implant_filter) <= EXACT_MAX_ROWS:
+        exact = True  # a selective refine filter: exact over its rows is quicker and exact
+    if not exact:
+        limit = candidate_limit(k, images_per_implant(model_id))
+        ef = min(MAX_EF_SEARCH, max(limit, ef_search or EF_SEARCH))
+        hits = _fold(_index_rows(qs, limit, ef), k)
         if len(hits) == k:
             return hits
-    if len(hits) < k:
-        # Too few distinct implants after the post-index filters (model id, active, features,
-        # exclusions): only an exact scan knows whether more exist. Rare at scale; when the
-        # catalogue really has fewer than k eligible implants it is small and the scan is cheap.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-            rows = list(qs.values_list("id", "implant_id", "distance"))
-        hits = _fold(rows, k)
-    return hits
+    return _fold(_exact_rows(qs, k), k)
 
 
 def nearest_implants_exact(
@@ -155,8 +247,5 @@ def nearest_implants_exact(
     """The top-k implants by an exact scan, leaving out some reference images (evaluation: a
     reference image queried against the others, a confirmed case against the catalogue without the
     reference image it became). Same filters and fold as ``nearest_implants``."""
-    qs = _queryset(embedding, model_id, None, ()).exclude(pk__in=list(exclude_references))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        rows = list(qs.values_list("id", "implant_id", "distance"))
-    return _fold(rows, k)
+    qs = _queryset(embedding, model_id, None, []).exclude(pk__in=list(exclude_references))
+    return _fold(_exact_rows(qs, k), k)

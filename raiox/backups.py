@@ -44,13 +44,13 @@ def _major_version(binary: str) -> int:
 
 
 def pg_binary(name: str) -> str:
-    """pg_dump/pg_restore: RAIOX_PG_BIN_DIR when set; else the first of PATH's and pgserver's (16)
-    whose major version is at least the server's (pg_dump refuses an older one)."""
+    """pg_dump/pg_restore: RAIOX_PG_BIN_DIR when set; else the first of PATH's and the embedded
+    server's (18) whose major version is at least the server's (pg_dump refuses an older one)."""
     if settings.RAIOX_PG_BIN_DIR:
         return str(Path(settings.RAIOX_PG_BIN_DIR) / name)
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from raiox.embedded_db import bin_dir
 
-    bundled = str(Path(POSTGRES_BIN_PATH) / name)
+    bundled = str(bin_dir() / name)
     on_path = shutil.which(name)
     if on_path:
         connection.ensure_connection()

@@ -12,6 +12,44 @@ import sys
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+# matching.search filters through the HNSW index with iterative scans (hnsw.iterative_scan),
+# which pgvector added in 0.8; 0.8.2 and 0.8.3 fix HNSW build and vacuum bugs.
+MIN_PGVECTOR = (0, 8)
+
+
+def pgvector_supported(version: str) -> bool:
+    """True for pgvector ``version`` (e.g. "0.8.6") at least MIN_PGVECTOR."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= MIN_PGVECTOR
+    except ValueError:
+        return False
+
+
+@register(Tags.database)
+def check_pgvector_version(app_configs=None, databases=None, **kwargs) -> list:
+    """Run by `migrate` (and `check --database default`): the server must offer pgvector >= 0.8.
+    It reads what the server can install, not what is installed, so `migrate` can still run
+    implants' ALTER EXTENSION vector UPDATE on a database created under an older pgvector."""
+    if not databases:
+        return []
+    from django.db import connections
+
+    errors = []
+    for alias in databases:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            row = cursor.fetchone()
+        if row is None or not pgvector_supported(row[0]):
+            errors.append(
+                Error(
+                    f"Database {alias!r}: pgvector {row[0] if row else 'is not available'}; Raiox needs 0.8 or newer.",
+                    hint="Managed PostgreSQL: pick a version offering pgvector 0.8 (PostgreSQL 17/18 do). "
+                    "Own server: install pgvector 0.8.x (e.g. postgresql-18-pgvector).",
+                    id="raiox.E003",
+                )
+            )
+    return errors
+
 
 def _running_worker() -> bool:
     return len(sys.argv) > 1 and sys.argv[1] == "qcluster"

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from matching.state import model_state, queue_state
+from raiox.checks import pgvector_supported
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def check_pgvector() -> dict:
         row = cursor.fetchone()
     if row is None:
         return {"ok": False, "error": "extensão vector não instalada"}
+    if not pgvector_supported(row[0]):
+        # matching.search relies on 0.8's iterative index scans for filtered searches.
+        return {"ok": False, "version": row[0], "error": f"pgvector {row[0]}: é preciso 0.8 ou mais recente"}
     return {"ok": True, "version": row[0]}
 
 

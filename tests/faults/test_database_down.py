@@ -1,6 +1,6 @@
 """Fault run 2: the database is stopped during intake.
 
-The run has its own embedded PostgreSQL (pgserver in the test's folder), so it can be stopped
+The run has its own embedded PostgreSQL (raiox.embedded_db in the test's folder), so it can be stopped
 without touching the test database: gunicorn as configured in deploy/ and a real `manage.py
 qcluster` run against it as separate processes. While the database is down, Jotform's deliveries
 and the old plain form are answered 503 with Retry-After (Jotform retries) and no file is left in

@@ -219,3 +219,35 @@ def test_without_weights_the_error_names_the_setting(settings, tmp_path):
     with pytest.raises(WeightsUnavailable) as excinfo:
         resolve_spec()
     assert "RAIOX_CLIP_PRETRAINED" in str(excinfo.value) and "RAIOX_ALLOW_UNTRAINED_MODEL" in str(excinfo.value)
+
+
+def test_int8_quantized_embedder_stays_close_to_fp32(settings):
+    """RAIOX_CLIP_QUANTIZE=int8: the linear layers become int8 and the vectors stay near fp32's
+    (bench/embedding.py measures the agreement on the catalogue; 0.99 is the bar for a default)."""
+    import torch
+
+    from matching.embedder import Embedder, pick_device, resolve_spec
+
+    fp32 = get_embedder()  # the process's fp32 embedder (built before the setting changes)
+    assert fp32.quantize == ""
+    settings.RAIOX_CLIP_QUANTIZE = "int8"
+    quantized = Embedder(resolve_spec(), pick_device())
+    assert quantized.quantize == "int8" and quantized.model_id == fp32.model_id
+    kinds = {type(module) for module in quantized.model.modules()}
+    # Every MLP layer is int8; attention's out_proj is a kind torch leaves in fp32 on purpose.
+    assert torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
+    for seed in (1, 2, 3):
+        a = np.asarray(fp32.embed_bytes(png_bytes(seed)))
+        b = np.asarray(quantized.embed_bytes(png_bytes(seed)))
+        assert abs(np.linalg.norm(b) - 1.0) < 1e-5
+        assert float(a @ b) > 0.95
+
+
+def test_an_unknown_quantization_is_refused(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from matching.embedder import Embedder, resolve_spec
+
+    settings.RAIOX_CLIP_QUANTIZE = "int4"
+    with pytest.raises(ImproperlyConfigured, match="RAIOX_CLIP_QUANTIZE"):
+        Embedder(resolve_spec(), "cpu")
