@@ -9,7 +9,11 @@ Failures come in two kinds:
 - network trouble or a 5xx/429 from the host raises ``RemoteFetchError`` (or httpx's own error):
   the task fails and django-q delivers it again later;
 - a permanent failure (404, not an image, too big, a refused host) raises ``ApplicationError``
-  with a Portuguese reason, which the task records with ``submission_fail``.
+  with a Portuguese reason, which the task records with ``submission_fail``; a file that does not
+  decode raises its subclass ``kernel.imaging.InvalidImage`` (poison: never retried).
+
+``submission_prepare_image`` is the worker's one entry: it also decodes an original kept at intake
+(the web process only read its headers) and replaces it by the normalised PNG.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from urllib.parse import urljoin
 
 import httpx
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from kernel.errors import ApplicationError
-from kernel.imaging import size_label, validate_image
+from kernel.imaging import decode_image, size_label
 from submissions.intake.common import allowed_hosts_for, check_remote_url
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
@@ -103,6 +108,29 @@ def submission_fetch_remote_image(*, submission_id: int) -> Submission:
         # Logged by type only: the URL names the dentist's account and file.
         logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
         raise RemoteFetchError(type(exc).__name__) from exc
-    image = validate_image(data, field="file")
+    image = decode_image(data, field="file")
     logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    return submission_attach_image(submission_id=submission_id, image=image)
+
+
+def submission_prepare_image(*, submission_id: int) -> Submission:
+    """Make sure a submission's image is decoded and normalised (worker side): fetch it when the
+    sender gave a URL, else decode the original kept at intake and replace it by its PNG.
+
+    Raises ``InvalidImage`` (an ``ApplicationError``) for a file that will never decode: the
+    caller fails the submission at once. Storage trouble raises its own error (transient).
+    """
+    submission = Submission.objects.get(pk=submission_id)
+    if submission.content_hash and submission.image:
+        return submission  # already decoded (or stored before intake kept originals)
+    if not submission.image:
+        return submission_fetch_remote_image(submission_id=submission_id)
+    try:
+        with default_storage.open(submission.image.name, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
+        raise ApplicationError(
+            "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
+        ) from exc
+    image = decode_image(data, field="file")
     return submission_attach_image(submission_id=submission_id, image=image)
