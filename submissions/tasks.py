@@ -41,3 +41,15 @@ def notify_dentist(submission_id: int) -> str:
         services.submission_mark_notified(submission_id=submission_id)
     logger.info("notify_dentist: submission %s e-mail sent", submission_id)
     return "sent"
+
+
+def requeue_stuck_submissions() -> str:
+    """Scheduled (ensure_schedules): queue again submissions stuck past the limit."""
+    counts = services.submission_requeue_stuck()
+    return ", ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def apply_retention() -> str:
+    """Scheduled (ensure_schedules): delete what is older than RAIOX_RETENTION_DAYS."""
+    report = services.retention_apply()
+    return f"submissions={report.submissions} tasks={report.tasks} sessions={report.sessions}"

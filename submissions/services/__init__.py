@@ -22,6 +22,12 @@ from submissions.services.dentist import (  # noqa: F401
     submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
+from submissions.services.lifecycle import (  # noqa: F401
+    retention_apply,
+    submission_delete,
+    submission_requeue_stuck,
+    submissions_delete,
+)
 from submissions.services.notify import submission_mark_notified  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,
