@@ -231,7 +231,11 @@ def _check_structure(data: bytes, img: Image.Image, field: str) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img.getexif()  # a malformed EXIF block would break orientation in the worker
+            # A malformed EXIF block would break orientation in the worker. (Pillow's PNG reader
+            # decodes the whole image to look for an eXIf chunk after the pixels: only one found
+            # before them is read here; a later one is the worker's to meet.)
+            if img.format != "PNG" or "exif" in img.info:
+                img.getexif()
             if img.format == "PNG":
                 Image.open(io.BytesIO(data), formats=("PNG",)).verify()
             elif img.format == "JPEG":
