@@ -122,13 +122,18 @@ def _parse_box(box: Mapping[str, object], width: int, height: int) -> dict[str, 
 def submission_crop(*, submission: Submission, box: Mapping[str, object]) -> Submission:
     """Crop the stored X-ray to ``box`` (image pixels) and send the region as a new Submission,
     linked to the original (same dentist, patient and tooth), which is matched on its own."""
-    if not submission.image or not submission.content_hash:
-        # content_hash is set once the worker has decoded the X-ray into its PNG: before that the
-        # stored file is the sender's original (DICOM, HEIC...), which the web process never decodes.
+    if not submission.image:
         raise ApplicationError("A imagem ainda não foi recebida; tente de novo em instantes.", code="no_image")
-    with default_storage.open(submission.image.name, "rb") as fh:
-        original = Image.open(io.BytesIO(fh.read()))
-        original.load()
+    try:
+        with default_storage.open(submission.image.name, "rb") as fh:
+            original = Image.open(io.BytesIO(fh.read()), formats=("PNG", "JPEG"))
+            original.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Until the worker has decoded it into its PNG, the stored file is the sender's original
+        # (DICOM, HEIC...), which the web process does not decode.
+        raise ApplicationError(
+            "A imagem ainda está sendo processada; tente de novo em instantes.", code="not_ready", status=409
+        ) from exc
     clean_box = _parse_box(box, original.width, original.height)
     region = original.crop(
         (clean_box["x"], clean_box["y"], clean_box["x"] + clean_box["width"], clean_box["y"] + clean_box["height"])
