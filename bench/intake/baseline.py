@@ -25,8 +25,8 @@ from django.db import close_old_connections  # noqa: E402
 
 from kernel.errors import ApplicationError  # noqa: E402
 
-# The worker's own download and the validation it applies to downloaded bytes (imported from there:
-# the validation module is moving between apps, the worker's use of it is not).
+# The worker's own download and the full decode it applies to downloaded bytes (as the old
+# system's request did).
 from kernel.imaging import decode_image as validate_image  # noqa: E402
 from matching.embedder import get_embedder  # noqa: E402
 from matching.search import nearest_implants  # noqa: E402
