@@ -6,6 +6,9 @@ the django-q2 workers, so requests are short; POST /upload waits at most RAIOX_U
 
 import multiprocessing
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -22,7 +25,10 @@ preload_app = False
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proxy_allow_ips = forwarded_allow_ips
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
+# No query string (the Jotform token travels as ?token=) and no result token (/r/<token>/ opens a
+# patient's page) in the access log: %(U)s is the path alone, masked by PrivateAccessLogger below;
+# %(r)s (the raw request line) and %(q)s are never logged.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Heartbeat files in RAM, not on a possibly slow disk (gunicorn docs).
@@ -35,3 +41,19 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+_RESULT_TOKEN = re.compile(r"^/r/[^/]+")
+
+
+class PrivateAccessLogger(Logger):
+    """gunicorn's logger with the secret parts of a request left out of every access-log atom."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = _RESULT_TOKEN.sub("/r/<token>", atoms.get("U") or "")
+        atoms.update({"U": path, "q": "-", "r": f"{atoms.get('m')} {path} {atoms.get('H')}", "f": "-"})
+        return atoms
+
+
+logger_class = PrivateAccessLogger

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage
 from kernel.errors import ApplicationError
-from kernel.imaging import validate_image
+from kernel.imaging import inspect_image
 
 
 class CatalogPermission(DjangoModelPermissions):
@@ -197,8 +197,8 @@ class ReferenceImageViewSet(
         if upload is None:
             raise ApplicationError("Envie a imagem no campo 'file'.", field="file", code="missing_file")
         data = upload.read()
-        # The one image validation (kernel.imaging); the service checks again, naming its own field.
-        validate_image(data, field="file")
+        # The cheap header check names the API field; the service decodes the image (pixels only).
+        inspect_image(data, field="file")
         reference = services.reference_image_create(implant=implant, image_bytes=data, filename=upload.name or "")
         return Response(
             ReferenceImageSerializer(reference, context={"request": request}).data, status=status.HTTP_201_CREATED

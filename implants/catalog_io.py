@@ -26,7 +26,7 @@ from implants import services
 from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
 from implants.models import Implant, Manufacturer, ReferenceSource
 from kernel.errors import ApplicationError
-from kernel.imaging import validate_image
+from kernel.imaging import decode_image
 from kernel.storage_keys import SAFE_EXTENSIONS
 
 COLUMNS = [
@@ -241,7 +241,7 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
             errors.append(str(exc))
         for path in row.images:
             try:
-                row.image_hashes.append(validate_image(source.read(path), field="image").content_hash)
+                row.image_hashes.append(decode_image(source.read(path), field="image").content_hash)
             except (FileNotFoundError, ValueError):
                 errors.append(f"imagem não encontrada: {path}")
             except ApplicationError as exc:

@@ -27,7 +27,7 @@ from implants.bulk import CREATED, LINKED, SKIPPED, UNCHANGED, RowOutcome, RowSk
 from implants.catalog import CATALOG
 from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceSource
 from kernel.errors import ApplicationError
-from kernel.imaging import validate_image
+from kernel.imaging import decode_image
 
 LEGACY_QUERY = "SELECT id, name, manufacturer, type, image_url, embedding::text FROM implants ORDER BY id"
 
@@ -209,7 +209,7 @@ def _validated(read: Callable[[str], bytes], row: LegacyRow) -> bytes:
         raise RowSkipped("sem image_url (sem imagem)")
     data = read(row.image_url)
     try:
-        validate_image(data, field="image")
+        decode_image(data, field="image")
     except ApplicationError as exc:
         raise RowSkipped(f"não é uma imagem válida: {exc.message}") from exc
     return data

@@ -12,7 +12,7 @@ from django_q.tasks import async_task
 
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from kernel.files import stored_file
-from kernel.imaging import validate_image
+from kernel.imaging import ValidatedImage, decode_image, inspect_image
 from kernel.storage_keys import reference_image_key
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
@@ -80,11 +80,13 @@ def implant_set_active(*, implant: Implant, is_active: bool) -> Implant:
     return implant
 
 
-def _content_hash(image_bytes: bytes) -> str:
-    """The same pixel hash a submission gets (``validate_image``), so that an X-ray confirmed as a
-    reference image, or a catalogue image sent as a query, is recognised as the same picture and
-    its embedding reused; it also refuses a file that is not an image before anything is stored."""
-    return validate_image(image_bytes, field="image").content_hash
+def _pixels_only(image_bytes: bytes) -> ValidatedImage:
+    """Reference images are stored as the pixels only, re-encoded as PNG: no EXIF (camera, GPS,
+    dates), no ICC or text chunks, no DICOM tags (patient name, birth date, institution). The pixel
+    hash is the one a submission gets, so that an X-ray confirmed as a reference image, or a
+    catalogue image sent as a query, is recognised as the same picture and its embedding reused.
+    Refuses a file that is not an image (``InvalidImage``) before anything is stored."""
+    return decode_image(image_bytes, field="image")
 
 
 def reference_image_create(
@@ -95,10 +97,14 @@ def reference_image_create(
     source: str = ReferenceSource.CATALOG,
     queue: bool = True,
 ) -> ReferenceImage:
-    """Store a reference image and queue its embedding once the row is committed (``queue=False``:
-    the caller queues many at once with ``reference_images_queue_embedding``)."""
-    with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
-        reference = ReferenceImage(implant=implant, source=source, content_hash=_content_hash(image_bytes))
+    """Store a reference image (pixels only) and queue its embedding once the row is committed
+    (``queue=False``: the caller queues many at once with ``reference_images_queue_embedding``).
+
+    ``filename`` is what the sender called the file; the stored name follows the content (PNG).
+    """
+    image = _pixels_only(image_bytes)
+    with stored_file(reference_image_key(None, image.filename), image.content) as name:
+        reference = ReferenceImage(implant=implant, source=source, content_hash=image.content_hash)
         reference.image.name = name
         reference.full_clean()
         reference.save()
@@ -110,9 +116,10 @@ def reference_image_create(
 def reference_image_replace_file(*, reference: ReferenceImage, image_bytes: bytes, filename: str) -> ReferenceImage:
     """A new file makes the old embedding wrong: clear it and queue a new one."""
     old_name = reference.image.name
-    with stored_file(reference_image_key(None, filename), image_bytes) as name, transaction.atomic():
+    image = _pixels_only(image_bytes)
+    with stored_file(reference_image_key(None, image.filename), image.content) as name:
         reference.image.name = name
-        reference.content_hash = _content_hash(image_bytes)
+        reference.content_hash = image.content_hash
         reference.embedding = None
         reference.embedding_model = ""
         reference.embedded_at = None
@@ -177,7 +184,7 @@ def reference_images_create_many(
     any is stored, then all are stored in one transaction (a failure leaves none, files included)
     and their embeddings queued as one batch."""
     for data, _name in files:
-        _content_hash(data)  # raises ApplicationError for a file that is not an image
+        inspect_image(data, field="image")  # refuses a file that is not an image before any is stored
     created: list[ReferenceImage] = []
     try:
         with transaction.atomic():

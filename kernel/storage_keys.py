@@ -17,7 +17,9 @@ import uuid
 
 from django.conf import settings
 
-SAFE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+# Originals are kept as received until the worker has decoded them (then replaced by a PNG), so
+# the extension follows the content the intake recognised, never the sender's file name.
+SAFE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".dcm"}
 
 
 def _extension(filename: str) -> str:

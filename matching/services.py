@@ -26,6 +26,7 @@ from django.utils import timezone
 from implants.models import REFINE_FIELDS, ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
+from kernel.imaging import InvalidImage
 from matching.embedder import Embedder, get_embedder
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -197,18 +198,26 @@ def _last_attempt(submission: Submission) -> bool:
 
 
 def _fetch_remote(submission: Submission) -> Submission | None:
-    """Fetch an image the sender gave only as a URL (Jotform keeps uploads on its own host): the
-    worker downloads it, never the webhook's answer. None when the submission failed (reason set)."""
+    """Decode the image (intake kept the original, reading its headers only) or fetch the one the
+    sender gave as a URL (Jotform keeps uploads on its own host): the worker does both, never the
+    web process. None when the submission failed (reason set)."""
     try:
-        return submission_services.submission_fetch_remote_image(submission_id=submission.pk)
-    except ApplicationError as exc:  # permanent: 404, not an image, too big, refused host
+        return submission_services.submission_prepare_image(submission_id=submission.pk)
+    except InvalidImage as exc:  # poison: a crafted or broken file never decodes, so never retried
+        logger.warning("process_submission: submission %s has an unreadable image", submission.pk)
+        # A stored original passed the intake's header check: its pixel data is what is broken.
+        reason = UNREADABLE_IMAGE if submission.image else exc.message
+        submission_services.submission_fail(submission_id=submission.pk, reason=reason)
+        return None
+    except ApplicationError as exc:  # permanent: 404, too big, refused host
         submission_services.submission_fail(submission_id=submission.pk, reason=exc.message)
         return None
     except Exception:
-        # Transient (network, 5xx): raise so django-q delivers the task again; on the last
+        # Transient (network, 5xx, storage): raise so django-q delivers the task again; on the last
         # attempt, report it to the dentist instead of dropping it silently.
         if _last_attempt(submission):
-            submission_services.submission_fail(submission_id=submission.pk, reason=REMOTE_UNREACHABLE)
+            reason = STORAGE_UNREACHABLE if submission.image else REMOTE_UNREACHABLE
+            submission_services.submission_fail(submission_id=submission.pk, reason=reason)
             return None
         raise
 
@@ -231,7 +240,7 @@ def submission_process(*, submission_id: int) -> str:
     if submission.embedding is not None and submission.embedding_model == model_id:
         vector = [float(x) for x in submission.embedding]
     else:
-        if not submission.image and submission.remote_image_url:
+        if not submission.content_hash and (submission.image or submission.remote_image_url):
             submission = _fetch_remote(submission)
             if submission is None:
                 return "failed"

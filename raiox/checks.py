@@ -55,17 +55,70 @@ def _running_worker() -> bool:
     return len(sys.argv) > 1 and sys.argv[1] == "qcluster"
 
 
+# Secrets deploy/env.example ships as "replace-me-…" placeholders: left as they are, anyone who
+# read the example could forge sessions, webhook deliveries or dentists' folder names.
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "RAIOX_CLIENT_ID_KEY",
+    "JOTFORM_WEBHOOK_TOKEN",
+    "RAIOX_WEBHOOK_TOKEN",
+    "RAIOX_METRICS_TOKEN",
+    "JOTFORM_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "EMAIL_HOST_PASSWORD",
+)
+PLACEHOLDER = "replace-me"
+
+
 @register(Tags.security, deploy=True)
-def check_jotform_token(app_configs=None, **kwargs) -> list:
-    if settings.IS_PRODUCTION and not settings.JOTFORM_WEBHOOK_TOKEN:
-        return [
-            Warning(
+def check_webhook_tokens(app_configs=None, **kwargs) -> list:
+    """Without its token a webhook accepts deliveries from anyone who finds its URL (and a repeated
+    delivery would tell them about the first one): both are required in production."""
+    if not settings.IS_PRODUCTION:
+        return []
+    errors = []
+    if not settings.JOTFORM_WEBHOOK_TOKEN:
+        errors.append(
+            Error(
                 "JOTFORM_WEBHOOK_TOKEN is not set: anyone who finds /jotform can post submissions.",
                 hint="Set JOTFORM_WEBHOOK_TOKEN and add ?token=<it> to the webhook URL in Jotform.",
-                id="raiox.W001",
+                id="raiox.E003",
             )
-        ]
-    return []
+        )
+    if not settings.RAIOX_WEBHOOK_TOKEN:
+        errors.append(
+            Error(
+                "RAIOX_WEBHOOK_TOKEN is not set: anyone who finds /webhook can post submissions.",
+                hint="Set RAIOX_WEBHOOK_TOKEN and give it to the integrating system (Authorization: Bearer <it>).",
+                id="raiox.E004",
+            )
+        )
+    return errors
+
+
+def _setting_value(name: str) -> str:
+    if name in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}:
+        # Read from the environment: the storage options hold them under other names.
+        import os
+
+        return os.environ.get(name, "")
+    return str(getattr(settings, name, "") or "")
+
+
+@register(Tags.security, deploy=True)
+def check_no_placeholder_secrets(app_configs=None, **kwargs) -> list:
+    if not settings.IS_PRODUCTION:
+        return []
+    return [
+        Error(
+            f"{name} still reads '{PLACEHOLDER}…', the placeholder of deploy/env.example.",
+            hint=f"Set {name} to a random value: python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            id="raiox.E005",
+        )
+        for name in SECRET_SETTINGS
+        if PLACEHOLDER in _setting_value(name).lower()
+    ]
 
 
 @register()

@@ -452,6 +452,13 @@ RAIOX_BACKUP_KEEP = env_int("RAIOX_BACKUP_KEEP", 14)
 RAIOX_PG_BIN_DIR = env("RAIOX_PG_BIN_DIR")
 # /healthcheck warns when the oldest queued task has waited longer than this.
 RAIOX_QUEUE_MAX_AGE_SECONDS = env_int("RAIOX_QUEUE_MAX_AGE_SECONDS", 600)
+# A submission still "received" or "processing" this long after it arrived (or started) is queued
+# again by the sweeper (every 5 minutes); above retry × max_attempts of Q_CLUSTER so that a task
+# django-q is still retrying is left alone.
+RAIOX_STUCK_SUBMISSION_SECONDS = env_int("RAIOX_STUCK_SUBMISSION_SECONDS", 1800)
+# LGPD: submissions (patient, dentist, X-ray, crops), queue task rows older than this many days are
+# deleted every night; confirmed reference images stay (pixels only). See README "Privacidade".
+RAIOX_RETENTION_DAYS = env_int("RAIOX_RETENTION_DAYS", 365)
 
 # --- Production hardening ---------------------------------------------------------------------
 

@@ -157,6 +157,13 @@ class SubmissionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    # Deleting goes through the one service, which deletes the stored files (and crops) too.
+    def delete_model(self, request, obj: Submission) -> None:
+        services.submission_delete(submission=obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[Submission]) -> None:
+        services.submissions_delete(submission_ids=list(queryset.values_list("pk", flat=True)))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),

@@ -24,13 +24,14 @@ from django.core.handlers.wsgi import WSGIRequest  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
 from kernel.errors import ApplicationError  # noqa: E402
+
+# The worker's own download and the full decode it applies to downloaded bytes (as the old
+# system's request did).
+from kernel.imaging import decode_image as validate_image  # noqa: E402
 from matching.embedder import get_embedder  # noqa: E402
 from matching.search import nearest_implants  # noqa: E402
 from submissions.intake import jotform  # noqa: E402
-
-# The worker's own download and the validation it applies to downloaded bytes (imported from there:
-# the validation module is moving between apps, the worker's use of it is not).
-from submissions.services.remote import _download, validate_image  # noqa: E402
+from submissions.services.remote import _download  # noqa: E402
 
 # Built at import, before the worker accepts a request: the model load is not part of any latency.
 EMBEDDER = get_embedder()

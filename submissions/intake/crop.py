@@ -40,9 +40,16 @@ def intake_from_crop(parent: Submission, box: Mapping[str, object]) -> IntakeRec
     """The region ``box`` (image pixels, clamped to the image) of ``parent``'s X-ray as an intake."""
     if not parent.image:
         raise ApplicationError("A imagem ainda não foi recebida; tente de novo em instantes.", code="no_image")
-    with default_storage.open(parent.image.name, "rb") as fh:
-        original = Image.open(io.BytesIO(fh.read()))
-        original.load()
+    try:
+        with default_storage.open(parent.image.name, "rb") as fh:
+            original = Image.open(io.BytesIO(fh.read()), formats=("PNG", "JPEG"))
+            original.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Until the worker has decoded it into its PNG, the stored file is the sender's original
+        # (DICOM, HEIC...), which the web process does not decode.
+        raise ApplicationError(
+            "A imagem ainda está sendo processada; tente de novo em instantes.", code="not_ready", status=409
+        ) from exc
     clean_box = _parse_box(box, original.width, original.height)
     region = original.crop(
         (clean_box["x"], clean_box["y"], clean_box["x"] + clean_box["width"], clean_box["y"] + clean_box["height"])

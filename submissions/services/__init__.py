@@ -19,6 +19,16 @@ from submissions.services.dentist import (  # noqa: F401
     submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
+from submissions.services.lifecycle import (  # noqa: F401
+    retention_apply,
+    submission_delete,
+    submission_requeue_stuck,
+    submissions_delete,
+)
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
-from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401
+from submissions.services.remote import (  # noqa: F401
+    RemoteFetchError,
+    submission_fetch_remote_image,
+    submission_prepare_image,
+)
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401

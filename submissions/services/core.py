@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django_q.tasks import async_task
 
 from kernel.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
 from kernel.files import stored_file
-from kernel.imaging import ValidatedImage, validate_image
+from kernel.imaging import ValidatedImage, inspect_image
 from kernel.storage_keys import submission_image_key
 from submissions.models import Match, Source, Status, Submission
 
@@ -56,7 +57,11 @@ class MatchCandidate:
 def _queue_processing(submission_id: int) -> None:
     # ack_failure=False: a task that raised (download or storage trouble) stays queued and is
     # delivered again after Q_CLUSTER["retry"] seconds, up to max_attempts.
-    transaction.on_commit(lambda: async_task(PROCESS_TASK, submission_id, group="submissions", ack_failure=False))
+    # robust=True: the row is committed by then; if the broker fails right now, the sender still
+    # gets its answer and the stuck-submission sweeper (submission_requeue_stuck) queues it later.
+    transaction.on_commit(
+        lambda: async_task(PROCESS_TASK, submission_id, group="submissions", ack_failure=False), robust=True
+    )
 
 
 def _queue_notification(submission_id: int) -> None:
@@ -114,10 +119,11 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
                 _queue_processing(submission.pk)
             return submission, True
 
-        image = validate_image(intake.image_bytes)
-        submission.content_hash = image.content_hash
-        key = submission_image_key(submission, image.filename)
-        with stored_file(key, image.content) as name, transaction.atomic():
+        # Headers only here: the worker decodes the pixels (``decode_image``) and replaces this
+        # original by its normalised PNG, so a crafted file never costs the web process memory.
+        header = inspect_image(intake.image_bytes)
+        key = submission_image_key(submission, header.filename)
+        with stored_file(key, intake.image_bytes) as name:
             submission.image.name = name
             submission.save()
             _queue_processing(submission.pk)
@@ -162,16 +168,21 @@ def submission_get_by_token(token: object) -> Submission:
 
 @transaction.atomic
 def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Submission:
-    """Store an image fetched later by the worker (e.g. from Jotform's upload host)."""
+    """Store the worker's decoded image: fetched from the sender's host (Jotform keeps uploads on
+    its own), or decoded from the original kept at intake, which it replaces (deleted on commit).
+    A submission whose image is already decoded (``content_hash`` set) is left as it is."""
     submission = Submission.objects.select_for_update().get(pk=submission_id)
-    if submission.image:
+    if submission.content_hash and submission.image:
         return submission
+    original = submission.image.name if submission.image else ""
     key = submission_image_key(submission, image.filename)
     with stored_file(key, image.content) as name:
         submission.image.name = name
         submission.content_hash = image.content_hash
         submission.remote_image_url = ""
         submission.save(update_fields=["image", "content_hash", "remote_image_url"])
+    if original and original != submission.image.name:
+        transaction.on_commit(lambda: default_storage.delete(original))
     return submission
 
 

@@ -8,7 +8,11 @@ Failures come in two kinds:
 - network trouble or a 5xx/429 from the host raises ``RemoteFetchError`` (or httpx's own error):
   the task fails and django-q delivers it again later;
 - a permanent failure (404, not an image, too big, a refused host) raises ``ApplicationError``
-  with a Portuguese reason, which the task records with ``submission_fail``.
+  with a Portuguese reason, which the task records with ``submission_fail``; a file that does not
+  decode raises its subclass ``kernel.imaging.InvalidImage`` (poison: never retried).
+
+``submission_prepare_image`` is the worker's one entry: it also decodes an original kept at intake
+(the web process only read its headers) and replaces it by the normalised PNG.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ import logging
 
 import httpx
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
 from kernel.errors import ApplicationError
-from kernel.imaging import validate_image
+from kernel.imaging import decode_image
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
 
-__all__ = ["RemoteFetchError", "allowed_hosts_for", "submission_fetch_remote_image"]
+__all__ = ["RemoteFetchError", "allowed_hosts_for", "submission_fetch_remote_image", "submission_prepare_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +72,29 @@ def submission_fetch_remote_image(*, submission_id: int) -> Submission:
         # Logged by type only: the URL names the dentist's account and file.
         logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
         raise RemoteFetchError(type(exc).__name__) from exc
-    image = validate_image(data, field="file")
+    image = decode_image(data, field="file")
     logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    return submission_attach_image(submission_id=submission_id, image=image)
+
+
+def submission_prepare_image(*, submission_id: int) -> Submission:
+    """Make sure a submission's image is decoded and normalised (worker side): fetch it when the
+    sender gave a URL, else decode the original kept at intake and replace it by its PNG.
+
+    Raises ``InvalidImage`` (an ``ApplicationError``) for a file that will never decode: the
+    caller fails the submission at once. Storage trouble raises its own error (transient).
+    """
+    submission = Submission.objects.get(pk=submission_id)
+    if submission.content_hash and submission.image:
+        return submission  # already decoded (or stored before intake kept originals)
+    if not submission.image:
+        return submission_fetch_remote_image(submission_id=submission_id)
+    try:
+        with default_storage.open(submission.image.name, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
+        raise ApplicationError(
+            "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
+        ) from exc
+    image = decode_image(data, field="file")
     return submission_attach_image(submission_id=submission_id, image=image)

@@ -10,13 +10,25 @@ from django.conf import settings
 from tests.ops.helpers import ROOT, env_example, manage
 
 
+def real_looking(env: dict[str, str]) -> dict[str, str]:
+    """The example's "replace-me-…" placeholders replaced by random values, as an operator does."""
+    import secrets
+
+    return {k: secrets.token_urlsafe(48) if "replace-me" in v else v for k, v in env.items()}
+
+
 @pytest.fixture(scope="module")
-def production_env() -> dict[str, str]:
+def example_env() -> dict[str, str]:
     # Production requires DATABASE_URL: point it at the embedded server the tests already run.
     return {**env_example(), "DATABASE_URL": settings.DATABASE_URL}
 
 
-def test_check_deploy_is_clean_with_the_example_environment(production_env):
+@pytest.fixture(scope="module")
+def production_env(example_env) -> dict[str, str]:
+    return real_looking(example_env)
+
+
+def test_check_deploy_is_clean_with_the_example_environment_once_its_secrets_are_set(production_env):
     result = manage(["check", "--deploy", "--fail-level", "WARNING"], production_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -28,11 +40,22 @@ def test_production_refuses_untrained_weights(production_env):
     assert "raiox.E001" in result.stderr
 
 
-def test_production_warns_when_jotform_token_is_missing(production_env):
-    env = {k: v for k, v in production_env.items() if k != "JOTFORM_WEBHOOK_TOKEN"}
-    result = manage(["check", "--deploy", "--fail-level", "WARNING"], env)
+def test_production_requires_both_webhook_tokens(production_env):
+    """Issue 13: a warning was not enough (the default left /webhook open); now an error, even at
+    the default fail level."""
+    for name, check_id in (("JOTFORM_WEBHOOK_TOKEN", "raiox.E003"), ("RAIOX_WEBHOOK_TOKEN", "raiox.E004")):
+        env = {k: v for k, v in production_env.items() if k != name}
+        result = manage(["check", "--deploy"], env)
+        assert result.returncode != 0, name
+        assert check_id in result.stderr and name in result.stderr
+
+
+def test_production_refuses_the_example_placeholder_secrets(example_env):
+    result = manage(["check", "--deploy"], example_env)
     assert result.returncode != 0
-    assert "raiox.W001" in result.stderr
+    refused = {line.split(" still reads")[0].split()[-1] for line in result.stderr.splitlines() if "raiox.E005" in line}
+    assert {"SECRET_KEY", "RAIOX_CLIENT_ID_KEY", "JOTFORM_WEBHOOK_TOKEN", "RAIOX_WEBHOOK_TOKEN"} <= refused
+    assert "RAIOX_METRICS_TOKEN" in refused
 
 
 def test_worker_refuses_to_start_without_weights(tmp_path):

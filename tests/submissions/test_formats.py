@@ -1,5 +1,6 @@
-"""One validation for every source: each accepted format arrives through the machine endpoints and
-is stored as the same normalised PNG."""
+"""One validation for every source: each accepted format arrives through the machine endpoints, is
+kept as received after a header check, and the worker's decode replaces it by the same normalised
+PNG."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kernel.imaging import validate_image
+from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
+from submissions.services import submission_prepare_image
 from tests.conftest import storage_keys
 from tests.submissions.conftest import plain_form, xray_image
 
@@ -79,25 +81,37 @@ FORMATS = {
 
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_each_accepted_format_is_validated(name):
-    result = validate_image(FORMATS[name]())
+    header = inspect_image(FORMATS[name]())
+    assert (header.width, header.height) == (256, 192)
+    result = decode_image(FORMATS[name]())
     assert result.source_format.split("-")[0] in {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "HEIF", "DICOM"}
     assert (result.width, result.height) == (256, 192)
     assert Image.open(io.BytesIO(result.content)).format == "PNG"
 
 
 def test_exif_orientation_is_applied():
-    result = validate_image(exif_rotated_jpeg())
+    result = decode_image(exif_rotated_jpeg())
     assert (result.width, result.height) == (128, 256)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_each_format_through_the_old_form(client, name):
+def test_each_format_through_the_old_form(client, django_capture_on_commit_callbacks, name):
     body, content_type = plain_form(FORMATS[name](), filename=b"radiografia.bin")
     response = client.generic("POST", "/jotform", body, content_type=content_type)
     assert response.status_code == 201, response.content
+    (original,) = storage_keys()
+    submission = Submission.objects.get()
+    assert original == submission.image.name and not submission.content_hash  # kept as received
+    assert original.endswith(inspect_image(FORMATS[name]()).filename[len("imagem") :])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        submission_prepare_image(submission_id=submission.pk)  # the worker's decode
+
     (key,) = storage_keys()
-    assert key.endswith(".png") and key == Submission.objects.get().image.name
+    submission.refresh_from_db()
+    assert key.endswith(".png") and key == submission.image.name and submission.content_hash
+    assert key != original
 
 
 @pytest.mark.django_db

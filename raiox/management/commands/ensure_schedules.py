@@ -9,23 +9,34 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 SCHEDULES = [
-    # name, function, type; first run at 03:00 local time (least traffic)
-    ("raiox-backup-db", "raiox.backups.backup_task", Schedule.DAILY),
+    # name, function, type, minutes (for MINUTES), first run (hour, minute) local time or None (now)
+    ("raiox-backup-db", "raiox.backups.backup_task", Schedule.DAILY, None, (3, 0)),
+    # LGPD retention after the backup (least traffic): RAIOX_RETENTION_DAYS.
+    ("raiox-retention", "submissions.tasks.apply_retention", Schedule.DAILY, None, (3, 30)),
+    # Submissions stuck in received/processing past RAIOX_STUCK_SUBMISSION_SECONDS are queued again.
+    ("raiox-requeue-stuck", "submissions.tasks.requeue_stuck_submissions", Schedule.MINUTES, 5, None),
 ]
 
 
 class Command(BaseCommand):
-    help = "Cria (ou atualiza) as tarefas periódicas: backup diário do banco."
+    help = (
+        "Cria (ou atualiza) as tarefas periódicas: backup diário do banco, retenção (LGPD) e "
+        "reenfileiramento de envios parados."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         now = timezone.localtime()
-        first_run = timezone.make_aware(datetime.combine(now.date() + timedelta(days=1), time(3, 0)))
-        for name, func, schedule_type in SCHEDULES:
-            schedule, created = Schedule.objects.update_or_create(
-                name=name, defaults={"func": func, "schedule_type": schedule_type, "repeats": -1}
-            )
+        for name, func, schedule_type, minutes, at in SCHEDULES:
+            defaults = {"func": func, "schedule_type": schedule_type, "repeats": -1}
+            if minutes is not None:
+                defaults["minutes"] = minutes
+            schedule, created = Schedule.objects.update_or_create(name=name, defaults=defaults)
             if created:
                 # Only on creation: re-running must not push the next run of an existing schedule.
-                schedule.next_run = first_run
+                if at is not None:
+                    day = now.date() + timedelta(days=1)
+                    schedule.next_run = timezone.make_aware(datetime.combine(day, time(*at)))
+                else:
+                    schedule.next_run = timezone.now()
                 schedule.save(update_fields=["next_run"])
             self.stdout.write(f"{name}: {func} {schedule_type} next {schedule.next_run:%Y-%m-%d %H:%M}")

@@ -1,0 +1,161 @@
+"""Nothing secret in access logs (issue 13): the Jotform token travels as ``?token=`` and a result
+token as ``/r/<uuid>/``, which opens a patient's page; nginx's and gunicorn's access logs kept both.
+
+nginx runs for real with the deploy site (ports and paths moved to a temporary folder); gunicorn's
+logger is the class ``deploy/gunicorn.conf.py`` installs, fed the request gunicorn would give it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import runpy
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+RESULT_TOKEN = str(uuid.uuid4())
+JOTFORM_TOKEN = "jotform-secret-token-7Qp2mZ9vL4"
+REQUESTS = [
+    (f"/r/{RESULT_TOKEN}/", {}),
+    (f"/r/{RESULT_TOKEN}/status.json?since=1", {}),
+    (f"/jotform?token={JOTFORM_TOKEN}", {}),
+    ("/enviar/", {"Referer": f"https://raiox.example.com/r/{RESULT_TOKEN}/?token={JOTFORM_TOKEN}"}),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def nginx_site(tmp_path):
+    assert shutil.which("nginx"), "install nginx (make test does)"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=raiox.example.com",
+         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (tmp_path / "logs").mkdir()
+    params = tmp_path / "raiox_proxy_params"
+    shutil.copy(DEPLOY / "nginx" / "raiox_proxy_params", params)
+    http_port, https_port, backend_port = _free_port(), _free_port(), _free_port()
+    site = (
+        (DEPLOY / "nginx" / "raiox.conf")
+        .read_text()
+        .replace("/etc/letsencrypt/live/raiox.example.com/fullchain.pem", str(tmp_path / "cert.pem"))
+        .replace("/etc/letsencrypt/live/raiox.example.com/privkey.pem", str(tmp_path / "key.pem"))
+        .replace("/var/log/nginx/", f"{tmp_path}/logs/")
+        .replace("/etc/nginx/raiox_proxy_params", str(params))
+        .replace("listen [::]:80;", "")
+        .replace("listen [::]:443 ssl http2;", "")
+        .replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+        .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl;")
+        .replace("server 127.0.0.1:8000", f"server 127.0.0.1:{backend_port}")  # nothing there: 502, still logged
+    )
+    (tmp_path / "site.conf").write_text(site)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
+        f"http {{\n access_log {tmp_path}/logs/other.log;\n include {tmp_path}/site.conf;\n}}\n"
+    )
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "logs" / "error.log"),
+         "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", https_port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield {"http": f"http://127.0.0.1:{http_port}", "https": f"https://127.0.0.1:{https_port}", "dir": tmp_path}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_nginx_access_log_keeps_no_query_string_and_masks_result_tokens(nginx_site):
+    with httpx.Client(verify=False, timeout=10) as client:  # noqa: S501 - the test's own certificate
+        for path, headers in REQUESTS:
+            client.get(nginx_site["https"] + path, headers={"Host": "raiox.example.com", **headers})
+        client.get(nginx_site["http"] + f"/r/{RESULT_TOKEN}/?token={JOTFORM_TOKEN}")  # the redirect to https
+    log = (nginx_site["dir"] / "logs" / "raiox.access.log").read_text()
+
+    assert len(log.splitlines()) == len(REQUESTS) + 1, log
+    assert RESULT_TOKEN not in log and JOTFORM_TOKEN not in log and "token=" not in log
+    assert "GET /r/<token>/ " in log and "GET /r/<token>/status.json " in log and "GET /jotform " in log
+    assert '"https://raiox.example.com/r/<token>/"' in log  # the Referer, masked the same way
+
+
+def _gunicorn_line(path: str, query: str, referer: str = "") -> str:
+    config = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    logger = config["logger_class"](SimpleNamespace(**_gunicorn_cfg(config)))
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger.access_log.handlers = [Keep()]
+    logger.access_log.setLevel(logging.INFO)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"{path}?{query}" if query else path,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_REFERER": referer,
+    }
+    response = SimpleNamespace(status="200 OK", sent=10, headers=[("X-Request-ID", "rid-12345678")])
+    logger.access(response, SimpleNamespace(headers=[]), environ, dt.timedelta(milliseconds=5))
+    return records[0].getMessage()
+
+
+def _gunicorn_cfg(config: dict) -> dict:
+    return {
+        "errorlog": "-",
+        "accesslog": "-",
+        "access_log_format": config["access_log_format"],
+        "loglevel": "info",
+        "logconfig": None,
+        "logconfig_dict": {},
+        "logconfig_json": None,
+        "syslog": False,
+        "syslog_addr": None,
+        "syslog_prefix": None,
+        "syslog_facility": "user",
+        "disable_redirect_access_to_syslog": False,
+        "capture_output": False,
+        "user": None,
+        "group": None,
+        "umask": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "shown"),
+    [
+        (f"/r/{RESULT_TOKEN}/", "", "GET /r/<token>/ HTTP/1.1"),
+        (f"/r/{RESULT_TOKEN}/status.json", "since=1", "GET /r/<token>/status.json HTTP/1.1"),
+        ("/jotform", f"token={JOTFORM_TOKEN}", "GET /jotform HTTP/1.1"),
+    ],
+)
+def test_gunicorn_access_log_keeps_no_query_string_and_masks_result_tokens(path, query, shown):
+    line = _gunicorn_line(path, query, referer=f"https://raiox.example.com/r/{RESULT_TOKEN}/")
+    assert shown in line
+    assert RESULT_TOKEN not in line and JOTFORM_TOKEN not in line and "token=" not in line
+    assert "rid=rid-12345678" in line
