@@ -278,6 +278,10 @@ RAIOX_THANKYOU_PENDING_SECONDS = env_int("RAIOX_THANKYOU_PENDING_SECONDS", 120)
 # Per client address (see RAIOX_TRUSTED_PROXY_COUNT), counted in the shared cache; over the limit
 # the answer is 429 with Retry-After. Rates read "N/period": "30/10m" is 30 per 10 minutes; empty: off.
 RATELIMIT_USE_CACHE = RAIOX_SHARED_CACHE
+# django-ratelimit warns about any cache it does not know (W001) and refuses the ones it knows
+# cannot count (E003: locmem, plain DatabaseCache). Ours is shared by every web process and counts
+# atomically (kernel.cache; tests/security/test_rate_limits.py): the warning is answered.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 RAIOX_RATE_LIMITS = {
     # Anonymous intake: POST /upload, the upload page, crop & re-match, /webhook and /jotform
     # without a configured-and-matching token.
