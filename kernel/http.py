@@ -87,7 +87,7 @@ def check_rate(request: HttpRequest, group: str, *, rate: str | None = None) -> 
 
     ``rate`` defaults to ``settings.RAIOX_RATE_LIMITS[group]``."""
     rate = settings.RAIOX_RATE_LIMITS.get(group) if rate is None else rate
-    if not rate:  # an empty rate switches the limit off
+    if not rate:  # "off" in the environment (settings.env_rate): no limit
         return
     usage = get_usage(request, group=group, key=_address_key, rate=rate, increment=True)
     if usage is not None and usage["should_limit"]:

@@ -8,6 +8,7 @@ list of variables is in ``deploy/env.example`` and the README.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -276,21 +277,33 @@ RAIOX_THANKYOU_PENDING_SECONDS = env_int("RAIOX_THANKYOU_PENDING_SECONDS", 120)
 
 # --- Abuse limits (kernel.http) -----------------------------------------------------------------
 # Per client address (see RAIOX_TRUSTED_PROXY_COUNT), counted in the shared cache; over the limit
-# the answer is 429 with Retry-After. Rates read "N/period": "30/10m" is 30 per 10 minutes; empty: off.
+# the answer is 429 with Retry-After. Rates read "N/period": "30/10m" is 30 per 10 minutes; "off": none.
 RATELIMIT_USE_CACHE = RAIOX_SHARED_CACHE
 # django-ratelimit warns about any cache it does not know (W001) and refuses the ones it knows
 # cannot count (E003: locmem, plain DatabaseCache). Ours is shared by every web process and counts
 # atomically (kernel.cache; tests/security/test_rate_limits.py): the warning is answered.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate "N/period" (period s, m, h or d, optionally multiplied: "30/10m"); "off": no limit."""
+    value = env(name, default).strip().lower()
+    if value == "off":
+        return ""
+    if not re.fullmatch(r"\d+/\d*[smhd]", value):
+        raise ImproperlyConfigured(f'{name}: expected a rate like "30/10m" or "off", got {value!r}')
+    return value
+
+
 RAIOX_RATE_LIMITS = {
     # Anonymous intake: POST /upload, the upload page, crop & re-match, /webhook and /jotform
     # without a configured-and-matching token.
-    "intake": env("RAIOX_RATE_LIMIT_INTAKE", "30/10m"),
+    "intake": env_rate("RAIOX_RATE_LIMIT_INTAKE", "30/10m"),
     # /webhook and /jotform with the right token: Jotform posts every dentist's form from a few
     # addresses of its own, so only a runaway sender should meet this one.
-    "machine": env("RAIOX_RATE_LIMIT_MACHINE", "600/m"),
+    "machine": env_rate("RAIOX_RATE_LIMIT_MACHINE", "600/m"),
     # Feedback and refine on the result page.
-    "actions": env("RAIOX_RATE_LIMIT_ACTIONS", "60/10m"),
+    "actions": env_rate("RAIOX_RATE_LIMIT_ACTIONS", "60/10m"),
 }
 # Confidence labels on the result page (similarity 0-1, margin to the next candidate).
 RAIOX_CONFIDENCE_HIGH_SIMILARITY = env_float("RAIOX_CONFIDENCE_HIGH_SIMILARITY", 0.90)
