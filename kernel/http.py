@@ -24,15 +24,19 @@ and that hold when the app is reached another way.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import get_usage
 
 from kernel.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -89,7 +93,13 @@ def check_rate(request: HttpRequest, group: str, *, rate: str | None = None) -> 
     rate = settings.RAIOX_RATE_LIMITS.get(group) if rate is None else rate
     if not rate:  # "off" in the environment (settings.env_rate): no limit
         return
-    usage = get_usage(request, group=group, key=_address_key, rate=rate, increment=True)
+    try:
+        usage = get_usage(request, group=group, key=_address_key, rate=rate, increment=True)
+    except DatabaseError:
+        # The count lives in the database: when it is down the request goes on uncounted and
+        # meets the outage where it is answered properly (503 with Retry-After, nothing kept).
+        logger.warning("rate limit %s not counted: the shared cache is unreachable", group)
+        return
     if usage is not None and usage["should_limit"]:
         raise RateLimited(max(1, usage["time_left"]))
 

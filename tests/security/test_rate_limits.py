@@ -231,3 +231,16 @@ def test_the_shared_cache_counts_every_concurrent_request(settings):
         thread.join()
     assert cache.get("busy") == 100
     cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_count_lets_the_request_meet_the_outage_itself(client, settings):
+    """The counts live in the database: when they cannot be read (here a cache table that is not
+    there) the request is not counted rather than answered 500 — in a real outage the intake
+    then answers its own 503 with Retry-After (tests/faults/test_database_down.py)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "unreachable": {"BACKEND": "kernel.cache.AtomicDatabaseCache", "LOCATION": "no_such_cache_table"},
+    }
+    settings.RATELIMIT_USE_CACHE = "unreachable"
+    assert upload(client, ALICE).status_code == 202
