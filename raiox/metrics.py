@@ -34,6 +34,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from kernel.http import client_address
+
 logger = logging.getLogger(__name__)
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -188,16 +190,6 @@ def scrape_registry() -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     registry.register(DatabaseCollector())
     return registry
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address, trusting X-Forwarded-For only as far as RAIOX_TRUSTED_PROXY_COUNT."""
-    proxies = settings.RAIOX_TRUSTED_PROXY_COUNT
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-    if proxies and forwarded:
-        # Each trusted proxy appends the address it saw: the last `proxies` entries are theirs.
-        return forwarded[-min(proxies, len(forwarded))]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _address_allowed(address: str) -> bool:

@@ -8,6 +8,7 @@ list of variables is in ``deploy/env.example`` and the README.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "csp",
     "axes",
+    "django_ratelimit",  # its system check refuses a cache that cannot count (see kernel.cache)
     "raiox",
     "implants",
     "submissions",
@@ -236,7 +238,10 @@ RAIOX_TOP_K = env_int("RAIOX_TOP_K", 3)
 # Below this similarity (0-1) the answer is "no convincing match".
 RAIOX_MIN_SIMILARITY = env_float("RAIOX_MIN_SIMILARITY", 0.75)
 # How long POST /upload waits for the worker before answering 202.
-RAIOX_UPLOAD_WAIT_SECONDS = env_float("RAIOX_UPLOAD_WAIT_SECONDS", 5.0)
+RAIOX_UPLOAD_WAIT_SECONDS = env_float("RAIOX_UPLOAD_WAIT_SECONDS", 3.0)
+# ...and does not wait at all (202 at once) when this many tasks wait for a worker, or when the
+# oldest waiting task has waited longer than RAIOX_UPLOAD_WAIT_SECONDS (no worker is taking them).
+RAIOX_UPLOAD_BUSY_QUEUE_DEPTH = env_int("RAIOX_UPLOAD_BUSY_QUEUE_DEPTH", 4)
 
 # --- Jotform ----------------------------------------------------------------------------------
 
@@ -266,17 +271,50 @@ RAIOX_ALLOW_HTTP_DOWNLOADS = env_bool("RAIOX_ALLOW_HTTP_DOWNLOADS", False) and n
 # --- Dentist pages ------------------------------------------------------------------------------
 
 # A cache every web process shares (a database table: nothing else to run), for the Jotform
-# thank-you page's claims and rate limit. Created by `manage.py createcachetable` (make migrate;
-# the test database gets it automatically).
+# thank-you page's claims and the per-address rate limits. Created by `manage.py createcachetable`
+# (make migrate; the test database gets it automatically). Its counter is atomic (kernel.cache).
 RAIOX_SHARED_CACHE = "shared"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    RAIOX_SHARED_CACHE: {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "raiox_shared_cache"},
+    RAIOX_SHARED_CACHE: {"BACKEND": "kernel.cache.AtomicDatabaseCache", "LOCATION": "raiox_shared_cache"},
 }
 # Jotform's thank-you redirect opens a result page only for a submission received this recently.
 RAIOX_THANKYOU_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_WINDOW_SECONDS", 900)
 RAIOX_THANKYOU_RATE_LIMIT = env_int("RAIOX_THANKYOU_RATE_LIMIT", 60)  # lookups per address...
 RAIOX_THANKYOU_RATE_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_RATE_WINDOW_SECONDS", 600)  # ...per this many seconds
+# The thank-you page refreshes while Jotform's webhook has not arrived, for this long at most.
+RAIOX_THANKYOU_PENDING_SECONDS = env_int("RAIOX_THANKYOU_PENDING_SECONDS", 120)
+
+# --- Abuse limits (kernel.http) -----------------------------------------------------------------
+# Per client address (see RAIOX_TRUSTED_PROXY_COUNT), counted in the shared cache; over the limit
+# the answer is 429 with Retry-After. Rates read "N/period": "30/10m" is 30 per 10 minutes; "off": none.
+RATELIMIT_USE_CACHE = RAIOX_SHARED_CACHE
+# django-ratelimit warns about any cache it does not know (W001) and refuses the ones it knows
+# cannot count (E003: locmem, plain DatabaseCache). Ours is shared by every web process and counts
+# atomically (kernel.cache; tests/security/test_rate_limits.py): the warning is answered.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate "N/period" (period s, m, h or d, optionally multiplied: "30/10m"); "off": no limit."""
+    value = env(name, default).strip().lower()
+    if value == "off":
+        return ""
+    if not re.fullmatch(r"\d+/\d*[smhd]", value):
+        raise ImproperlyConfigured(f'{name}: expected a rate like "30/10m" or "off", got {value!r}')
+    return value
+
+
+RAIOX_RATE_LIMITS = {
+    # Anonymous intake: POST /upload, the upload page, crop & re-match, /webhook and /jotform
+    # without a configured-and-matching token.
+    "intake": env_rate("RAIOX_RATE_LIMIT_INTAKE", "30/10m"),
+    # /webhook and /jotform with the right token: Jotform posts every dentist's form from a few
+    # addresses of its own, so only a runaway sender should meet this one.
+    "machine": env_rate("RAIOX_RATE_LIMIT_MACHINE", "600/m"),
+    # Feedback and refine on the result page.
+    "actions": env_rate("RAIOX_RATE_LIMIT_ACTIONS", "60/10m"),
+}
 # Confidence labels on the result page (similarity 0-1, margin to the next candidate).
 RAIOX_CONFIDENCE_HIGH_SIMILARITY = env_float("RAIOX_CONFIDENCE_HIGH_SIMILARITY", 0.90)
 RAIOX_CONFIDENCE_HIGH_MARGIN = env_float("RAIOX_CONFIDENCE_HIGH_MARGIN", 0.03)
@@ -435,11 +473,12 @@ AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0)  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # How many reverse proxies (nginx, a load balancer) append to X-Forwarded-For in front of Django;
-# 0: REMOTE_ADDR is the client. Used by axes and by the /metrics address allow-list.
+# 0: REMOTE_ADDR is the client. Read by kernel.http.client_address, the one place that says who
+# the client is: rate limits, login lockouts, the thank-you page, the /metrics allow-list.
 RAIOX_TRUSTED_PROXY_COUNT = env_int("RAIOX_TRUSTED_PROXY_COUNT", 1 if IS_PRODUCTION else 0)
-if RAIOX_TRUSTED_PROXY_COUNT:
-    AXES_IPWARE_PROXY_COUNT = RAIOX_TRUSTED_PROXY_COUNT
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+# axes asks our function (its ipware fallback is not installed, and would key every lockout on
+# nginx's address otherwise).
+AXES_CLIENT_IP_CALLABLE = "kernel.http.client_address"
 
 # --- Metrics, backups, health -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from kernel.errors import ApplicationError
+from kernel.http import check_rate
 from submissions.intake.form import submit_and_wait
 from submissions.intake.views import error_response
 from submissions.models import Source
@@ -23,6 +24,7 @@ from submissions.serializers import match_result_answer
 @require_POST
 def upload(request: HttpRequest) -> JsonResponse:
     try:
+        check_rate(request, "intake")
         submission = submit_and_wait(request.POST, request.FILES, source=Source.UPLOAD)
     except ApplicationError as exc:
         return error_response(exc)

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
+from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
 from submissions.forms import CropForm, UploadForm
 from submissions.intake.crop import intake_from_crop
 from submissions.intake.fields import FORM_NAMES, client_names
@@ -54,6 +55,7 @@ def _upload_context(form: UploadForm) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limit_page("intake")
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "submissions/upload.html", _upload_context(UploadForm()))
@@ -112,6 +114,7 @@ def _back(submission: Submission) -> HttpResponse:
 
 
 @require_POST
+@rate_limit_page("actions")
 def refine(request: HttpRequest, token: str) -> HttpResponse:
     submission = submission_get_by_token(token)
     filters = {name: request.POST.get(name, "") for name in REFINE_FIELDS}
@@ -127,6 +130,7 @@ def refine(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_POST
+@rate_limit_page("actions")
 def feedback(request: HttpRequest, token: str) -> HttpResponse:
     submission = submission_get_by_token(token)
     try:
@@ -148,6 +152,7 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_POST
+@rate_limit_page("intake")
 def crop(request: HttpRequest, token: str) -> HttpResponse:
     submission = submission_get_by_token(token)
     form = CropForm(request.POST)
@@ -174,7 +179,10 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
 #     redirected: a guesser can at worst make the dentist wait for the e-mail, never see a result;
 #   * only submissions received in the last RAIOX_THANKYOU_WINDOW_SECONDS are ever redirected,
 #     so old ids are worthless;
-#   * lookups are rate-limited per client address;
+#   * lookups are rate-limited per client address (``kernel.http.client_address``: the real
+#     client behind nginx, not nginx's address, which every dentist would share);
+#   * the pending page (webhook not arrived yet) refreshes for RAIOX_THANKYOU_PENDING_SECONDS at
+#     most, then says the link goes by e-mail;
 #   * the page shows the same generic "recebido" text whether the sid exists, is pending, is old
 #     or is someone else's: it reveals nothing, and the result link always goes by e-mail too.
 # Claims live in the "shared" cache (a database table, common to every web process).
@@ -183,20 +191,24 @@ SID_RE = re.compile(r"^[0-9]{1,30}$")
 CONTESTED = "contested"
 
 
-def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
-def _rate_limited(request: HttpRequest) -> bool:
-    cache = caches[settings.RAIOX_SHARED_CACHE]
-    key = f"thankyou-rate:{_client_address(request)}"
-    cache.add(key, 0, timeout=settings.RAIOX_THANKYOU_RATE_WINDOW_SECONDS)
+def _rate_limited(request: HttpRequest) -> RateLimited | None:
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.RAIOX_THANKYOU_RATE_WINDOW_SECONDS)
-        count = 1
-    return count > settings.RAIOX_THANKYOU_RATE_LIMIT
+        check_rate(
+            request,
+            "thankyou",
+            rate=f"{settings.RAIOX_THANKYOU_RATE_LIMIT}/{settings.RAIOX_THANKYOU_RATE_WINDOW_SECONDS}s",
+        )
+    except RateLimited as exc:
+        return exc
+    return None
+
+
+def _still_waiting(request: HttpRequest, sid: str) -> bool:
+    """True while this browser has waited less than RAIOX_THANKYOU_PENDING_SECONDS for ``sid``'s
+    webhook: the page refreshes itself that long and then says the link goes by e-mail."""
+    first_seen = request.session.setdefault("thankyou_since", {}).setdefault(sid, timezone.now().timestamp())
+    request.session.modified = True
+    return timezone.now().timestamp() - first_seen < settings.RAIOX_THANKYOU_PENDING_SECONDS
 
 
 def _claim(request: HttpRequest, sid: str) -> bool:
@@ -223,16 +235,20 @@ def _claim(request: HttpRequest, sid: str) -> bool:
 @require_GET
 def jotform_thanks(request: HttpRequest) -> HttpResponse:
     sid = request.GET.get("sid", "").strip()
-    context = {"pending": True, "limited": False}
-    if _rate_limited(request):
+    context = {"pending": True, "limited": False, "late": False}
+    limited = _rate_limited(request)
+    if limited is not None:
         context.update(pending=False, limited=True)
-        return render(request, "submissions/jotform_thanks.html", context, status=429)
+        response = render(request, "submissions/jotform_thanks.html", context, status=429)
+        return rate_limited_response(limited, response)
     if not SID_RE.match(sid) or not _claim(request, sid):
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     submission = Submission.objects.filter(source=Source.JOTFORM, external_id=sid).only("token", "received_at").first()
     if submission is None:
-        # The webhook has not arrived yet: say "recebido" and look again shortly.
+        # The webhook has not arrived yet: say "recebido" and look again shortly, for a while.
+        if not _still_waiting(request, sid):
+            context.update(pending=False, late=True)
         return render(request, "submissions/jotform_thanks.html", context)
     age = (timezone.now() - submission.received_at).total_seconds()
     if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS:

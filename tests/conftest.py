@@ -106,3 +106,10 @@ def storage_keys() -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(found)
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_off_unless_tested(settings):
+    """The suite sends hundreds of writes from 127.0.0.1, which production would rightly refuse:
+    the per-address limits are off unless a test sets them (tests/security/test_rate_limits.py)."""
+    settings.RAIOX_RATE_LIMITS = {}

@@ -9,7 +9,12 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Min
+from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from kernel.errors import ApplicationError
 from submissions.intake.fields import (
@@ -57,11 +62,33 @@ def intake_from_form(
     )
 
 
+def queue_is_busy() -> bool:
+    """True when a new task would not be done within RAIOX_UPLOAD_WAIT_SECONDS anyway: at least
+    RAIOX_UPLOAD_BUSY_QUEUE_DEPTH tasks wait for a worker, or the oldest waiting task has waited
+    longer than that (no worker alive, or all stuck). One query on the ORM broker's queue."""
+    if not Conf.ORM:  # Redis: its length is all it cheaply tells
+        return get_broker().queue_size() >= settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH
+    now = timezone.now()
+    # The ORM broker stamps a waiting task's `lock` with its enqueue time; a task taken by a worker
+    # has a lock in the future, so `lock <= now` is what waits. (Not through the broker object: it
+    # closes the request's database connection when CONN_MAX_AGE is 0.)
+    queued = OrmQ.objects.using(Conf.ORM).filter(key=Conf.CLUSTER_NAME, lock__lte=now)
+    waiting = queued.aggregate(depth=Count("id"), oldest=Min("lock"))
+    if waiting["depth"] >= settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH:
+        return True
+    oldest = waiting["oldest"]
+    return oldest is not None and (now - oldest).total_seconds() > settings.RAIOX_UPLOAD_WAIT_SECONDS
+
+
 def submit_and_wait(data: Mapping[str, Any], files: MultiValueDict, *, source: str) -> Submission:
     """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), then
-    wait up to RAIOX_UPLOAD_WAIT_SECONDS for a worker. The web process only polls the database."""
+    wait up to RAIOX_UPLOAD_WAIT_SECONDS for a worker — unless the queue is busy (``queue_is_busy``),
+    when waiting would only hold a web worker that other dentists need: the caller answers 202
+    with the status URL at once. The web process only polls the database."""
+    busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
         submission, _ = submission_create(intake=intake_from_form(data, files, source=source))
-    wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
-    submission.refresh_from_db()
+    if not busy:
+        wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
+        submission.refresh_from_db()
     return submission

@@ -3,6 +3,11 @@
 Both are CSRF-exempt (other servers post to them) and answer errors as
 ``{"error": <pt-BR message>, "field": ..., "code": ...}``. Request bodies are never logged: Jotform
 echoes the webhook URL, secret token included, in every body.
+
+Every request is counted per client address (``kernel.http``): the generous ``machine`` limit
+for a sender with the configured token, the ``intake`` limit otherwise; over it, 429 with
+``Retry-After``. A repeated delivery (same source and id) is answered ``{"duplicate": true}``;
+only a sender with the configured token is also told the first delivery's token and link.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from kernel.errors import ApplicationError
+from kernel.http import RateLimited, check_rate
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
 from submissions.models import Submission
@@ -32,13 +38,26 @@ View = Callable[[HttpRequest], HttpResponse]
 
 def error_response(exc: ApplicationError) -> JsonResponse:
     response = JsonResponse(exc.as_dict(), status=exc.status)
-    if exc.status == 503:
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:
         response["Retry-After"] = "30"
     return response
 
 
-def _token_ok(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+def _authenticate(request: HttpRequest, expected: str, given: str) -> bool:
+    """Count the request against its rate limit, then check its token.
+
+    True when a token is configured and this request carries it: the sender is the one we gave
+    the token to, gets the generous ``machine`` limit and is told a repeat's token. Without a
+    configured token every request is anonymous (the ``intake`` limit). A wrong token is counted as
+    anonymous (guessing is limited too) and refused with 403.
+    """
+    authenticated = bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    check_rate(request, "machine" if authenticated else "intake")
+    if expected and not authenticated:
+        raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
+    return authenticated
 
 
 def machine_endpoint(view: View) -> View:
@@ -67,10 +86,15 @@ def machine_endpoint(view: View) -> View:
     return wrapper
 
 
-def _accepted(submission: Submission, created: bool) -> JsonResponse:
+def _accepted(submission: Submission, created: bool, *, authenticated: bool) -> JsonResponse:
     logger.info(
         "intake: %s submission %s %s", submission.source, submission.pk, "created" if created else "repeated delivery"
     )
+    if not created and not authenticated:
+        # Repeats learn nothing: anyone may send a known id (Jotform's are sequential-ish), so
+        # only the sender holding the webhook token is told the first delivery's token and link.
+        # The answer is still 2xx, or a real sender would keep retrying its repeat.
+        return JsonResponse({"duplicate": True}, status=200)
     return JsonResponse(
         {
             "token": str(submission.token),
@@ -84,32 +108,34 @@ def _accepted(submission: Submission, created: bool) -> JsonResponse:
 
 
 def _create(
-    adapter: Callable[[HttpRequest], IntakeRecord], request: HttpRequest, names: dict[str, str]
+    adapter: Callable[[HttpRequest], IntakeRecord],
+    request: HttpRequest,
+    names: dict[str, str],
+    *,
+    authenticated: bool,
 ) -> JsonResponse:
-    """Run the route's adapter and the service; errors name the fields as this client sent them."""
+    """Run the route's adapter and the service; errors name the fields as this client sent them.
+
+    A repeat is found by the service before the image is looked at (a retry costs no decoding),
+    and is answered by ``_accepted`` without anything of the first delivery."""
     with client_names(names):
         submission, created = submission_create(intake=adapter(request))
-    return _accepted(submission, created)
+    return _accepted(submission, created, authenticated=authenticated)
 
 
 @machine_endpoint
 def jotform_webhook(request: HttpRequest) -> HttpResponse:
     """Jotform's webhook (text parts + rawRequest JSON; file left on Jotform) or the old plain form."""
-    expected = settings.JOTFORM_WEBHOOK_TOKEN
-    if expected and not _token_ok(request.GET.get("token", ""), expected):
-        raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
+    authenticated = _authenticate(request, settings.JOTFORM_WEBHOOK_TOKEN, request.GET.get("token", ""))
     if jotform.is_jotform_payload(request):
-        return _create(jotform.intake_from_jotform, request, jotform.field_names())
-    return _create(jotform.intake_from_plain_form, request, FORM_NAMES)
+        return _create(jotform.intake_from_jotform, request, jotform.field_names(), authenticated=authenticated)
+    return _create(jotform.intake_from_plain_form, request, FORM_NAMES, authenticated=authenticated)
 
 
 @machine_endpoint
 def generic_webhook(request: HttpRequest) -> HttpResponse:
     """Generic intake: JSON or multipart; see ``webhook.WEBHOOK_REQUEST_SCHEMA``."""
-    expected = settings.RAIOX_WEBHOOK_TOKEN
-    if expected:
-        auth = request.headers.get("Authorization", "")
-        given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
-        if not _token_ok(given, expected):
-            raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
-    return _create(webhook.intake_from_webhook, request, FORM_NAMES)
+    auth = request.headers.get("Authorization", "")
+    given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
+    authenticated = _authenticate(request, settings.RAIOX_WEBHOOK_TOKEN, given)
+    return _create(webhook.intake_from_webhook, request, FORM_NAMES, authenticated=authenticated)

@@ -77,6 +77,11 @@ WEBHOOK_REQUEST_SCHEMA: dict[str, Any] = {
 
 WEBHOOK_RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": (
+        "201: envio novo. 200: reenvio de um `id` já recebido — só `duplicate`, a menos que a requisição "
+        "traga o token do webhook (RAIOX_WEBHOOK_TOKEN configurado): então também `token`, `status` e `result_url`."
+    ),
+    "required": ["duplicate"],
     "properties": {
         "token": {"type": "string", "format": "uuid"},
         "status": {"type": "string", "enum": ["received", "processing", "done", "failed"]},

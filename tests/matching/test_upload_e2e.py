@@ -21,6 +21,10 @@ def test_upload_answers_the_top_implants_through_a_real_worker(client, catalog, 
     embed_catalog()
     # Generous: the first task also builds the model in the worker. A warm worker answers in ~1 s.
     settings.RAIOX_UPLOAD_WAIT_SECONDS = 300
+    # Seeding queued an embedding task per reference image, which the worker has not all taken
+    # yet: a queue that deep makes /upload answer 202 at once (tests/security/test_upload_wait.py).
+    # This test is about the answer after the wait.
+    settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH = 10_000
     reference = ReferenceImage.objects.select_related("implant__manufacturer").order_by("pk")[3]
     with reference.image.open("rb") as fh:
         data = fh.read()

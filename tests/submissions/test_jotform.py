@@ -183,11 +183,16 @@ def test_form_id_allow_list(client, settings, upload_host):
     assert post(client, body, content_type).status_code == 201
 
 
+# Jotform posts with the configured token (?token=): a repeat is told the first delivery's token.
+TOKEN_PATH = "/jotform?token=t0ken"
+
+
 @pytest.mark.django_db
-def test_repeated_delivery_gives_the_same_submission(client, upload_host):
+def test_repeated_delivery_gives_the_same_submission(client, upload_host, settings):
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     body, content_type = jotform_payload(upload_base=upload_host.url("/u/"))
-    first = post(client, body, content_type)
-    second = post(client, body, content_type)
+    first = post(client, body, content_type, TOKEN_PATH)
+    second = post(client, body, content_type, TOKEN_PATH)
     assert first.status_code == 201
     assert second.status_code == 200
     assert second.json()["token"] == first.json()["token"]
@@ -196,7 +201,8 @@ def test_repeated_delivery_gives_the_same_submission(client, upload_host):
 
 
 @pytest.mark.django_db
-def test_repeated_plain_form_with_id_stores_one_file(client):
+def test_repeated_plain_form_with_id_stores_one_file(client, settings):
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     body, content_type = plain_form(xray_image())
     body = body.replace(
         b'----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="nome"',
@@ -204,7 +210,7 @@ def test_repeated_plain_form_with_id_stores_one_file(client):
         b'777\r\n----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="nome"',
         1,
     )
-    tokens = {post(client, body, content_type).json()["token"] for _ in range(3)}
+    tokens = {post(client, body, content_type, TOKEN_PATH).json()["token"] for _ in range(3)}
     assert len(tokens) == 1
     assert Submission.objects.count() == 1
     assert len(storage_keys()) == 1
@@ -226,7 +232,7 @@ def _post_concurrently(body: bytes, content_type: str, monkeypatch, threads: int
 
     def worker(i: int) -> None:
         try:
-            responses[i] = Client().generic("POST", "/jotform", body, content_type=content_type)
+            responses[i] = Client().generic("POST", TOKEN_PATH, body, content_type=content_type)
         finally:
             connection.close()
 
@@ -239,7 +245,8 @@ def _post_concurrently(body: bytes, content_type: str, monkeypatch, threads: int
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_duplicate_jotform_deliveries_give_one_submission(upload_host, monkeypatch):
+def test_concurrent_duplicate_jotform_deliveries_give_one_submission(upload_host, monkeypatch, settings):
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     body, content_type = jotform_payload(upload_base=upload_host.url("/u/"))
 
     responses = _post_concurrently(body, content_type, monkeypatch)
@@ -250,7 +257,8 @@ def test_concurrent_duplicate_jotform_deliveries_give_one_submission(upload_host
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_duplicate_uploads_store_one_file(monkeypatch):
+def test_concurrent_duplicate_uploads_store_one_file(monkeypatch, settings):
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     body, content_type = plain_form(xray_image())
     body = replace_part(body, "paciente", b"Paciente X")
     body = body.replace(b'name="dente"', b'name="submissionID"', 1).replace(b"\r\n36\r\n", b"\r\nabc-123\r\n", 1)

@@ -16,7 +16,10 @@ from tests.submissions.conftest import xray_image
 
 
 @pytest.mark.django_db
-def test_json_with_base64_file(client):
+def test_json_with_base64_file(client, settings):
+    # The sender holds the webhook token: a repeat tells it the first delivery's token.
+    settings.RAIOX_WEBHOOK_TOKEN = "s3cret"
+    auth = {"HTTP_AUTHORIZATION": "Bearer s3cret"}
     payload = {
         "nome": "Ana Souza",
         "email": "Ana@Example.com",
@@ -26,14 +29,14 @@ def test_json_with_base64_file(client):
         "filename": "rx.png",
         "file": base64.b64encode(xray_image()).decode(),
     }
-    response = client.post("/webhook", json.dumps(payload), content_type="application/json")
+    response = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
     assert response.status_code == 201, response.content
     submission = Submission.objects.get()
     assert submission.source == Source.WEBHOOK
     assert (submission.dentist_email, submission.tooth, submission.external_id) == ("ana@example.com", "46", "ext-1")
     assert storage_keys() == [submission.image.name]
     # The same id again: the same submission, nothing new stored.
-    again = client.post("/webhook", json.dumps(payload), content_type="application/json")
+    again = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
     assert again.status_code == 200 and again.json()["token"] == response.json()["token"]
     assert len(storage_keys()) == 1
 
