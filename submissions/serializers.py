@@ -11,11 +11,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from submissions.models import Match, Status, Submission
-from submissions.results import MatchResult, file_url, match_result
+from submissions.results import MatchResult, card_image_url, file_url, match_result
 
 
 class MatchImplantSerializer(serializers.Serializer):
-    """One candidate (a Match) as the old ``/upload`` answered it."""
+    """One candidate (a Match) as the old ``/upload`` answered it. ``image_url``: a catalogue image
+    of the implant, never the confirmed case (a patient's X-ray) the match may have come from."""
 
     id = serializers.IntegerField(source="implant_id")
     name = serializers.CharField(source="implant.name")
@@ -26,7 +27,7 @@ class MatchImplantSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image_url(self, match: Match) -> str | None:
-        url = file_url(match.reference_image.image if match.reference_image else None)
+        url = card_image_url(match)
         if not url:
             return None
         request = self.context.get("request")
