@@ -89,14 +89,21 @@ class MatchSerializer(serializers.ModelSerializer):
         fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
 
 
+# What only staff holding ``view_patient_data`` read of a submission.
+PATIENT_FIELDS = ("patient", "token", "original_filename")
+
+
 class SubmissionSerializer(serializers.ModelSerializer):
-    """A submission for staff. ``patient`` only when the context says ``show_patient`` (staff
-    holding ``view_patient_data``); otherwise the key is absent, so the schema has it optional."""
+    """A submission for staff. The patient's data — name, result token (it opens the patient's
+    result page), original file name — only when the context says ``show_patient`` (staff holding
+    ``view_patient_data``); otherwise the keys are absent, so the schema has them optional."""
 
     matches = MatchSerializer(many=True, read_only=True)
     image_url = serializers.SerializerMethodField()
     # Not read-only on purpose: drf-spectacular lists read-only fields as required.
     patient = serializers.CharField(required=False)
+    token = serializers.UUIDField(required=False)
+    original_filename = serializers.CharField(required=False)
 
     class Meta:
         model = Submission
@@ -111,6 +118,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "dentist_email",
             "patient",
             "tooth",
+            "original_filename",
             "image_url",
             "embedding_model",
             "received_at",
@@ -121,12 +129,13 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "confirmed_at",
             "matches",
         ]
-        read_only_fields = [name for name in fields if name != "patient"]
+        read_only_fields = [name for name in fields if name not in PATIENT_FIELDS]
 
     def to_representation(self, instance: Submission) -> dict:
         data = super().to_representation(instance)
         if not self.context.get("show_patient", False):
-            data.pop("patient", None)
+            for name in PATIENT_FIELDS:
+                data.pop(name, None)
         return data
 
     @extend_schema_field(serializers.CharField(allow_null=True))
