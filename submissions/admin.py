@@ -143,6 +143,7 @@ class SubmissionAdmin(admin.ModelAdmin):
             "matches_table",
             "feedback_list",
             "timeline",
+            "email_skipped_reason",
             "confirmation",
             "parent",
         ]
