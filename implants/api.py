@@ -1,5 +1,9 @@
 """Catalogue API: manufacturers and implants (read: any authenticated client; write: catalogue
-editors, by model permission), reference images and their upload (through ``implants.services``)."""
+editors, by model permission), reference images and their upload (through ``implants.services``).
+
+Reference images here are the catalogue's only: a confirmed case (a patient's X-ray) is for
+matching, never listed by this API, whoever asks (``implants.selectors``); staff see them in the
+admin."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from rest_framework.response import Response
 
 from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage
+from implants.selectors import catalog_images
 from kernel.errors import ApplicationError
 from kernel.imaging import inspect_image
 
@@ -157,21 +162,25 @@ class ImplantViewSet(
     @extend_schema(responses=ReferenceImageSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="images")
     def images(self, request: Request, pk: str | None = None) -> Response:
-        references = self.get_object().reference_images.order_by("id")
+        references = catalog_images().filter(implant=self.get_object())
         return Response(ReferenceImageSerializer(references, many=True, context={"request": request}).data)
 
 
 class ReferenceImageViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
-    """Reference images; ``POST`` (multipart: ``implant``, ``file``) adds one and queues its embedding."""
+    """Catalogue reference images; ``POST`` (multipart: ``implant``, ``file``) adds one and queues its
+    embedding."""
 
-    queryset = ReferenceImage.objects.select_related("implant").order_by("id")
+    queryset = ReferenceImage.objects.none()  # for the permission class's model lookup
     serializer_class = ReferenceImageSerializer
     permission_classes = [CatalogPermission]
     lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
     parser_classes = [MultiPartParser, FormParser]
     throttle_scope = "images"
+
+    def get_queryset(self):
+        return catalog_images().select_related("implant")
 
     def get_throttles(self):
         # Only uploads are throttled; reading the catalogue is not.

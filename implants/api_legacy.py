@@ -1,13 +1,17 @@
-"""``GET /implants``: the old system's catalogue listing, as JSON (active implants only)."""
+"""``GET /implants``: the old system's catalogue listing, as JSON (active implants only).
+
+Public: each implant's picture is its first catalogue image, never a confirmed case (a patient's
+X-ray; ``implants.selectors``)."""
 
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from implants.models import Implant, ReferenceImage
+from implants.models import Implant
+from implants.selectors import catalog_images
 
 
 @require_GET
@@ -15,13 +19,14 @@ def implant_list(request: HttpRequest) -> JsonResponse:
     implants = (
         Implant.objects.filter(is_active=True)
         .select_related("manufacturer")
-        .prefetch_related(Prefetch("reference_images", queryset=ReferenceImage.objects.order_by("id")))
+        .annotate(_images=Count("reference_images"))
+        .prefetch_related(Prefetch("reference_images", queryset=catalog_images(), to_attr="catalog"))
         .order_by("manufacturer__name", "name")
     )
     items = []
     for implant in implants:
-        references = list(implant.reference_images.all())
-        image_url = request.build_absolute_uri(default_storage.url(references[0].image.name)) if references else None
+        picture = implant.catalog[0] if implant.catalog else None
+        image_url = request.build_absolute_uri(default_storage.url(picture.image.name)) if picture else None
         items.append(
             {
                 "id": implant.pk,
@@ -38,7 +43,7 @@ def implant_list(request: HttpRequest) -> JsonResponse:
                 "lengths_mm": [float(v) for v in implant.lengths_mm],
                 "screwdriver": implant.screwdriver,
                 "image_url": image_url,
-                "reference_images": len(references),
+                "reference_images": implant._images,  # a count: every image, confirmed cases too
             }
         )
     return JsonResponse({"count": len(items), "implants": items})

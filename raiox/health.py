@@ -5,11 +5,18 @@ Each entry of ``CHECKS`` returns a dict with ``ok`` (False: the component is dow
 weights on the workers; still 200, so a load balancer keeps sending dentists' uploads to a web node
 whose workers are slow). The queue and the workers' model come from the one system-state reader,
 ``matching.state`` (torch-free), the same figures the dashboard and /metrics show.
+
+Who sees what: the public (a load balancer, anyone) gets ``{"status": ...}`` only, with the same
+200 / 503; the details (model, device, versions, queue, workers) go to the callers ``/metrics``
+lets in (``raiox.metrics.metrics_allowed``: bearer token or allow-listed address) and to logged-in
+staff. A public answer reuses a storage probe younger than ``STORAGE_PROBE_SECONDS`` instead of
+sending the bucket a request per hit; a detailed answer always probes.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from django.core.files.storage import default_storage, storages
@@ -21,6 +28,7 @@ from django.views.decorators.http import require_GET
 
 from matching.state import model_state, queue_state
 from raiox.checks import pgvector_supported
+from raiox.metrics import metrics_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -100,27 +108,53 @@ CHECKS: dict[str, Callable[[], dict]] = {
 }
 
 
-def run_checks() -> dict[str, dict]:
+# A public answer may reuse the last storage probe of this process for this long (seconds).
+STORAGE_PROBE_SECONDS = 30.0
+_last_storage_probe: tuple[float, dict] | None = None  # (time.monotonic() of the probe, its result)
+
+
+def _run(name: str, check: Callable[[], dict]) -> dict:
+    try:
+        return check()
+    except Exception as exc:  # any failure of a dependency is reported, never raised
+        logger.warning("healthcheck: %s failed: %s", name, type(exc).__name__)
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def run_checks(*, fresh_storage: bool = True) -> dict[str, dict]:
+    """Every check's result. ``fresh_storage=False``: the storage result of a probe made less than
+    ``STORAGE_PROBE_SECONDS`` ago by this process is reused (a down bucket included)."""
+    global _last_storage_probe
     results: dict[str, dict] = {}
     for name, check in CHECKS.items():
-        try:
-            results[name] = check()
-        except Exception as exc:  # any failure of a dependency is reported, never raised
-            logger.warning("healthcheck: %s failed: %s", name, type(exc).__name__)
-            results[name] = {"ok": False, "error": type(exc).__name__}
+        if name == "storage":
+            now = time.monotonic()
+            recent = _last_storage_probe
+            if not fresh_storage and recent is not None and now - recent[0] < STORAGE_PROBE_SECONDS:
+                results[name] = recent[1]
+                continue
+            results[name] = _run(name, check)
+            _last_storage_probe = (now, results[name])
+        else:
+            results[name] = _run(name, check)
     return results
+
+
+def wants_details(request: HttpRequest) -> bool:
+    """The monitoring (the same rule as /metrics) and logged-in staff."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_staff) or metrics_allowed(request)
 
 
 @never_cache
 @require_GET
 def healthcheck(request: HttpRequest) -> JsonResponse:
-    checks = run_checks()
+    detailed = wants_details(request)
+    checks = run_checks(fresh_storage=detailed)
     failing = [name for name, result in checks.items() if not result["ok"]]
+    status = {"status": "ok" if not failing else "unavailable"}
+    code = 200 if not failing else 503
+    if not detailed:
+        return JsonResponse(status, status=code)
     warnings = [name for name, result in checks.items() if result["ok"] and result.get("warning")]
-    body = {
-        "status": "ok" if not failing else "unavailable",
-        "failing": failing,
-        "warnings": warnings,
-        "checks": checks,
-    }
-    return JsonResponse(body, status=200 if not failing else 503)
+    return JsonResponse({**status, "failing": failing, "warnings": warnings, "checks": checks}, status=code)

@@ -17,6 +17,14 @@ ERROR = {
 }
 
 
+HEALTH = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
+    "required": ["status"],
+    "additionalProperties": True,
+}
+
+
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -38,10 +46,15 @@ LEGACY_PATHS: dict[str, dict] = {
             "operationId": "healthcheck",
             "tags": ["sistema"],
             "summary": "Estado do serviço (banco, pgvector, armazenamento, fila).",
+            "description": (
+                'Ao público, só {"status": "ok" | "unavailable"}. Os detalhes (failing, warnings, checks) '
+                "vão a quem pode ler /metrics (token Bearer RAIOX_METRICS_TOKEN ou endereço em "
+                "RAIOX_METRICS_ALLOWED_IPS) e à equipe logada."
+            ),
             "security": [{}],
             "responses": {
-                "200": _json({"type": "object", "additionalProperties": True}, "Tudo funcionando."),
-                "503": _json({"type": "object", "additionalProperties": True}, "Algum componente fora do ar."),
+                "200": _json(HEALTH, "Tudo funcionando."),
+                "503": _json(HEALTH, "Algum componente fora do ar."),
             },
         }
     },

@@ -335,6 +335,10 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Raiox AI <nao-responda@raiox.ai>")
+# Result e-mails per recipient address in any 24 hours; beyond it the e-mail is not sent (the
+# submission records why). Anyone can type any address into the upload form: without a cap the
+# site would mail a stranger's inbox as often as someone cares to submit. 0: no result e-mails.
+RAIOX_RESULT_EMAILS_PER_DAY = env_int("RAIOX_RESULT_EMAILS_PER_DAY", 20)
 
 # --- Task queue (django-q2) -------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Submission review: list with filters, a read-only detail with the X-ray, matches and timeline,
 and actions that go through services (re-process, confirm, un-confirm, export CSV).
 
-Patient names appear only to staff holding ``submissions.view_patient_data``.
+Patient data appear only to staff holding ``submissions.view_patient_data``: the patient's name,
+the result token (it opens the patient's result page) and the original file name (often the
+patient's name).
 """
 
 from __future__ import annotations
@@ -141,11 +143,13 @@ class SubmissionAdmin(admin.ModelAdmin):
             "matches_table",
             "feedback_list",
             "timeline",
+            "email_skipped_reason",
             "confirmation",
             "parent",
         ]
-        if can_see_patient(request):
-            fields.insert(fields.index("tooth"), "patient")
+        if not can_see_patient(request):
+            return [name for name in fields if name not in ("token", "original_filename")]
+        fields.insert(fields.index("tooth"), "patient")
         return fields
 
     def get_readonly_fields(self, request, obj=None):

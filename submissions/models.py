@@ -63,6 +63,8 @@ class Submission(models.Model):
     started_at = models.DateTimeField(_("início do processamento"), null=True, blank=True)
     finished_at = models.DateTimeField(_("fim do processamento"), null=True, blank=True)
     notified_at = models.DateTimeField(_("e-mail enviado em"), null=True, blank=True)
+    # Why the result e-mail was not sent (e.g. the address's daily limit), for staff; empty otherwise.
+    email_skipped_reason = models.CharField(_("e-mail não enviado"), max_length=200, blank=True)
 
     # Crop and re-match: a new Submission made from a region of another one.
     parent = models.ForeignKey(
@@ -102,6 +104,10 @@ class Submission(models.Model):
             )
         ]
         permissions = [("view_patient_data", _("Pode ver dados do paciente"))]
+        indexes = [
+            # The result e-mails sent to one address lately (its daily limit).
+            models.Index(fields=["dentist_email", "notified_at"], name="submission_email_sent_idx"),
+        ]
 
     def __str__(self) -> str:
         # Never the patient: this string ends up in logs and admin breadcrumbs.

@@ -2,7 +2,9 @@
 
 The subject never names the patient (subjects show up in notification previews and mail logs);
 the body names the tooth and the date, not the patient either: the result page, behind its
-unguessable link, is where the details are.
+unguessable link, is where the details are. Nothing the sender typed is in it (not even the
+dentist's name in the greeting): anyone may send an X-ray with any address, and their words in our
+e-mail would make the site a phishing relay.
 """
 
 from __future__ import annotations

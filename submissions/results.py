@@ -8,6 +8,10 @@ dentist's result page (``submission_result_view``) and the JSON answer of ``POST
 Used by the pages, the upload/match APIs, the intake answers, the e-mail, the staff API and the
 admin. No torch here: web processes import it.
 
+A candidate's picture (``card_image_url``) is always a catalogue image of its implant, never the
+confirmed case the match may have come from: that is another patient's X-ray
+(``implants.selectors``). Only the staff admin shows the matched reference image itself.
+
 "No convincing match" is derived from the stored Matches and ``RAIOX_MIN_SIMILARITY`` each time, not
 stored, so that changing the cut-off applies to every result at once.
 """
@@ -25,7 +29,8 @@ from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from implants.models import REFINE_FIELDS, Implant
+from implants.models import REFINE_FIELDS, Implant, ReferenceImage
+from implants.selectors import catalog_images, is_showable
 from submissions.models import Match, Status, Submission, Verdict
 
 # --- the rules ----------------------------------------------------------------------------------
@@ -38,8 +43,31 @@ def is_convincing(similarity: float | None) -> bool:
 
 def ranked_matches() -> QuerySet[Match]:
     """Every Match, best first, with what a reader shows of it (implant, manufacturer, reference
-    image) in the same query. Filter by submission, or use as a ``Prefetch`` queryset."""
-    return Match.objects.select_related("implant__manufacturer", "reference_image").order_by("rank")
+    image in the same query; the implant's catalogue images in one more). Filter by submission,
+    or use as a ``Prefetch`` queryset."""
+    return (
+        Match.objects.select_related("implant__manufacturer", "reference_image")
+        .prefetch_related(Prefetch("implant__reference_images", queryset=catalog_images(), to_attr="catalog_images"))
+        .order_by("rank")
+    )
+
+
+def card_image(match: Match) -> ReferenceImage | None:
+    """The picture shown for a candidate outside staff pages: the matched reference image when it
+    is a catalogue image, else the implant's first catalogue image (the match came from a
+    confirmed case, which is never shown), else none."""
+    if is_showable(match.reference_image):
+        return match.reference_image
+    pictures = getattr(match.implant, "catalog_images", None)
+    if pictures is None:  # a Match read without ranked_matches()
+        pictures = list(catalog_images().filter(implant_id=match.implant_id)[:1])
+    return pictures[0] if pictures else None
+
+
+def card_image_url(match: Match) -> str:
+    """``card_image``'s URL ("" when there is none or the storage cannot be reached)."""
+    picture = card_image(match)
+    return file_url(picture.image if picture else None)
 
 
 def top_matches(submission: Submission, k: int | None = None) -> list[Match]:
@@ -302,7 +330,7 @@ def submission_result_view(submission: Submission) -> ResultView:
                 screwdriver=implant.screwdriver,
                 similarity_percent=round(match.similarity * 100, 1),
                 confidence=confidence_for(match.similarity, previous, following),
-                image_url=file_url(match.reference_image.image if match.reference_image else None),
+                image_url=card_image_url(match),
                 verdict=verdicts.get(implant.pk),
             )
         )

@@ -11,11 +11,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from submissions.models import Match, Status, Submission
-from submissions.results import MatchResult, file_url, match_result
+from submissions.results import MatchResult, card_image_url, file_url, match_result
 
 
 class MatchImplantSerializer(serializers.Serializer):
-    """One candidate (a Match) as the old ``/upload`` answered it."""
+    """One candidate (a Match) as the old ``/upload`` answered it. ``image_url``: a catalogue image
+    of the implant, never the confirmed case (a patient's X-ray) the match may have come from."""
 
     id = serializers.IntegerField(source="implant_id")
     name = serializers.CharField(source="implant.name")
@@ -26,7 +27,7 @@ class MatchImplantSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image_url(self, match: Match) -> str | None:
-        url = file_url(match.reference_image.image if match.reference_image else None)
+        url = card_image_url(match)
         if not url:
             return None
         request = self.context.get("request")
@@ -88,14 +89,21 @@ class MatchSerializer(serializers.ModelSerializer):
         fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
 
 
+# What only staff holding ``view_patient_data`` read of a submission.
+PATIENT_FIELDS = ("patient", "token", "original_filename")
+
+
 class SubmissionSerializer(serializers.ModelSerializer):
-    """A submission for staff. ``patient`` only when the context says ``show_patient`` (staff
-    holding ``view_patient_data``); otherwise the key is absent, so the schema has it optional."""
+    """A submission for staff. The patient's data — name, result token (it opens the patient's
+    result page), original file name — only when the context says ``show_patient`` (staff holding
+    ``view_patient_data``); otherwise the keys are absent, so the schema has them optional."""
 
     matches = MatchSerializer(many=True, read_only=True)
     image_url = serializers.SerializerMethodField()
     # Not read-only on purpose: drf-spectacular lists read-only fields as required.
     patient = serializers.CharField(required=False)
+    token = serializers.UUIDField(required=False)
+    original_filename = serializers.CharField(required=False)
 
     class Meta:
         model = Submission
@@ -110,6 +118,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "dentist_email",
             "patient",
             "tooth",
+            "original_filename",
             "image_url",
             "embedding_model",
             "received_at",
@@ -120,12 +129,13 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "confirmed_at",
             "matches",
         ]
-        read_only_fields = [name for name in fields if name != "patient"]
+        read_only_fields = [name for name in fields if name not in PATIENT_FIELDS]
 
     def to_representation(self, instance: Submission) -> dict:
         data = super().to_representation(instance)
         if not self.context.get("show_patient", False):
-            data.pop("patient", None)
+            for name in PATIENT_FIELDS:
+                data.pop(name, None)
         return data
 
     @extend_schema_field(serializers.CharField(allow_null=True))

@@ -1,11 +1,20 @@
-"""Telling the dentist: the result e-mail, sent once (queued by ``submissions.tasks.notify_dentist``)."""
+"""Telling the dentist: the result e-mail, sent once (queued by ``submissions.tasks.notify_dentist``),
+and at most ``RAIOX_RESULT_EMAILS_PER_DAY`` to one address in any 24 hours.
+
+Anyone may type any address into the upload form, so the e-mail carries nothing the sender wrote
+(``submissions/templates/submissions/email/result.txt``) and the per-address cap keeps the site
+from being used to flood a stranger's inbox.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from submissions.models import Status, Submission
 from submissions.notifications import send_result_email
@@ -31,6 +40,14 @@ def submission_notify_dentist(*, submission_id: int) -> str:
             return "no e-mail"
         if submission.status not in {Status.DONE, Status.FAILED}:
             return "not finished"
+        if submission.email_skipped_reason:
+            return "skipped"
+        if not _within_daily_limit(submission.dentist_email):
+            submission.email_skipped_reason = _("limite diário de e-mails para este endereço atingido")
+            submission.full_clean(exclude=["image", "token"])
+            submission.save(update_fields=["email_skipped_reason"])
+            logger.warning("notify_dentist: submission %s e-mail not sent: address over its daily limit", submission_id)
+            return "daily limit"
         try:
             send_result_email(submission)
         except Exception as exc:
@@ -41,6 +58,18 @@ def submission_notify_dentist(*, submission_id: int) -> str:
         submission_mark_notified(submission_id=submission_id)
     logger.info("notify_dentist: submission %s e-mail sent", submission_id)
     return "sent"
+
+
+def _within_daily_limit(address: str) -> bool:
+    """Whether one more result e-mail may go to ``address`` (24 rolling hours). Called inside the
+    sending transaction: the advisory lock makes two workers sending to the same address take
+    turns, so they cannot both count one below the limit and both send."""
+    address = address.lower()  # the intake stores addresses lower-cased; the lock key must agree
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"raiox-result-email:{address}"])
+    since = timezone.now() - timedelta(days=1)
+    sent = Submission.objects.filter(dentist_email=address, notified_at__gte=since).count()
+    return sent < settings.RAIOX_RESULT_EMAILS_PER_DAY
 
 
 @transaction.atomic
