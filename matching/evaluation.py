@@ -187,7 +187,7 @@ class MemorySearch:
         self.embedder = embedder
         self.model_id = embedder.model_id
         self.untrained = embedder.untrained
-        from matching.tasks import _read
+        from matching.services import _read
 
         refs = list(
             ReferenceImage.objects.filter(implant__is_active=True)
