@@ -62,7 +62,9 @@ db-stop: venv
 
 # A var/pgdata made by the old embedded PostgreSQL 16 (pgserver): dump it, keep it as
 # var/pgdata-pg16, restore the dump into PostgreSQL 18 on var/pgdata.
+# The old PostgreSQL 16 binaries come from the pgserver package, needed only for this move.
 db-upgrade: venv
+	$(PY) -m pip install --quiet pgserver==0.1.4
 	$(PY) -c "from pathlib import Path; from raiox.embedded_db import upgrade_embedded_data as f; print('old data kept in', f(Path('var/pgdata')))"
 
 clean: db-stop
