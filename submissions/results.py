@@ -26,7 +26,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from implants.models import REFINE_FIELDS, Implant
-from submissions.models import Match, Status, Submission, Verdict
+from submissions.models import Match, ReviewRequest, Status, Submission, Verdict
 
 # --- the rules ----------------------------------------------------------------------------------
 
@@ -229,6 +229,40 @@ class FilterField:
     selected: str
 
 
+@dataclass(frozen=True)
+class ReviewState:
+    """The dentist's request for a specialist and its answer, as the page and the API show it."""
+
+    state: str  # open | identified | not_identifiable
+    note: str
+    requested_at: object
+    answered_at: object | None = None
+    implant_id: int | None = None
+    implant_label: str = ""
+    answer_note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def review_state(submission: Submission) -> ReviewState | None:
+    """The submission's review request (None when the dentist never asked)."""
+    review = ReviewRequest.objects.select_related("implant__manufacturer").filter(submission_id=submission.pk).first()
+    if review is None:
+        return None
+    implant = review.implant
+    return ReviewState(
+        state=review.outcome or "open",
+        note=review.note,
+        requested_at=review.requested_at,
+        answered_at=review.answered_at,
+        implant_id=implant.pk if implant else None,
+        implant_label=f"{implant.manufacturer.name} {implant.name}" if implant else "",
+        answer_note=review.answer_note,
+    )
+
+
 @dataclass
 class ResultView:
     submission: Submission
@@ -242,6 +276,9 @@ class ResultView:
     has_filters: bool = False
     rejected_count: int = 0
     confirmed_implant_id: int | None = None
+    review: ReviewState | None = None
+    # Offer the specialist prominently: nothing convinces, or the best candidate is only "baixa".
+    review_suggested: bool = False
 
     @property
     def is_done(self) -> bool:
@@ -279,7 +316,9 @@ def submission_result_view(submission: Submission) -> ResultView:
     )
     verdicts = dict(submission.feedback.values_list("implant_id", "verdict"))
     view.rejected_count = sum(1 for v in verdicts.values() if v == Verdict.NOT_THIS)
+    view.review = review_state(submission)
     if submission.status != Status.DONE:
+        view.review_suggested = submission.status == Status.FAILED
         return view
     # One more than shown: the last card's confidence needs the gap to the runner-up below it.
     matches = top_matches(submission, settings.RAIOX_TOP_K + 1)
@@ -307,4 +346,5 @@ def submission_result_view(submission: Submission) -> ResultView:
             )
         )
     view.no_convincing_match = no_convincing_match(submission, top)
+    view.review_suggested = view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level
     return view

@@ -131,3 +131,23 @@ class SubmissionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_image_url(self, obj: Submission) -> str | None:
         return file_url(obj.image) or None  # short-lived signed URL on S3
+
+
+# --- the specialist's review (``/api/match/<token>/review/``) ---------------------------------------
+
+
+class ReviewRequestSerializer(serializers.Serializer):
+    """A ``submissions.results.ReviewState``: open until a specialist answers; then ``identified``
+    (with the implant) or ``not_identifiable`` (with the specialist's note)."""
+
+    state = serializers.ChoiceField(choices=["open", "identified", "not_identifiable"])
+    note = serializers.CharField(allow_blank=True)
+    requested_at = serializers.DateTimeField()
+    answered_at = serializers.DateTimeField(allow_null=True)
+    implant = serializers.IntegerField(source="implant_id", allow_null=True)
+    implant_label = serializers.CharField(allow_blank=True)
+    answer_note = serializers.CharField(allow_blank=True)
+
+
+class ReviewAskSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, help_text="Observação para o especialista.")

@@ -30,6 +30,7 @@ from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.results import result_path, submission_result_view
 from submissions.services import (
+    review_request_create,
     submission_create,
     submission_get_by_token,
     submission_record_feedback,
@@ -144,6 +145,22 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
             messages.success(request, _("Obrigado! Removemos este candidato e estamos buscando outros."))
         else:
             messages.success(request, _("Obrigado! Sua resposta foi registrada para conferência da equipe."))
+    return _back(submission)
+
+
+@require_POST
+def review(request: HttpRequest, token: str) -> HttpResponse:
+    """The dentist asks for a specialist's review (once: asking again changes nothing)."""
+    submission = submission_get_by_token(token)
+    try:
+        _review, created = review_request_create(submission=submission, note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if created:
+            messages.success(request, _("Pedido enviado! Um especialista vai revisar a radiografia."))
+        else:
+            messages.info(request, _("Você já pediu a revisão desta radiografia; aguarde a resposta."))
     return _back(submission)
 
 

@@ -22,3 +22,9 @@ from submissions.services.embedding import submission_set_embedding  # noqa: F40
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
 from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401
+from submissions.services.review_request import (  # noqa: F401
+    NOTIFY_REVIEW_TASK,
+    review_request_answer,
+    review_request_create,
+    review_request_notify,
+)

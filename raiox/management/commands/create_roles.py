@@ -31,6 +31,7 @@ ROLES: dict[str, list[str]] = {
         "submissions.view_patient_data",
         "submissions.view_match",
         "submissions.view_dentistfeedback",
+        "submissions.view_reviewrequest",  # the specialist-review queue (answered as confirming)
         "implants.view_manufacturer",
         "implants.view_implant",
         "implants.view_referenceimage",
