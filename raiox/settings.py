@@ -289,6 +289,9 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Raiox AI <nao-responda@raiox.ai>")
+# For the file backend (browser tests read what the worker "sent" from this folder).
+if env("EMAIL_FILE_PATH", ""):
+    EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", "")
 
 # --- Task queue (django-q2) -------------------------------------------------------------------
 
