@@ -134,6 +134,13 @@ class MatchView(APIView):
                     "email": serializers.EmailField(required=False, help_text="E-mail do dentista."),
                     "paciente": serializers.CharField(required=False, help_text="Paciente (opcional)."),
                     "dente": serializers.CharField(required=False, help_text="Dente, notação FDI (ex.: 36)."),
+                    "regions": serializers.CharField(
+                        required=False,
+                        help_text=(
+                            "Implantes marcados (opcional): lista JSON [{x, y, width, height, tooth}] em pixels "
+                            "da imagem; cada um é identificado à parte (até RAIOX_MAX_REGIONS, sem sobreposição)."
+                        ),
+                    ),
                 },
             )
         },
@@ -147,7 +154,9 @@ class MatchView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        submission = submit_and_wait(request.data, request.FILES, source=Source.API)
+        submission = submit_and_wait(
+            request.data, request.FILES, source=Source.API, regions=request.data.get("regions")
+        )
         return _match_response(request, submission)
 
 

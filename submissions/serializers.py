@@ -38,6 +38,16 @@ class MatchImplantSerializer(serializers.Serializer):
         return round(match.similarity, 4)
 
 
+class RegionLinkSerializer(serializers.Serializer):
+    """One implant marked on the film: its own submission and result page."""
+
+    region = serializers.IntegerField()
+    tooth = serializers.CharField(allow_blank=True)
+    token = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    result_url = serializers.URLField()
+
+
 class MatchResultSerializer(serializers.Serializer):
     """The old ``/upload`` answer: ``implants`` and ``no_convincing_match`` only when done, the
     error fields only when failed. Renders a ``submissions.results.MatchResult``."""
@@ -53,8 +63,10 @@ class MatchResultSerializer(serializers.Serializer):
     error = serializers.CharField(required=False)
     field = serializers.CharField(required=False)
     code = serializers.CharField(required=False)
+    # Only when implants were marked (``regions``): one submission per implant, matched on its own.
+    regions = RegionLinkSerializer(many=True, required=False)
 
-    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code")
+    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code", "regions")
 
     def to_representation(self, instance: MatchResult) -> dict:
         data = super().to_representation(instance)

@@ -100,9 +100,11 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
         {
             "status": view.status,
             "status_label": view.status_label,
+            "state": view.state_key,
             "is_done": view.is_done,
             "is_failed": view.is_failed,
-            "is_pending": view.is_pending,
+            # Keep polling while a marked region is still being analysed.
+            "is_pending": view.is_pending or view.regions_pending,
             "html": render_to_string("submissions/_result_body.html", context, request=request),
         }
     )

@@ -20,9 +20,10 @@ from submissions.intake.fields import (
     missing,
     read_file,
 )
+from submissions.intake.regions import create_with_regions
 from submissions.models import Submission
 from submissions.results import wait_for_result
-from submissions.services import IntakeRecord, submission_create
+from submissions.services import IntakeRecord
 
 # What the dentist must fill in on each route that sends this shape.
 PAGE_REQUIRED = ("dentist_name", "dentist_email", "patient", "tooth")
@@ -57,11 +58,14 @@ def intake_from_form(
     )
 
 
-def submit_and_wait(data: Mapping[str, Any], files: MultiValueDict, *, source: str) -> Submission:
-    """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), then
-    wait up to RAIOX_UPLOAD_WAIT_SECONDS for a worker. The web process only polls the database."""
+def submit_and_wait(
+    data: Mapping[str, Any], files: MultiValueDict, *, source: str, regions: object = None
+) -> Submission:
+    """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), and
+    one submission per marked implant (``regions``, checked first), then wait up to
+    RAIOX_UPLOAD_WAIT_SECONDS for a worker. The web process only polls the database."""
     with client_names(FORM_NAMES):
-        submission, _ = submission_create(intake=intake_from_form(data, files, source=source))
+        submission, _created, _regions = create_with_regions(intake_from_form(data, files, source=source), regions)
     wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
     submission.refresh_from_db()
     return submission

@@ -21,8 +21,9 @@ from django.views.decorators.csrf import csrf_exempt
 from kernel.errors import ApplicationError
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
+from submissions.intake.regions import create_with_regions
 from submissions.models import Submission
-from submissions.results import result_url
+from submissions.results import region_links, result_url
 from submissions.services import IntakeRecord, submission_create
 
 logger = logging.getLogger(__name__)
@@ -67,17 +68,20 @@ def machine_endpoint(view: View) -> View:
     return wrapper
 
 
-def _accepted(submission: Submission, created: bool) -> JsonResponse:
+def _accepted(submission: Submission, created: bool, regions: list[Submission] | None = None) -> JsonResponse:
     logger.info(
         "intake: %s submission %s %s", submission.source, submission.pk, "created" if created else "repeated delivery"
     )
+    body = {
+        "token": str(submission.token),
+        "status": submission.status,
+        "result_url": result_url(submission),
+        "duplicate": not created,
+    }
+    if regions:
+        body["regions"] = region_links(regions)
     return JsonResponse(
-        {
-            "token": str(submission.token),
-            "status": submission.status,
-            "result_url": result_url(submission),
-            "duplicate": not created,
-        },
+        body,
         # A repeated delivery is answered 2xx too, or the sender would keep retrying it.
         status=201 if created else 200,
     )
@@ -112,4 +116,9 @@ def generic_webhook(request: HttpRequest) -> HttpResponse:
         given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
         if not _token_ok(given, expected):
             raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")
-    return _create(webhook.intake_from_webhook, request, FORM_NAMES)
+    with client_names(FORM_NAMES):
+        # Marked implants ("regions"), if any, are checked against the image before anything is kept.
+        film, created, regions = create_with_regions(
+            webhook.intake_from_webhook(request), webhook.regions_from(request)
+        )
+    return _accepted(film, created, regions)

@@ -24,6 +24,10 @@ ROLES: dict[str, list[str]] = {
         "implants.add_referenceimage",
         "implants.change_referenceimage",
         "implants.delete_referenceimage",
+        "implants.view_lookalikegroup",
+        "implants.add_lookalikegroup",
+        "implants.change_lookalikegroup",
+        "implants.delete_lookalikegroup",
     ],
     CASE_REVIEWERS: [
         "submissions.view_submission",
