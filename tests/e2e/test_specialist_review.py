@@ -45,6 +45,7 @@ def test_dentist_asks_staff_answers_page_shows_it_and_one_email(
     page.goto(live_server.url + "/")
     page.fill("input[name=nome]", "Dra. Ana Lima")
     page.fill("input[name=email]", "ana.lima@example.com")
+    page.fill("input[name=paciente]", "Carlos Pereira")
     page.fill("input[name=dente]", "36")
     page.set_input_files("input[type=file]", str(xray))
     page.click("#upload-submit")
