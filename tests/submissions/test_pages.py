@@ -287,7 +287,16 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
         )
     child = Submission.objects.get(parent=original)
     assert response.status_code == 302 and response["Location"] == result_url(child)
-    assert child.crop_box == {"x": 50, "y": 20, "width": 120, "height": 200}
+    # The one-region case: the rectangle, its number on the film and the film's size.
+    assert child.crop_box == {
+        "x": 50,
+        "y": 20,
+        "width": 120,
+        "height": 200,
+        "region": 1,
+        "image_width": 400,
+        "image_height": 300,
+    }
     assert (child.patient, child.tooth, child.dentist_email, child.source) == (
         original.patient,
         original.tooth,
