@@ -10,6 +10,7 @@ import json
 import pytest
 import requests
 from django.core.files.storage import default_storage
+from playwright.sync_api import expect
 
 from implants.models import ReferenceImage
 from submissions.models import Submission
@@ -64,10 +65,8 @@ def test_three_regions_give_three_blocks_with_their_teeth(browser, live_server, 
         context = browser.new_context(viewport=viewport, locale="pt-BR", **extra)
         page = context.new_page()
         page.goto(body["result_url"].replace(settings.SITE_URL, live_server.url))
-        page.wait_for_function(
-            "document.querySelectorAll('[data-testid=region] [data-testid=region-candidate]').length === 9",
-            timeout=WAIT_MS,
-        )
+        # The page polls until every region is analysed (no script evaluation: the CSP forbids it).
+        expect(page.locator("[data-testid=region] [data-testid=region-candidate]")).to_have_count(9, timeout=WAIT_MS)
         blocks = page.locator("[data-testid=region]")
         assert blocks.count() == 3
         assert [blocks.nth(i).get_attribute("data-tooth") for i in range(3)] == ["36", "37", "46"]
