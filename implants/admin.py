@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from implants import services
 from implants.admin_bulk import BulkReferenceUploadMixin
-from implants.models import Implant, Manufacturer, ReferenceImage
+from implants.models import Implant, LookalikeGroup, Manufacturer, ReferenceImage
 
 
 def thumbnail(reference: ReferenceImage, size: int = 80) -> str:
@@ -183,3 +183,17 @@ class ReferenceImageAdmin(admin.ModelAdmin):
     @admin.display(description=_("miniatura"))
     def preview(self, obj: ReferenceImage) -> str:
         return thumbnail(obj, size=48)
+
+
+@admin.register(LookalikeGroup)
+class LookalikeGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "members"]
+    search_fields = ["name", "implants__name", "implants__manufacturer__name"]
+    filter_horizontal = ["implants"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("implants__manufacturer")
+
+    @admin.display(description=_("implantes"))
+    def members(self, obj: LookalikeGroup) -> str:
+        return ", ".join(str(i) for i in obj.implants.all())

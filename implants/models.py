@@ -168,3 +168,24 @@ class ReferenceImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.implant} #{self.pk}"
+
+
+class LookalikeGroup(models.Model):
+    """Implants that look alike on a radiograph (e.g. Straumann Bone Level and NobelParallel):
+    when the result shows several of them, the page warns and lists what tells them apart
+    (``submissions.results``), and never calls the match "alta"."""
+
+    name = models.CharField(_("nome"), max_length=160, unique=True)
+    implants = models.ManyToManyField(Implant, related_name="lookalike_groups", verbose_name=_("implantes"))
+    notes = models.TextField(
+        _("como diferenciar"), blank=True, help_text=_("Mostrado ao dentista junto do aviso (opcional).")
+    )
+    created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("grupo de implantes parecidos")
+        verbose_name_plural = _("grupos de implantes parecidos")
+
+    def __str__(self) -> str:
+        return self.name

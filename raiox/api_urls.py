@@ -7,7 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from implants.api import ImplantViewSet, ManufacturerViewSet, ReferenceImageViewSet
-from submissions.api import MatchResultView, MatchView, SubmissionViewSet
+from submissions.api import MatchResultView, MatchReviewView, MatchView, SubmissionViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("manufacturers", ManufacturerViewSet, basename="manufacturer")
@@ -19,5 +19,6 @@ urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),
     path("match/", MatchView.as_view(), name="api-match"),
     path("match/<uuid:token>/", MatchResultView.as_view(), name="api-match-result"),
+    path("match/<uuid:token>/review/", MatchReviewView.as_view(), name="api-match-review"),
     *router.urls,
 ]

@@ -45,6 +45,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     top_implants, top_manufacturers = stats.top_matched(days=30)
     model = model_state()
     accuracy = stats.confirmed_accuracy(weeks=12)
+    reviews = stats.review_figures(days=30)
 
     day_labels = [formats.date_format(d, "d/m") for d in daily.days]
     week_labels = [formats.date_format(w.week, "d/m") for w in accuracy.weeks]
@@ -61,6 +62,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "failed_total": sum(daily.by_status[Status.FAILED]),
         "model": model,
         "accuracy": accuracy,
+        "reviews": reviews,
+        "reviews_oldest": _seconds(reviews.oldest_open_seconds),
+        "reviews_p50": _seconds(reviews.p50),
+        "reviews_p95": _seconds(reviews.p95),
         "accuracy_top1": _percent(accuracy.top1_rate),
         "accuracy_top3": _percent(accuracy.top3_rate),
         "chart_by_source": stacked_bars(

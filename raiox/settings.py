@@ -214,6 +214,8 @@ RAIOX_CLIENT_ID_KEY = env("RAIOX_CLIENT_ID_KEY", SECRET_KEY)
 RAIOX_MAX_UPLOAD_BYTES = env_int("RAIOX_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 RAIOX_MAX_IMAGE_PIXELS = env_int("RAIOX_MAX_IMAGE_PIXELS", 50_000_000)
 RAIOX_MIN_IMAGE_SIDE = env_int("RAIOX_MIN_IMAGE_SIDE", 64)
+# Implants a dentist may mark on one film (regions matched one by one).
+RAIOX_MAX_REGIONS = env_int("RAIOX_MAX_REGIONS", 8)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RAIOX_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -339,6 +341,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Raiox AI <nao-responda@raiox.ai>
 # submission records why). Anyone can type any address into the upload form: without a cap the
 # site would mail a stranger's inbox as often as someone cares to submit. 0: no result e-mails.
 RAIOX_RESULT_EMAILS_PER_DAY = env_int("RAIOX_RESULT_EMAILS_PER_DAY", 20)
+# For the file backend (browser tests read what the worker "sent" from this folder).
+if env("EMAIL_FILE_PATH", ""):
+    EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", "")
 
 # --- Task queue (django-q2) -------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ dentist_pages = [
     path("r/<str:token>/refinar/", pages.refine, name="refine"),
     path("r/<str:token>/resposta/", pages.feedback, name="feedback"),
     path("r/<str:token>/recortar/", pages.crop, name="crop"),
+    path("r/<str:token>/especialista/", pages.review, name="review"),
     path("jotform/obrigado/", pages.jotform_thanks, name="jotform-thanks"),
 ]
 

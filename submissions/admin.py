@@ -310,3 +310,7 @@ def _dt(value) -> str:
 def _render(template: str, **context: object) -> str:
     # The detail's read-only fields: HTML lives in templates, autoescaped; the result is safe.
     return render_to_string(f"admin/submissions/submission/{template}", context)
+
+
+# The review queue's admin lives in its own module; importing it here registers it.
+from submissions import admin_review  # noqa: E402, F401

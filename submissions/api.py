@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,14 +17,16 @@ from rest_framework.views import APIView
 from kernel.errors import ApplicationError
 from submissions.intake.form import submit_and_wait
 from submissions.models import Source, Status, Submission
-from submissions.results import match_api_url, with_matches
+from submissions.results import match_api_url, review_state, with_matches
 from submissions.serializers import (
     ErrorSerializer,
     MatchResultSerializer,
+    ReviewAskSerializer,
+    ReviewRequestSerializer,
     SubmissionSerializer,
     match_result_answer,
 )
-from submissions.services import submission_get_by_token
+from submissions.services import review_request_create, submission_get_by_token
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
 
@@ -132,6 +134,13 @@ class MatchView(APIView):
                     "email": serializers.EmailField(required=False, help_text="E-mail do dentista."),
                     "paciente": serializers.CharField(required=False, help_text="Paciente (opcional)."),
                     "dente": serializers.CharField(required=False, help_text="Dente, notação FDI (ex.: 36)."),
+                    "regions": serializers.CharField(
+                        required=False,
+                        help_text=(
+                            "Implantes marcados (opcional): lista JSON [{x, y, width, height, tooth}] em pixels "
+                            "da imagem; cada um é identificado à parte (até RAIOX_MAX_REGIONS, sem sobreposição)."
+                        ),
+                    ),
                 },
             )
         },
@@ -145,7 +154,9 @@ class MatchView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        submission = submit_and_wait(request.data, request.FILES, source=Source.API)
+        submission = submit_and_wait(
+            request.data, request.FILES, source=Source.API, regions=request.data.get("regions")
+        )
         return _match_response(request, submission)
 
 
@@ -166,3 +177,37 @@ class MatchResultView(APIView):
     def get(self, request: Request, token: str) -> Response:
         submission = submission_get_by_token(token)
         return _match_response(request, submission)
+
+
+class MatchReviewView(APIView):
+    """Ask for a specialist's review of an earlier match (``POST``; asking again answers the same
+    request with 200), or read its state and answer (``GET``)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="match_review_create",
+        request=ReviewAskSerializer,
+        responses={
+            201: ReviewRequestSerializer,
+            200: OpenApiResponse(ReviewRequestSerializer, description="Já pedido antes: o mesmo pedido."),
+            400: ErrorBody,
+            404: ErrorBody,
+            409: ErrorBody,
+        },
+    )
+    def post(self, request: Request, token: str) -> Response:
+        submission = submission_get_by_token(token)
+        note = request.data.get("note", "") if hasattr(request.data, "get") else ""
+        _review, created = review_request_create(submission=submission, note=note)
+        body = ReviewRequestSerializer(review_state(submission)).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(operation_id="match_review_retrieve", responses={200: ReviewRequestSerializer, 404: ErrorBody})
+    def get(self, request: Request, token: str) -> Response:
+        submission = submission_get_by_token(token)
+        state = review_state(submission)
+        if state is None:
+            raise ApplicationError("Nenhuma revisão pedida para este envio.", code="not_found", status=404)
+        return Response(ReviewRequestSerializer(state).data)

@@ -72,3 +72,5 @@ class CropForm(forms.Form):
     y = forms.FloatField(min_value=0)
     width = forms.FloatField(min_value=1)
     height = forms.FloatField(min_value=1)
+    # The implant's tooth (FDI), checked by the intake spec; empty: the film's tooth.
+    tooth = forms.CharField(required=False, max_length=10)

@@ -162,3 +162,62 @@ class DentistFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_verdict_display()}: {self.implant_id}"
+
+
+class ReviewOutcome(models.TextChoices):
+    IDENTIFIED = "identified", _("identificado")
+    NOT_IDENTIFIABLE = "not_identifiable", _("não identificável")
+
+
+class ReviewRequest(models.Model):
+    """The dentist's request for a specialist's review of one X-ray, and the specialist's answer.
+
+    One per submission (asking twice is the same request); answered once (the first reviewer's
+    answer wins). An "identified" answer is also the staff confirmation of the submission
+    (``confirmed_implant``), which teaches the matcher.
+    """
+
+    submission = models.OneToOneField(
+        Submission, on_delete=models.CASCADE, related_name="review_request", verbose_name=_("envio")
+    )
+    note = models.TextField(_("observação do dentista"), max_length=1000, blank=True)
+    requested_at = models.DateTimeField(_("pedido em"), default=timezone.now, db_index=True)
+
+    outcome = models.CharField(_("resposta"), max_length=20, choices=ReviewOutcome.choices, blank=True)
+    implant = models.ForeignKey(
+        Implant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="review_answers",
+        verbose_name=_("implante identificado"),
+    )
+    answer_note = models.TextField(_("nota ao dentista"), max_length=1000, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(_("respondido em"), null=True, blank=True, db_index=True)
+    notified_at = models.DateTimeField(_("e-mail enviado em"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["requested_at"]
+        verbose_name = _("pedido de revisão")
+        verbose_name_plural = _("pedidos de revisão")
+        constraints = [
+            # An identified answer names its implant; "not identifiable" names none.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(outcome="")
+                    | models.Q(outcome=ReviewOutcome.IDENTIFIED, implant__isnull=False)
+                    | models.Q(outcome=ReviewOutcome.NOT_IDENTIFIABLE, implant__isnull=True)
+                ),
+                name="review_request_outcome_implant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Revisão do envio #{self.submission_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.answered_at is None

@@ -41,3 +41,25 @@ def build_result_email(submission: Submission) -> EmailMessage:
 def send_result_email(submission: Submission) -> None:
     """Send it now; raises when the mail server refuses, so the task is retried."""
     build_result_email(submission).send(fail_silently=False)
+
+
+def build_review_email(review) -> EmailMessage:  # review: submissions.models.ReviewRequest
+    """The specialist's answer: the implant (or "not identifiable" and the note), the link."""
+    submission = review.submission
+    with override(settings.LANGUAGE_CODE):
+        subject = _("Raiox AI: um especialista revisou a sua radiografia")
+        body = render_to_string(
+            "submissions/email/review.txt",
+            {
+                "submission": submission,
+                "review": review,
+                "link": result_url(submission),
+                "received": timezone.localtime(submission.received_at),
+            },
+        )
+    return EmailMessage(subject=subject, body=body, to=[submission.dentist_email])
+
+
+def send_review_email(review) -> None:
+    """Send it now; raises when the mail server refuses, so the task is retried."""
+    build_review_email(review).send(fail_silently=False)

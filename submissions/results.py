@@ -29,9 +29,9 @@ from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from implants.models import REFINE_FIELDS, Implant, ReferenceImage
+from implants.models import REFINE_FIELDS, Implant, LookalikeGroup, ReferenceImage
 from implants.selectors import catalog_images, is_showable
-from submissions.models import Match, Status, Submission, Verdict
+from submissions.models import Match, ReviewRequest, Status, Submission, Verdict
 
 # --- the rules ----------------------------------------------------------------------------------
 
@@ -175,14 +175,32 @@ class MatchResult:
     error: str | None = None
     field: str | None = None
     code: str | None = None
+    regions: list[dict] | None = None
+
+
+def region_links(children: Sequence[Submission]) -> list[dict]:
+    """The implants marked on a film, as API and webhook answers list them: number, tooth, and the
+    token, status and result page of each one's own submission."""
+    return [
+        {
+            "region": (child.crop_box or {}).get("region", n),
+            "tooth": child.tooth,
+            "token": str(child.token),
+            "status": child.status,
+            "result_url": result_url(child),
+        }
+        for n, child in enumerate(children, start=1)
+    ]
 
 
 def match_result(submission: Submission) -> MatchResult:
+    children = list(submission.crops.order_by("pk"))
     result = MatchResult(
         submission=submission,
         status=submission.status,
         result_url=result_url(submission),
         status_url=status_url(submission),
+        regions=region_links(children) if children else None,
     )
     if submission.status == Status.DONE:
         top = top_matches(submission)
@@ -249,12 +267,183 @@ class CandidateCard:
     verdict: str | None
 
 
+# --- look-alike warnings -------------------------------------------------------------------------
+# Some implants look alike on a radiograph (the catalogue groups them: ``LookalikeGroup``), and two
+# candidates within the tie margin are as good as a coin toss. Either way the page says so, lists the
+# catalogue features that tell the implants apart, and no card is labelled "alta".
+
+LOOKS_ALIKE = Confidence(
+    "media",
+    _("Confiança média"),
+    _("Parecido com outro implante nesta radiografia: confira as diferenças antes de decidir."),
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    label: str
+    values: list[tuple[str, str]]  # (implant, its value), in the candidates' order
+
+
+@dataclass(frozen=True)
+class LookalikeWarning:
+    reason: str  # group | tie
+    group: str  # the catalogue group's name ("" for a tie)
+    notes: str  # the group's "how to tell them apart"
+    implants: list[str]
+    differences: list[Difference]
+
+
+def _yes_no(value: bool) -> str:
+    return str(_("sim") if value else _("não"))
+
+
+DIFFERENCE_FIELDS = [
+    ("connection", lambda i: i.get_connection_display()),
+    ("body_shape", lambda i: i.get_body_shape_display()),
+    ("level", lambda i: i.get_level_display()),
+    ("thread_shape", lambda i: i.get_thread_shape_display()),
+    ("apex", lambda i: i.get_apex_display() or "—"),
+    ("collar", lambda i: i.get_collar_display() or "—"),
+    ("platform_switching", lambda i: _yes_no(i.platform_switching)),
+    ("diameters_mm", lambda i: f"{_mm(i.diameters_mm)} mm" if i.diameters_mm else "—"),
+    ("screwdriver", lambda i: i.screwdriver or "—"),
+]
+
+
+def _differences(implants: Sequence[Implant]) -> list[Difference]:
+    """The catalogue features on which these implants differ (the same on all: not listed)."""
+    out = []
+    for name, read in DIFFERENCE_FIELDS:
+        values = [(str(i), str(read(i))) for i in implants]
+        if len({v for _i, v in values}) > 1:
+            out.append(Difference(str(Implant._meta.get_field(name).verbose_name), values))
+    return out
+
+
+def lookalike_warning(shown: Sequence[Match]) -> LookalikeWarning | None:
+    """The warning for the candidates shown: two or more of them in one look-alike group (the
+    largest such group), else the first two within the tie margin (``RAIOX_CONFIDENCE_MEDIUM_MARGIN``,
+    the margin under which the page already calls it "empate"); None otherwise."""
+    if len(shown) < 2:
+        return None
+    by_id = {m.implant_id: m.implant for m in shown}
+    members: dict[int, list[int]] = {}
+    through = LookalikeGroup.implants.through
+    for group_id, implant_id in through.objects.filter(implant_id__in=by_id).values_list(
+        "lookalikegroup_id", "implant_id"
+    ):
+        members.setdefault(group_id, []).append(implant_id)
+    candidates = [(len(ids), gid) for gid, ids in members.items() if len(ids) >= 2]
+    if candidates:
+        _n, group_id = max(candidates)
+        group = LookalikeGroup.objects.get(pk=group_id)
+        order = [m.implant_id for m in shown if m.implant_id in members[group_id]]
+        implants = [by_id[i] for i in order]
+        return LookalikeWarning("group", group.name, group.notes, [str(i) for i in implants], _differences(implants))
+    first, second = shown[0], shown[1]
+    if abs(first.similarity - second.similarity) < settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN:
+        implants = [first.implant, second.implant]
+        return LookalikeWarning("tie", "", "", [str(i) for i in implants], _differences(implants))
+    return None
+
+
 @dataclass(frozen=True)
 class FilterField:
     name: str
     label: str
     choices: list[tuple[str, str]]
     selected: str
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """The dentist's request for a specialist and its answer, as the page and the API show it."""
+
+    state: str  # open | identified | not_identifiable
+    note: str
+    requested_at: object
+    answered_at: object | None = None
+    implant_id: int | None = None
+    implant_label: str = ""
+    answer_note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def review_state(submission: Submission) -> ReviewState | None:
+    """The submission's review request (None when the dentist never asked)."""
+    review = ReviewRequest.objects.select_related("implant__manufacturer").filter(submission_id=submission.pk).first()
+    if review is None:
+        return None
+    implant = review.implant
+    return ReviewState(
+        state=review.outcome or "open",
+        note=review.note,
+        requested_at=review.requested_at,
+        answered_at=review.answered_at,
+        implant_id=implant.pk if implant else None,
+        implant_label=f"{implant.manufacturer.name} {implant.name}" if implant else "",
+        answer_note=review.answer_note,
+    )
+
+
+@dataclass(frozen=True)
+class RegionBlock:
+    """One implant marked on the film (a child submission): its number, tooth, result and where
+    its rectangle lies on the film (percentages, for the numbered overlay)."""
+
+    number: int
+    tooth: str
+    token: str
+    url: str
+    status: str
+    status_label: str
+    cards: list[CandidateCard]
+    no_convincing_match: bool
+    review: ReviewState | None
+    # The rectangle on the film, in the film's pixels (drawn as SVG over the image: no inline styles).
+    x: int
+    y: int
+    width: int
+    height: int
+    image_width: int
+    image_height: int
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (Status.RECEIVED, Status.PROCESSING)
+
+
+def region_blocks(submission: Submission) -> list[RegionBlock]:
+    """The regions marked on ``submission``'s film (crop & re-match included), in order."""
+    blocks = []
+    for n, child in enumerate(submission.crops.order_by("pk"), start=1):
+        child_view = submission_result_view(child, with_regions=False)
+        box = child.crop_box or {}
+        blocks.append(
+            RegionBlock(
+                number=box.get("region", n),
+                tooth=child.tooth,
+                token=str(child.token),
+                url=result_path(child),
+                status=child.status,
+                status_label=str(child.get_status_display()),
+                cards=child_view.cards,
+                no_convincing_match=child_view.no_convincing_match,
+                review=child_view.review,
+                x=int(box.get("x", 0)),
+                y=int(box.get("y", 0)),
+                width=int(box.get("width", 0)),
+                height=int(box.get("height", 0)),
+                # Crops made before regions existed did not record the film's size.
+                image_width=int(box.get("image_width", 0)),
+                image_height=int(box.get("image_height", 0)),
+            )
+        )
+    return blocks
 
 
 @dataclass
@@ -270,6 +459,35 @@ class ResultView:
     has_filters: bool = False
     rejected_count: int = 0
     confirmed_implant_id: int | None = None
+    review: ReviewState | None = None
+    lookalike: LookalikeWarning | None = None
+    # Offer the specialist prominently: nothing convinces, or the best candidate is only "baixa".
+    review_suggested: bool = False
+    regions: list[RegionBlock] = field(default_factory=list)
+
+    @property
+    def film_size(self) -> tuple[int, int] | None:
+        """The film's size in pixels, for the numbered overlay (None: nothing to draw)."""
+        sized = [r for r in self.regions if r.image_width and r.image_height]
+        return (sized[0].image_width, sized[0].image_height) if sized else None
+
+    @property
+    def film_label_size(self) -> int:
+        """Region numbers and outlines drawn in proportion to the film, legible at any size."""
+        return max(12, max(self.film_size or (0, 0)) // 22)
+
+    @property
+    def film_stroke(self) -> int:
+        return max(2, max(self.film_size or (0, 0)) // 220)
+
+    @property
+    def regions_pending(self) -> bool:
+        return any(r.is_pending for r in self.regions)
+
+    @property
+    def state_key(self) -> str:
+        """Changes whenever what the page shows changes (the film's or a region's status)."""
+        return "|".join([self.status, *(r.status for r in self.regions)])
 
     @property
     def is_done(self) -> bool:
@@ -292,7 +510,7 @@ def _filters(submission: Submission) -> list[FilterField]:
     ]
 
 
-def submission_result_view(submission: Submission) -> ResultView:
+def submission_result_view(submission: Submission, *, with_regions: bool = True) -> ResultView:
     """Everything the result page shows for one submission (already reached by its token).
     Whether the workers run untrained weights is system state, not the submission's: the page's
     banner reads it from ``system_state`` (``matching.context_processors``)."""
@@ -307,7 +525,11 @@ def submission_result_view(submission: Submission) -> ResultView:
     )
     verdicts = dict(submission.feedback.values_list("implant_id", "verdict"))
     view.rejected_count = sum(1 for v in verdicts.values() if v == Verdict.NOT_THIS)
+    view.review = review_state(submission)
+    if with_regions:
+        view.regions = region_blocks(submission)
     if submission.status != Status.DONE:
+        view.review_suggested = submission.status == Status.FAILED
         return view
     # One more than shown: the last card's confidence needs the gap to the runner-up below it.
     matches = top_matches(submission, settings.RAIOX_TOP_K + 1)
@@ -334,5 +556,10 @@ def submission_result_view(submission: Submission) -> ResultView:
                 verdict=verdicts.get(implant.pk),
             )
         )
+    view.lookalike = lookalike_warning(top)
+    if view.lookalike is not None:
+        # Look-alikes are never a confident answer, whatever the similarity says.
+        view.cards = [replace(c, confidence=LOOKS_ALIKE) if c.confidence is HIGH else c for c in view.cards]
     view.no_convincing_match = no_convincing_match(submission, top)
+    view.review_suggested = view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level
     return view

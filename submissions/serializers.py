@@ -39,6 +39,16 @@ class MatchImplantSerializer(serializers.Serializer):
         return round(match.similarity, 4)
 
 
+class RegionLinkSerializer(serializers.Serializer):
+    """One implant marked on the film: its own submission and result page."""
+
+    region = serializers.IntegerField()
+    tooth = serializers.CharField(allow_blank=True)
+    token = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    result_url = serializers.URLField()
+
+
 class MatchResultSerializer(serializers.Serializer):
     """The old ``/upload`` answer: ``implants`` and ``no_convincing_match`` only when done, the
     error fields only when failed. Renders a ``submissions.results.MatchResult``."""
@@ -54,8 +64,10 @@ class MatchResultSerializer(serializers.Serializer):
     error = serializers.CharField(required=False)
     field = serializers.CharField(required=False)
     code = serializers.CharField(required=False)
+    # Only when implants were marked (``regions``): one submission per implant, matched on its own.
+    regions = RegionLinkSerializer(many=True, required=False)
 
-    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code")
+    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code", "regions")
 
     def to_representation(self, instance: MatchResult) -> dict:
         data = super().to_representation(instance)
@@ -141,3 +153,23 @@ class SubmissionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_image_url(self, obj: Submission) -> str | None:
         return file_url(obj.image) or None  # short-lived signed URL on S3
+
+
+# --- the specialist's review (``/api/match/<token>/review/``) ---------------------------------------
+
+
+class ReviewRequestSerializer(serializers.Serializer):
+    """A ``submissions.results.ReviewState``: open until a specialist answers; then ``identified``
+    (with the implant) or ``not_identifiable`` (with the specialist's note)."""
+
+    state = serializers.ChoiceField(choices=["open", "identified", "not_identifiable"])
+    note = serializers.CharField(allow_blank=True)
+    requested_at = serializers.DateTimeField()
+    answered_at = serializers.DateTimeField(allow_null=True)
+    implant = serializers.IntegerField(source="implant_id", allow_null=True)
+    implant_label = serializers.CharField(allow_blank=True)
+    answer_note = serializers.CharField(allow_blank=True)
+
+
+class ReviewAskSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, help_text="Observação para o especialista.")

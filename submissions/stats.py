@@ -164,3 +164,39 @@ def confirmed_accuracy(*, weeks: int = 12) -> Accuracy:
 
 def _as_date(value: dt.date | dt.datetime) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
+
+
+@dataclass
+class ReviewFigures:
+    open: int  # requests waiting for a specialist now
+    oldest_open_seconds: float | None  # how long the longest-waiting one has waited
+    answered: int  # answered in the period
+    p50: float | None  # seconds from asked to answered
+    p95: float | None
+
+
+def review_figures(*, days: int = 30) -> ReviewFigures:
+    """Specialist reviews: open requests (and the oldest one's wait), and the time to answer
+    (median, 95th percentile) of those answered in the period — one query."""
+    from submissions.models import ReviewRequest
+
+    table = ReviewRequest._meta.db_table
+    answer_seconds = "EXTRACT(EPOCH FROM answered_at - requested_at)"
+    answered_in_period = "answered_at IS NOT NULL AND answered_at >= %s"
+    sql = f"""
+        SELECT count(*) FILTER (WHERE answered_at IS NULL),
+               EXTRACT(EPOCH FROM now() - min(requested_at) FILTER (WHERE answered_at IS NULL)),
+               count(*) FILTER (WHERE {answered_in_period}),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY {answer_seconds}) FILTER (WHERE {answered_in_period}),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY {answer_seconds}) FILTER (WHERE {answered_in_period})
+        FROM {table}
+    """  # noqa: S608 - the table name is ours, values are parameters
+    since = _since(days)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [since, since, since])
+        open_count, oldest, answered, p50, p95 = cursor.fetchone()
+
+    def _f(value: object) -> float | None:
+        return float(value) if value is not None else None
+
+    return ReviewFigures(open=open_count, oldest_open_seconds=_f(oldest), answered=answered, p50=_f(p50), p95=_f(p95))

@@ -20,3 +20,8 @@ def apply_retention() -> str:
     """Scheduled (ensure_schedules): delete what is older than RAIOX_RETENTION_DAYS."""
     report = services.retention_apply()
     return f"submissions={report.submissions} tasks={report.tasks} sessions={report.sessions}"
+
+
+def notify_review(review_request_id: int) -> str:
+    """E-mail the dentist the specialist's answer, once (``services.review_request_notify``)."""
+    return services.review_request_notify(review_request_id=review_request_id)

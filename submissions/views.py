@@ -31,6 +31,7 @@ from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.results import result_path, submission_result_view
 from submissions.services import (
+    review_request_create,
     submission_create,
     submission_get_by_token,
     submission_record_feedback,
@@ -101,9 +102,11 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
         {
             "status": view.status,
             "status_label": view.status_label,
+            "state": view.state_key,
             "is_done": view.is_done,
             "is_failed": view.is_failed,
-            "is_pending": view.is_pending,
+            # Keep polling while a marked region is still being analysed.
+            "is_pending": view.is_pending or view.regions_pending,
             "html": render_to_string("submissions/_result_body.html", context, request=request),
         }
     )
@@ -148,6 +151,23 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
             messages.success(request, _("Obrigado! Removemos este candidato e estamos buscando outros."))
         else:
             messages.success(request, _("Obrigado! Sua resposta foi registrada para conferência da equipe."))
+    return _back(submission)
+
+
+@require_POST
+@rate_limit_page("actions")
+def review(request: HttpRequest, token: str) -> HttpResponse:
+    """The dentist asks for a specialist's review (once: asking again changes nothing)."""
+    submission = submission_get_by_token(token)
+    try:
+        _review, created = review_request_create(submission=submission, note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if created:
+            messages.success(request, _("Pedido enviado! Um especialista vai revisar a radiografia."))
+        else:
+            messages.info(request, _("Você já pediu a revisão desta radiografia; aguarde a resposta."))
     return _back(submission)
 
 

@@ -14,7 +14,8 @@
     fetch(body.getAttribute("data-status-url"), { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
       .then(function (data) {
-        if (data.status !== body.getAttribute("data-status")) {
+        if (data.state !== body.getAttribute("data-state")) {
+          body.setAttribute("data-state", data.state);
           body.setAttribute("data-status", data.status);
           body.innerHTML = data.html;
           chip.textContent = data.status_label.charAt(0).toUpperCase() + data.status_label.slice(1);
@@ -25,7 +26,7 @@
       .catch(function () { delay = Math.min(delay * 2, 15000); schedule(); });
   }
   function schedule() { window.setTimeout(poll, delay); }
-  if (body && pendingStates[body.getAttribute("data-status")]) schedule();
+  if (body && (pendingStates[body.getAttribute("data-status")] || body.hasAttribute("data-regions-pending"))) schedule();
 
   // --- crop ---
   var area = document.getElementById("crop-area");

@@ -60,6 +60,8 @@ LABELS = {
     "tooth": "dente",
     "external_id": "id",
     "file": "arquivo",
+    "note": "observação",
+    "answer_note": "nota ao dentista",
 }
 # The names of the old form, which /upload, /api/match/, the webhook and the upload page kept.
 FORM_NAMES = {

@@ -25,9 +25,10 @@ from submissions.intake.fields import (
     missing,
     read_file,
 )
+from submissions.intake.regions import create_with_regions
 from submissions.models import Submission
 from submissions.results import wait_for_result
-from submissions.services import IntakeRecord, submission_create
+from submissions.services import IntakeRecord
 
 # What the dentist must fill in on each route that sends this shape.
 PAGE_REQUIRED = ("dentist_name", "dentist_email", "patient", "tooth")
@@ -80,14 +81,17 @@ def queue_is_busy() -> bool:
     return oldest is not None and (now - oldest).total_seconds() > settings.RAIOX_UPLOAD_WAIT_SECONDS
 
 
-def submit_and_wait(data: Mapping[str, Any], files: MultiValueDict, *, source: str) -> Submission:
-    """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), then
-    wait up to RAIOX_UPLOAD_WAIT_SECONDS for a worker — unless the queue is busy (``queue_is_busy``),
-    when waiting would only hold a web worker that other dentists need: the caller answers 202
-    with the status URL at once. The web process only polls the database."""
+def submit_and_wait(
+    data: Mapping[str, Any], files: MultiValueDict, *, source: str, regions: object = None
+) -> Submission:
+    """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), and
+    one submission per marked implant (``regions``, checked first), then wait up to
+    RAIOX_UPLOAD_WAIT_SECONDS for a worker — unless the queue is busy (``queue_is_busy``), when
+    waiting would only hold a web worker that other dentists need: the caller answers 202 with the
+    status URL at once. The web process only polls the database."""
     busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
-        submission, _ = submission_create(intake=intake_from_form(data, files, source=source))
+        submission, _created, _regions = create_with_regions(intake_from_form(data, files, source=source), regions)
     if not busy:
         wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
         submission.refresh_from_db()

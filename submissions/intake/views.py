@@ -27,8 +27,9 @@ from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
+from submissions.intake.regions import create_with_regions
 from submissions.models import Submission
-from submissions.results import result_url
+from submissions.results import region_links, result_url
 from submissions.services import IntakeRecord, submission_create
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ def machine_endpoint(view: View) -> View:
     return wrapper
 
 
-def _accepted(submission: Submission, created: bool, *, authenticated: bool) -> JsonResponse:
+def _accepted(
+    submission: Submission, created: bool, *, authenticated: bool, regions: list[Submission] | None = None
+) -> JsonResponse:
     logger.info(
         "intake: %s submission %s %s", submission.source, submission.pk, "created" if created else "repeated delivery"
     )
@@ -95,13 +98,16 @@ def _accepted(submission: Submission, created: bool, *, authenticated: bool) -> 
         # only the sender holding the webhook token is told the first delivery's token and link.
         # The answer is still 2xx, or a real sender would keep retrying its repeat.
         return JsonResponse({"duplicate": True}, status=200)
+    body = {
+        "token": str(submission.token),
+        "status": submission.status,
+        "result_url": result_url(submission),
+        "duplicate": not created,
+    }
+    if regions:
+        body["regions"] = region_links(regions)
     return JsonResponse(
-        {
-            "token": str(submission.token),
-            "status": submission.status,
-            "result_url": result_url(submission),
-            "duplicate": not created,
-        },
+        body,
         # A repeated delivery is answered 2xx too, or the sender would keep retrying it.
         status=201 if created else 200,
     )
@@ -138,4 +144,9 @@ def generic_webhook(request: HttpRequest) -> HttpResponse:
     auth = request.headers.get("Authorization", "")
     given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
     authenticated = _authenticate(request, settings.RAIOX_WEBHOOK_TOKEN, given)
-    return _create(webhook.intake_from_webhook, request, FORM_NAMES, authenticated=authenticated)
+    with client_names(FORM_NAMES):
+        # Marked implants ("regions"), if any, are checked against the image before anything is kept.
+        film, created, regions = create_with_regions(
+            webhook.intake_from_webhook(request), webhook.regions_from(request)
+        )
+    return _accepted(film, created, authenticated=authenticated, regions=regions)

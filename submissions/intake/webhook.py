@@ -65,6 +65,26 @@ WEBHOOK_REQUEST_SCHEMA: dict[str, Any] = {
             "maxLength": URL_LIMIT,
             "description": "URL https da imagem num servidor permitido (RAIOX_WEBHOOK_FILE_HOSTS).",
         },
+        "regions": {
+            "type": "array",
+            "maxItems": settings.RAIOX_MAX_REGIONS,
+            "description": (
+                "Implantes marcados na radiografia (opcional; só com `file`): cada um é identificado à parte. "
+                "Pixels da imagem; dentro dela, sem sobreposição, cada lado com ao menos RAIOX_MIN_IMAGE_SIDE "
+                "pixels. Em multipart, a lista em JSON como texto."
+            ),
+            "items": {
+                "type": "object",
+                "required": ["x", "y", "width", "height", "tooth"],
+                "properties": {
+                    "x": {"type": "number"},
+                    "y": {"type": "number"},
+                    "width": {"type": "number"},
+                    "height": {"type": "number"},
+                    "tooth": {"type": "string", "pattern": f"^({FDI_TOOTH_PATTERN})$"},
+                },
+            },
+        },
         "id": {
             "type": "string",
             "maxLength": fields.EXTERNAL_ID_LIMIT,
@@ -87,6 +107,20 @@ WEBHOOK_RESPONSE_SCHEMA: dict[str, Any] = {
         "status": {"type": "string", "enum": ["received", "processing", "done", "failed"]},
         "result_url": {"type": "string", "format": "uri"},
         "duplicate": {"type": "boolean", "description": "true quando o mesmo id já tinha sido recebido"},
+        "regions": {
+            "type": "array",
+            "description": "Só quando regiões foram marcadas: um envio por implante, com sua página de resultado.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "region": {"type": "integer"},
+                    "tooth": {"type": "string"},
+                    "token": {"type": "string", "format": "uuid"},
+                    "status": {"type": "string"},
+                    "result_url": {"type": "string", "format": "uri"},
+                },
+            },
+        },
     },
 }
 
@@ -119,6 +153,13 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApplicationError("O corpo deve ser um objeto JSON.", code="invalid_json")
     return body
+
+
+def regions_from(request: HttpRequest) -> object:
+    """The ``regions`` the sender marked (a JSON list; in multipart, that list as a JSON string)."""
+    if (request.content_type or "") == "application/json":
+        return _json_body(request).get("regions")
+    return request.POST.get("regions")
 
 
 def intake_from_webhook(request: HttpRequest) -> IntakeRecord:

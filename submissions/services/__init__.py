@@ -32,3 +32,9 @@ from submissions.services.remote import (  # noqa: F401
     submission_prepare_image,
 )
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401
+from submissions.services.review_request import (  # noqa: F401
+    NOTIFY_REVIEW_TASK,
+    review_request_answer,
+    review_request_create,
+    review_request_notify,
+)

@@ -76,6 +76,9 @@ def worker(live_server, catalog, tmp_path):
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "RAIOX_ALLOW_UNTRAINED_MODEL": "1",
         "RAIOX_Q_WORKERS": "1",
+        # The worker's e-mails go to files (the only mock: delivery); tests read them from there.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
     }
     log = open(tmp_path / "qcluster.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

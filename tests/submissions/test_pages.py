@@ -287,7 +287,16 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
         )
     child = Submission.objects.get(parent=original)
     assert response.status_code == 302 and response["Location"] == result_url(child)
-    assert child.crop_box == {"x": 50, "y": 20, "width": 120, "height": 200}
+    # The one-region case: the rectangle, its number on the film and the film's size.
+    assert child.crop_box == {
+        "x": 50,
+        "y": 20,
+        "width": 120,
+        "height": 200,
+        "region": 1,
+        "image_width": 400,
+        "image_height": 300,
+    }
     assert (child.patient, child.tooth, child.dentist_email, child.source) == (
         original.patient,
         original.tooth,
@@ -303,7 +312,16 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
 def test_crop_is_clamped_to_the_image_and_refuses_a_tiny_box(catalog):
     original = make_submission(image=png_bytes((400, 300)))
     child, _ = submission_create(intake=intake_from_crop(original, {"x": 300, "y": 200, "width": 500, "height": 500}))
-    assert child.crop_box == {"x": 300, "y": 200, "width": 100, "height": 100}
+    # The one-region case: the rectangle, its number on the film and the film's size.
+    assert child.crop_box == {
+        "x": 300,
+        "y": 200,
+        "width": 100,
+        "height": 100,
+        "region": 1,
+        "image_width": 400,
+        "image_height": 300,
+    }
     with pytest.raises(ApplicationError, match="Recorte pequeno demais") as exc:
         intake_from_crop(original, {"x": 0, "y": 0, "width": 10, "height": 10})
     assert exc.value.field == "box"

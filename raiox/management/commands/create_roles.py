@@ -26,6 +26,10 @@ ROLES: dict[str, list[str]] = {
         "implants.delete_referenceimage",
         # Both roles read the latest accuracy report (evaluate_matching) before trusting a change.
         "matching.view_evaluationreport",
+        "implants.view_lookalikegroup",
+        "implants.add_lookalikegroup",
+        "implants.change_lookalikegroup",
+        "implants.delete_lookalikegroup",
     ],
     CASE_REVIEWERS: [
         "submissions.view_submission",
@@ -33,6 +37,7 @@ ROLES: dict[str, list[str]] = {
         "submissions.view_patient_data",
         "submissions.view_match",
         "submissions.view_dentistfeedback",
+        "submissions.view_reviewrequest",  # the specialist-review queue (answered as confirming)
         "implants.view_manufacturer",
         "implants.view_implant",
         "implants.view_referenceimage",

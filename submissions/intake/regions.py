@@ -1,0 +1,208 @@
+"""Regions of one X-ray: the implants the dentist marked (``[{x, y, width, height, tooth}]``, image
+pixels, FDI tooth), each matched on its own as a child Submission of the film. Crop & re-match on
+the result page is the one-region case (``submissions.intake.crop``).
+
+Part of the intake field specification: every refusal is a 400 ``{"error","field":"regions",...}``
+naming the region, checked before anything is stored. A region must lie inside the image, be at
+least ``RAIOX_MIN_IMAGE_SIDE`` pixels on each side, not overlap another, and a film has at most
+``RAIOX_MAX_REGIONS``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image
+
+from kernel.errors import ApplicationError
+from submissions.intake import fields
+from submissions.models import Submission
+from submissions.services import IntakeRecord
+
+FIELD = "regions"
+
+
+@dataclass(frozen=True)
+class Region:
+    x: int
+    y: int
+    width: int
+    height: int
+    tooth: str
+
+    def box(self, number: int, image_width: int, image_height: int) -> dict:
+        """What the child submission keeps (``crop_box``): the rectangle, its number on the film
+        and the film's size (the page draws the numbered rectangles from these)."""
+        return {
+            "x": self.x,
+            "y": self.y,
+            "width": self.width,
+            "height": self.height,
+            "region": number,
+            "image_width": image_width,
+            "image_height": image_height,
+        }
+
+    def overlaps(self, other: Region) -> bool:
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
+
+
+def _refuse(message: str, code: str, field: str = FIELD) -> ApplicationError:
+    return ApplicationError(message, field=field, code=code)
+
+
+def _number(value: object, name: str, label: str, field: str) -> int:
+    message = f"{label}: {name} deve ser um número."
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _refuse(message, "invalid_region", field)
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise _refuse(message, "invalid_region", field) from exc
+    if number != number or number in (float("inf"), float("-inf")):
+        raise _refuse(message, "invalid_region", field)
+    return round(number)
+
+
+def parse_region(
+    raw: object,
+    label: str,
+    *,
+    width: int,
+    height: int,
+    field: str = FIELD,
+    clamp: bool = False,
+    tooth_required: bool = True,
+    small: str = "pequena",  # agrees with the label: "Região 2 pequena", "Recorte pequeno"
+) -> Region:
+    """One region, checked against an image of ``width`` × ``height``; ``label`` names it in the
+    messages ("Região 2", or "Recorte" on the page). ``clamp``: a rectangle dragged past the edge on
+    the page means "up to the edge"; API clients get a refusal instead."""
+    if not isinstance(raw, Mapping):
+        raise _refuse(f"{label}: esperado um objeto com x, y, width, height e tooth.", "invalid_region", field)
+    try:
+        x, y, w, h = (_number(raw[k], k, label, field) for k in ("x", "y", "width", "height"))
+    except KeyError as exc:
+        raise _refuse(f"{label}: faltou {exc.args[0]}.", "invalid_region", field) from exc
+    try:
+        tooth = fields.tooth(raw.get("tooth"), required=tooth_required)
+    except ApplicationError as exc:
+        raise _refuse(f"{label}: {exc.message}", exc.code, field) from exc
+    if clamp:
+        x0, y0 = max(0, min(x, width)), max(0, min(y, height))
+        x, y, w, h = x0, y0, max(0, min(x + w, width)) - x0, max(0, min(y + h, height)) - y0
+    elif x < 0 or y < 0 or x + w > width or y + h > height or w <= 0 or h <= 0:
+        raise _refuse(
+            f"{label} está fora da imagem (a imagem tem {width} × {height} pixels).", "region_outside_image", field
+        )
+    side = settings.RAIOX_MIN_IMAGE_SIDE
+    if w < side or h < side:
+        raise _refuse(
+            f"{label} {small} demais: marque uma área de pelo menos {side} × {side} pixels da imagem.",
+            "region_too_small",
+            field,
+        )
+    return Region(x, y, w, h, tooth)
+
+
+def parse_regions(raw: object, *, width: int, height: int) -> list[Region]:
+    """The list sent by an API client or webhook: a JSON list, or that list as a JSON string
+    (multipart forms). Empty or absent: no regions (the whole film is matched)."""
+    if raw in (None, "", []):
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise _refuse("regions deve ser uma lista JSON de regiões.", "invalid_regions") from exc
+    if not isinstance(raw, list):
+        raise _refuse("regions deve ser uma lista de regiões.", "invalid_regions")
+    limit = settings.RAIOX_MAX_REGIONS
+    if len(raw) > limit:
+        raise _refuse(f"No máximo {limit} implantes marcados por radiografia.", "too_many_regions")
+    regions = [parse_region(item, f"Região {n}", width=width, height=height) for n, item in enumerate(raw, start=1)]
+    for i, a in enumerate(regions):
+        for j in range(i + 1, len(regions)):
+            if a.overlaps(regions[j]):
+                raise _refuse(
+                    f"As regiões {i + 1} e {j + 1} se sobrepõem: marque cada implante uma vez.", "regions_overlap"
+                )
+    return regions
+
+
+def load_image(submission: Submission) -> Image.Image:
+    """The stored (normalised PNG) X-ray of ``submission``."""
+    from django.core.files.storage import default_storage
+
+    if not submission.image:
+        raise ApplicationError("A imagem ainda não foi recebida; tente de novo em instantes.", code="no_image")
+    try:
+        with default_storage.open(submission.image.name, "rb") as fh:
+            original = Image.open(io.BytesIO(fh.read()), formats=("PNG", "JPEG"))
+            original.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Until the worker has decoded it into its PNG, the stored file is the sender's original
+        # (DICOM, HEIC...), which the web process does not decode.
+        raise ApplicationError(
+            "A imagem ainda está sendo processada; tente de novo em instantes.", code="not_ready", status=409
+        ) from exc
+    return original
+
+
+def intake_from_region(parent: Submission, original: Image.Image, region: Region, number: int) -> IntakeRecord:
+    """``region`` of ``parent``'s X-ray as an intake: the parent's dentist and patient, the region's
+    tooth (the parent's when the region names none)."""
+    piece = original.crop((region.x, region.y, region.x + region.width, region.y + region.height))
+    out = io.BytesIO()
+    piece.save(out, format="PNG")
+    answers = {name: getattr(parent, name) for name in fields.ANSWERS}
+    answers["tooth"] = region.tooth or parent.tooth
+    return fields.intake_record(
+        source=parent.source,
+        answers=answers,
+        image_bytes=out.getvalue(),
+        original_filename=f"regiao-{number}.png",
+        parent_id=parent.pk,
+        crop_box=region.box(number, original.width, original.height),
+    )
+
+
+def create_with_regions(intake: IntakeRecord, raw_regions: object) -> tuple[Submission, bool, list[Submission]]:
+    """Create the film's submission and one child submission per region (each queued and matched
+    on its own); returns ``(film, created, regions' submissions in order)``. Every region is
+    checked against the image before anything is stored; a repeated delivery (same external id)
+    answers the regions created the first time."""
+    from django.db import transaction
+
+    from kernel.imaging import decode_image
+    from submissions.services import submission_create
+
+    if raw_regions in (None, "", []):
+        film, created = submission_create(intake=intake)
+        return film, created, []
+    if intake.image_bytes is None:
+        raise _refuse("Para marcar regiões, envie o arquivo da imagem (não a URL).", "regions_need_file")
+    # Cutting regions needs the pixels: this is the one intake path that decodes in the web process
+    # (everywhere else it reads headers only and the worker decodes), bounded by the pixel cap.
+    image = decode_image(intake.image_bytes)
+    regions = parse_regions(raw_regions, width=image.width, height=image.height)
+    with transaction.atomic():
+        film, created = submission_create(intake=intake)
+        if not created:
+            return film, False, list(film.crops.order_by("pk"))
+        original = Image.open(io.BytesIO(image.content))
+        original.load()
+        children = [
+            submission_create(intake=intake_from_region(film, original, region, n))[0]
+            for n, region in enumerate(regions, start=1)
+        ]
+    return film, True, children
