@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from implants import services
-from implants.models import Implant, Manufacturer, ReferenceImage
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceImage
 from implants.selectors import catalog_images
 from kernel.errors import ApplicationError
 from kernel.imaging import inspect_image
@@ -73,18 +73,7 @@ class ImplantSerializer(serializers.ModelSerializer):
             "manufacturer",
             "manufacturer_name",
             "name",
-            "connection",
-            "body_shape",
-            "level",
-            "thread_shape",
-            "apex",
-            "collar",
-            "platform_switching",
-            "diameters_mm",
-            "lengths_mm",
-            "screwdriver",
-            "notes",
-            "is_active",
+            *IMPLANT_DESCRIPTION_FIELDS,
             "reference_image_count",
         ]
 

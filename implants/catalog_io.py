@@ -24,7 +24,7 @@ from django.utils.text import slugify
 
 from implants import services
 from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
-from implants.models import Implant, Manufacturer, ReferenceSource
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
 from kernel.errors import ApplicationError
 from kernel.imaging import decode_image
 from kernel.storage_keys import SAFE_EXTENSIONS
@@ -34,35 +34,10 @@ COLUMNS = [
     "manufacturer_country",
     "manufacturer_website",
     "name",
-    "connection",
-    "body_shape",
-    "level",
-    "thread_shape",
-    "apex",
-    "collar",
-    "platform_switching",
-    "diameters_mm",
-    "lengths_mm",
-    "screwdriver",
-    "notes",
-    "is_active",
+    *IMPLANT_DESCRIPTION_FIELDS,
     "images",
 ]
 REQUIRED = ["manufacturer", "name", "connection", "body_shape", "thread_shape"]
-FEATURES = [
-    "connection",
-    "body_shape",
-    "level",
-    "thread_shape",
-    "apex",
-    "collar",
-    "platform_switching",
-    "diameters_mm",
-    "lengths_mm",
-    "screwdriver",
-    "notes",
-    "is_active",
-]
 TRUE = {"1", "true", "sim", "yes", "s", "y", "x"}
 FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 

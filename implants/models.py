@@ -116,6 +116,23 @@ class Implant(models.Model):
         return f"{self.manufacturer.name} {self.name}"
 
 
+# What describes an implant beyond its name and maker, in the order people read it: the catalogue
+# API, the catalogue import/export columns and the admin show these fields, from this one list.
+IMPLANT_DESCRIPTION_FIELDS: list[str] = [
+    "connection",
+    "body_shape",
+    "level",
+    "thread_shape",
+    "apex",
+    "collar",
+    "platform_switching",
+    "diameters_mm",
+    "lengths_mm",
+    "screwdriver",
+    "notes",
+    "is_active",
+]
+
 # The features a dentist can read on an X-ray ("refine by what you see"), each with the values it
 # may take: the Implant fields above and their choices. The result page offers them, the refine
 # service validates against them and the search filters on them.
