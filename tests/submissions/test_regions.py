@@ -70,11 +70,15 @@ def test_webhook_with_three_regions_makes_one_submission_per_implant(client, dja
     assert len(storage_keys()) == 4
 
 
-def test_repeated_delivery_with_an_id_answers_the_same_regions(client):
+def test_repeated_delivery_with_an_id_answers_the_same_regions(client, settings):
+    # Only the sender holding the webhook token learns the first delivery's links (issue 13:
+    # repeats learn nothing); that sender gets the same regions back, and nothing new is stored.
+    settings.RAIOX_WEBHOOK_TOKEN = "s3cret"
+    auth = {"HTTP_AUTHORIZATION": "Bearer s3cret"}
     payload = json.loads(_payload(THREE[:2]))
     payload["id"] = "lote-7"
-    first = client.post("/webhook", json.dumps(payload), content_type="application/json")
-    again = client.post("/webhook", json.dumps(payload), content_type="application/json")
+    first = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
+    again = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
     assert first.status_code == 201 and again.status_code == 200
     assert again.json()["regions"] == first.json()["regions"]
     assert Submission.objects.count() == 3
