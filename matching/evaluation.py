@@ -25,7 +25,7 @@ from implants.models import Implant, ReferenceImage
 from kernel.storage_keys import SAFE_EXTENSIONS
 from matching.models import EvaluationReport
 from matching.search import ImplantHit, _fold, nearest_implants, nearest_implants_exact
-from submissions.selectors import confidence_for
+from submissions.results import confidence_for
 
 K = 5
 HIGH_PRECISION_TARGET = 0.95

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from implants.models import ReferenceImage
 from matching import embedder as embedder_module
-from matching import tasks as tasks_module
+from matching import services as worker_services
 from matching.checkpoints import installed_checkpoint, sha256_of
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -35,9 +35,9 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture
 def fresh_embedder():
     """The embedder is built once per process: forget it around the test."""
-    embedder_module._embedder, tasks_module._state_recorded_at = None, None
+    embedder_module._embedder, worker_services._state_recorded_at = None, None
     yield
-    embedder_module._embedder, tasks_module._state_recorded_at = None, None
+    embedder_module._embedder, worker_services._state_recorded_at = None, None
 
 
 def test_wrong_checksum_or_not_a_checkpoint_installs_nothing(settings, tmp_path, checkpoint):
@@ -79,7 +79,7 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
     # The operator points the setting at the installed file and restarts the worker.
     settings.RAIOX_CLIP_PRETRAINED = installed.path
     settings.RAIOX_ALLOW_UNTRAINED_MODEL = False  # a real checkpoint must load without the fallback
-    embedder_module._embedder, tasks_module._state_recorded_at = None, None
+    embedder_module._embedder, worker_services._state_recorded_at = None, None
     out = io.StringIO()
     call_command("reembed", stdout=out, stderr=io.StringIO())
     assert f"Model: {installed.model_id}" in out.getvalue() and "UNTRAINED" not in out.getvalue()
