@@ -17,6 +17,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from implants.models import Implant, ReferenceImage, ReferenceSource
 from implants.services import reference_image_delete
@@ -83,6 +84,9 @@ def worker_in_process(monkeypatch, s3_storage, catalog):
     """django-q's sync mode: every task queued on commit runs at once, the real worker code."""
     for reference_id in ReferenceImage.objects.values_list("pk", flat=True):
         tasks.embed_reference_image(reference_id)
+    # The seed's own embedding tasks, just done above, would otherwise keep the queue "busy" and
+    # /upload would answer 202 at once instead of waiting (tests/security/test_upload_wait.py).
+    OrmQ.objects.all().delete()
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
