@@ -107,6 +107,8 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
             "is_failed": view.is_failed,
             # Keep polling while a marked region is still being analysed.
             "is_pending": view.is_pending or view.regions_pending,
+            # The worker swaps the original for its decoded PNG: the page follows the new file.
+            "image_url": view.image_url,
             "html": render_to_string("submissions/_result_body.html", context, request=request),
         }
     )

@@ -21,6 +21,13 @@
           chip.textContent = data.status_label.charAt(0).toUpperCase() + data.status_label.slice(1);
           chip.className = "chip chip-" + data.status;
         }
+        // The worker replaces the file the dentist sent (kept as received until then: DICOM, HEIC...)
+        // by its decoded PNG: show, and crop on, the stored picture, not a link that is now gone.
+        var xray = document.getElementById("xray");
+        if (xray && data.image_url &&
+            new URL(data.image_url, window.location.href).pathname !== new URL(xray.src, window.location.href).pathname) {
+          xray.src = data.image_url;
+        }
         if (data.is_pending) schedule();
       })
       .catch(function () { delay = Math.min(delay * 2, 15000); schedule(); });

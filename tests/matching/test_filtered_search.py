@@ -115,12 +115,18 @@ def test_a_filter_returns_every_implant_it_keeps_when_fewer_than_k_exist(synthet
 
 def test_rejected_implants_never_come_back(synthetic, plan):
     crowd = {i.pk for i in synthetic["crowd"]}
+    found = expected = 0
     for query in synthetic["queries"]:
         first = ids(nearest_implants(query, model_id=MODEL_ID, k=3))
         rejected = set(first)  # the dentist rejected the whole top 3
         hits = nearest_implants(query, model_id=MODEL_ID, k=3, exclude_implants=rejected)
-        assert len(hits) == 3 and not set(ids(hits)) & rejected
-        assert ids(hits) == numpy_top(query, 3, (crowd | {i.pk for i in synthetic["rare"]}) - rejected)
+        assert len(hits) == 3 and not set(ids(hits)) & rejected  # never, on any path
+        truth = numpy_top(query, 3, (crowd | {i.pk for i in synthetic["rare"]}) - rejected)
+        found += len(set(ids(hits)) & set(truth))
+        expected += len(truth)
+    # Unfiltered, this is the approximate HNSW walk (the graph's levels are drawn at random when
+    # rows are inserted, so one run may swap a near-tie): recall@3 over the queries, not equality.
+    assert found / expected >= 0.9
 
 
 def test_rejections_and_a_feature_filter_together(synthetic, plan):

@@ -23,6 +23,7 @@ from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,
     submission_create,
+    submission_prepare_image,
     submission_record_feedback,
     submission_refine,
 )
@@ -122,6 +123,22 @@ def test_processing_page_says_so_refreshes_without_js_and_polls_with_js(client):
     status = client.get(reverse("submissions:result-status", args=[submission.token])).json()
     assert status["status"] == "received" and status["is_pending"] and not status["is_done"]
     assert "Analisando" in status["html"]
+
+
+def test_status_json_follows_the_xray_to_the_file_the_worker_decoded(client, django_capture_on_commit_callbacks):
+    # Intake keeps the file as sent; the worker stores its decoded PNG and deletes the original. A
+    # page opened before that must switch to the new file (static/js/result.js reads image_url),
+    # or the X-ray shown — and the crop drawn on it — would point at a file that is gone.
+    submission = make_submission()
+    status_url = reverse("submissions:result-status", args=[submission.token])
+    before = client.get(status_url).json()["image_url"]
+    assert before and client.get(before).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):  # the original is deleted on commit
+        submission_prepare_image(submission_id=submission.pk)
+    after = client.get(status_url).json()["image_url"]
+    assert after != before
+    assert client.get(after).status_code == 200
+    assert client.get(before).status_code == 404
 
 
 def test_done_page_shows_three_cards_with_what_the_dentist_needs(client, catalog):
