@@ -4,13 +4,17 @@
 from submissions.services.core import (  # noqa: F401
     NOTIFY_TASK,
     PROCESS_TASK,
+    RESULT_CHANNEL,
     IntakeRecord,
     MatchCandidate,
+    SubmissionBusy,
     submission_attach_image,
+    submission_claim_waiting,
     submission_create,
     submission_fail,
     submission_get_by_token,
     submission_record_result,
+    submission_release,
     submission_reprocess,
     submission_start_processing,
 )
@@ -20,5 +24,9 @@ from submissions.services.dentist import (  # noqa: F401
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
-from submissions.services.remote import RemoteFetchError, submission_fetch_remote_image  # noqa: F401
+from submissions.services.remote import (  # noqa: F401
+    RemoteFetchError,
+    remote_image_download,
+    submission_fetch_remote_image,
+)
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401

@@ -21,11 +21,11 @@ from django.conf import settings
 from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
 from kernel.errors import ApplicationError
-from kernel.imaging import validate_image
+from kernel.imaging import ValidatedImage, validate_image
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
 
-__all__ = ["RemoteFetchError", "allowed_hosts_for", "submission_fetch_remote_image"]
+__all__ = ["RemoteFetchError", "allowed_hosts_for", "remote_image_download", "submission_fetch_remote_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,21 @@ def _download(url: str, *, source: str) -> bytes:
     )
 
 
+def remote_image_download(*, submission_id: int, url: str, source: str) -> ValidatedImage:
+    """Download and validate a submission's image from its sender's host; no database, no
+    storage, so the worker runs several at once (``matching.services``). Raises as the module
+    docstring says; ``submission_attach_image`` stores the result."""
+    try:
+        data = _download(url, source=source)
+    except httpx.HTTPError as exc:
+        # Logged by type only: the URL names the dentist's account and file.
+        logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
+        raise RemoteFetchError(type(exc).__name__) from exc
+    image = validate_image(data, field="file")
+    logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    return image
+
+
 def submission_fetch_remote_image(*, submission_id: int) -> Submission:
     """Download, validate and store the image of a submission created with only a URL."""
     submission = Submission.objects.get(pk=submission_id)
@@ -61,12 +76,7 @@ def submission_fetch_remote_image(*, submission_id: int) -> Submission:
         return submission
     if not submission.remote_image_url:
         raise ApplicationError("Nenhuma imagem foi enviada.", field="file", code="missing_file")
-    try:
-        data = _download(submission.remote_image_url, source=submission.source)
-    except httpx.HTTPError as exc:
-        # Logged by type only: the URL names the dentist's account and file.
-        logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
-        raise RemoteFetchError(type(exc).__name__) from exc
-    image = validate_image(data, field="file")
-    logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    image = remote_image_download(
+        submission_id=submission_id, url=submission.remote_image_url, source=submission.source
+    )
     return submission_attach_image(submission_id=submission_id, image=image)
