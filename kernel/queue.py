@@ -63,10 +63,11 @@ class NotifyingORMBroker(ORM):
         self.get_connection()  # django-q's stale-connection check outside transactions
         table = connection.ops.quote_name(OrmQ._meta.db_table)
         with connection.cursor() as cursor:
-            # One statement: the row and the wake-up, both part of the caller's transaction if any.
+            # One statement: the row and the wake-up (payload: the task's id), both part of the caller's
+            # transaction if any.
             cursor.execute(
                 f'WITH task AS (INSERT INTO {table} ("key", "payload", "lock") VALUES (%s, %s, %s) '  # noqa: S608
-                'RETURNING "id") SELECT "id", pg_notify(%s, \'\') FROM task',
+                'RETURNING "id") SELECT "id", pg_notify(%s, "id"::text) FROM task',
                 [self.list_key or Conf.CLUSTER_NAME, task, timezone.now(), self.channel],
             )
             return cursor.fetchone()[0]
