@@ -12,7 +12,7 @@ import logging
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
-from matching.tasks import _read, reusable_embedding, worker_embedder
+from matching.services import _read, reusable_embedding, worker_embedder
 
 logger = logging.getLogger(__name__)
 

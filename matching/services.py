@@ -30,6 +30,7 @@ from implants.models import REFINE_FIELDS, ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage
+from kernel.queue import notifications
 from matching.embedder import Embedder, get_embedder
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -400,6 +401,29 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
         logger.info("process_submission: batch of %s submissions, %s embedded", len(items), len(to_embed))
 
 
+def _start_processing(submission_id: int) -> Submission | None:
+    """``submission_start_processing``; while another worker's batch has the submission (two
+    worker processes: the other one claimed it), wait for that batch to record it, woken by its
+    result's NOTIFY (a batch takes seconds), re-checking each second for a lease that ends without
+    a result. A worker killed mid-batch leaves its lease to expire (Q_CLUSTER timeout): past half
+    of it the task raises ``SubmissionBusy`` and django-q delivers it again later, so a task never
+    waits out its own timeout."""
+    try:
+        return submission_services.submission_start_processing(submission_id=submission_id)
+    except submission_services.SubmissionBusy:
+        pass
+    deadline = time.monotonic() + settings.Q_CLUSTER.get("timeout", 120) / 2
+    with notifications(submission_services.RESULT_CHANNEL) as wait:
+        while True:
+            try:
+                return submission_services.submission_start_processing(submission_id=submission_id)
+            except submission_services.SubmissionBusy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                wait(min(1.0, remaining), str(submission_id))
+
+
 def submission_process(*, submission_id: int) -> str:
     """Embed a submission's X-ray (or reuse an embedding), search, save the Matches, mark done —
     and the same for up to RAIOX_PROCESS_BATCH - 1 others waiting, in one batch (see above).
@@ -410,7 +434,7 @@ def submission_process(*, submission_id: int) -> str:
     """
     if not Submission.objects.filter(pk=submission_id).exists():
         return "missing"  # deleted before the worker got to it
-    submission = submission_services.submission_start_processing(submission_id=submission_id)
+    submission = _start_processing(submission_id)
     if submission is None:
         return "already done"  # finished by an earlier delivery, or in another task's batch
     embedder = worker_embedder()

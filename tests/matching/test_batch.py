@@ -20,6 +20,7 @@ from submissions.services import (
     SubmissionBusy,
     submission_claim_waiting,
     submission_create,
+    submission_record_result,
 )
 from tests.matching.conftest import png_bytes
 from tests.submissions.conftest import upload_host  # noqa: F401 - the fixture, for the remote-image case
@@ -120,18 +121,43 @@ def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task
     assert flaky.status == Status.DONE and flaky.attempts == 2
 
 
-@pytest.mark.django_db
-def test_a_submission_in_another_workers_batch_is_left_to_it_until_its_lease_ends(embedded_catalog, settings):
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_submission_is_in_another_workers_batch_waits_for_that_result():
     submission = new_submission(png_bytes(70))
-    # Another worker's batch claims it (and is still running).
+    # Another worker process claimed it for its batch, which is still running.
     assert [s.pk for s in submission_claim_waiting(limit=5)] == [submission.pk]
+    answers: list[str] = []
 
-    with pytest.raises(SubmissionBusy):  # its own task is delivered again later
+    def own_task() -> None:
+        try:
+            answers.append(tasks.process_submission(submission.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=own_task)
+    thread.start()
+    # The other worker's batch records the result: the waiting task is woken and has nothing to do.
+    submission_record_result(submission_id=submission.pk, embedding=[0.01] * 512, model_id="m", candidates=[])
+    thread.join()
+
+    assert answers == ["already done"]
+    submission.refresh_from_db()
+    assert submission.status == Status.DONE and submission.attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_submission_whose_batch_worker_died_goes_to_its_own_task_when_the_lease_ends(embedded_catalog, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 2}  # a task waits at most half of it
+    submission = new_submission(png_bytes(71))
+    assert [s.pk for s in submission_claim_waiting(limit=5)] == [submission.pk]
+    # The claiming worker was killed; its lease (Q_CLUSTER timeout from the claim) is not over yet.
+    Submission.objects.filter(pk=submission.pk).update(started_at=timezone.now() + timedelta(hours=1))
+
+    with pytest.raises(SubmissionBusy):  # django-q delivers the task again after `retry`
         tasks.process_submission(submission.pk)
     submission.refresh_from_db()
     assert submission.status == Status.PROCESSING and submission.attempts == 1
 
-    # That worker was killed: past the task timeout its lease is over and the own task processes it.
     expired = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 1)
     Submission.objects.filter(pk=submission.pk).update(started_at=expired)
     assert tasks.process_submission(submission.pk) == "done"
