@@ -8,11 +8,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from django_q.tasks import async_task
 
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from kernel.files import stored_file
 from kernel.imaging import ValidatedImage, decode_image, inspect_image
+from kernel.queue import enqueue_on_commit
 from kernel.storage_keys import reference_image_key
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
@@ -23,7 +23,7 @@ EMBED_REFERENCE_BATCH_TASK = "matching.batch.embed_reference_images"
 
 
 def _queue_embedding(reference_image_id: int) -> None:
-    transaction.on_commit(lambda: async_task(EMBED_REFERENCE_TASK, reference_image_id, group="embed"))
+    enqueue_on_commit(EMBED_REFERENCE_TASK, reference_image_id, group="embed")
 
 
 def reference_images_queue_embedding(*, reference_ids: list[int], batch_size: int = 32) -> int:
@@ -32,7 +32,7 @@ def reference_images_queue_embedding(*, reference_ids: list[int], batch_size: in
     ids = list(reference_ids)
     batches = [ids[start : start + batch_size] for start in range(0, len(ids), max(1, batch_size))]
     for batch in batches:
-        transaction.on_commit(lambda batch=batch: async_task(EMBED_REFERENCE_BATCH_TASK, batch, group="embed"))
+        enqueue_on_commit(EMBED_REFERENCE_BATCH_TASK, batch, group="embed")
     return len(batches)
 
 

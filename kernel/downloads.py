@@ -13,6 +13,8 @@ Failures come in two kinds:
 
 from __future__ import annotations
 
+import functools
+import ssl
 import unicodedata
 from collections.abc import Collection, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -75,6 +77,14 @@ def check_remote_url(url: object, *, allowed_hosts: Collection[str], field: str 
     return url
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi's CA bundle, or SSL_CERT_FILE), built once per
+    process: loading the bundle took ~40 ms of every download in the worker (bench/RESULTS.md,
+    issue 15). An SSLContext is safe to share between threads and connections."""
+    return httpx.create_ssl_context()
+
+
 def download(
     url: str,
     *,
@@ -94,7 +104,7 @@ def download(
         status=413,
         code="file_too_large",
     )
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    with httpx.Client(timeout=timeout, follow_redirects=False, verify=_tls_context()) as client:
         for _ in range(MAX_REDIRECTS + 1):
             check_remote_url(url, allowed_hosts=allowed_hosts, field="file")
             with client.stream("GET", url, headers=dict(headers)) as response:

@@ -12,11 +12,14 @@ normally, so it is not retried and never blocks the queue. Logs carry ids only, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -26,7 +29,8 @@ from django.utils import timezone
 from implants.models import REFINE_FIELDS, ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
-from kernel.imaging import InvalidImage
+from kernel.imaging import InvalidImage, ValidatedImage
+from kernel.queue import notifications
 from matching.embedder import Embedder, get_embedder
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -197,33 +201,246 @@ def _last_attempt(submission: Submission) -> bool:
     return submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1)
 
 
-def _fetch_remote(submission: Submission) -> Submission | None:
-    """Decode the image (intake kept the original, reading its headers only) or fetch the one the
-    sender gave as a URL (Jotform keeps uploads on its own host): the worker does both, never the
-    web process. None when the submission failed (reason set)."""
+# --- processing submissions, in batches ---------------------------------------------------------
+#
+# A task processes its own submission and, when others are waiting (a burst of webhooks), claims up
+# to RAIOX_PROCESS_BATCH - 1 of them (``submission_claim_waiting``) and processes them together:
+# downloads and image decoding in a few threads (no database there: Pillow, zlib and the network
+# release the GIL), one forward pass of the model for every image to embed, then the search and
+# the result of each. So a burst drains near the model's batched rate instead of one image per
+# task. Every submission still ends alone: a poison image fails only its submission; a transient
+# error (network, storage) of a claimed submission releases it to its own task, which django-q
+# delivers as usual; the task's own submission keeps the single-task behaviour (raise, retried,
+# reported on the last attempt). Each claimed submission's own task stays queued and finds it
+# finished ("already done"): nothing is acknowledged for it by another task, so a worker killed
+# mid-batch loses nothing (see ``submission_start_processing`` for the lease).
+
+_prepare_pool: ThreadPoolExecutor | None = None
+
+
+def _in_threads(func: Callable[[_Item], object], items: list[_Item]) -> list[tuple[object, BaseException | None]]:
+    """``func(item)`` for each item, in the worker's prepare threads when there are several;
+    (result, None) or (None, exception) per item, in order."""
+
+    def call(item: _Item) -> tuple[object, BaseException | None]:
+        try:
+            return func(item), None
+        except Exception as exc:
+            return None, exc
+
+    threads = max(1, settings.RAIOX_PREPARE_THREADS)
+    if len(items) < 2 or threads < 2:
+        return [call(item) for item in items]
+    global _prepare_pool
+    if _prepare_pool is None:
+        _prepare_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prepare")
+    return list(_prepare_pool.map(call, items))
+
+
+@dataclass
+class _Item:
+    """One submission of a batch, on its way to a result."""
+
+    submission: Submission
+    own: bool  # the task's own submission (the others were claimed)
+    vector: list[float] | None = None
+    data: bytes | None = None  # the validated PNG, when this task downloaded it
+    image: object = None  # decoded for the model
+    outcome: str | None = None  # "done", "failed" or "released" (back to its own task)
+    error: BaseException | None = None  # the own submission's transient error, raised at the end
+
+    @property
+    def pk(self) -> int:
+        return self.submission.pk
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+
+def _fail(item: _Item, reason: str) -> None:
+    submission_services.submission_fail(submission_id=item.pk, reason=reason)
+    item.outcome = "failed"
+
+
+def _transient(item: _Item, exc: BaseException, last_reason: str) -> None:
+    """Network or storage trouble: the own submission raises (django-q delivers the task again) or,
+    on its last attempt, fails with ``last_reason``; a claimed one goes back to its own task."""
+    if item.own and _last_attempt(item.submission):
+        logger.warning("process_submission: submission %s: %s, giving up", item.pk, type(exc).__name__)
+        _fail(item, last_reason)
+        return
+    submission_services.submission_release(submission_id=item.pk, count_attempt=item.own)
+    item.outcome = "released"
+    if item.own:
+        item.error = exc
+
+
+def _decode(item: _Item) -> ValidatedImage | None:
+    return submission_services.submission_decode_pending_image(item.submission)
+
+
+def _prepare(items: list[_Item]) -> None:
+    """Decode the images (intake kept the original, reading its headers only) or fetch the ones
+    senders gave as a URL (Jotform keeps uploads on its own host): the worker does both, never the
+    web process, several at once in the prepare threads; each result is stored by the service."""
+    for item, (image, exc) in zip(items, _in_threads(_decode, items), strict=True):
+        if exc is None:
+            if image is None:
+                continue  # decoded already
+            try:
+                item.submission = submission_services.submission_attach_image(submission_id=item.pk, image=image)
+                item.data = image.content
+            except Exception as store_exc:  # storage unreachable
+                _transient(item, store_exc, STORAGE_UNREACHABLE)
+        elif isinstance(exc, InvalidImage):  # poison: a crafted or broken file never decodes
+            logger.warning("process_submission: submission %s has an unreadable image", item.pk)
+            # A stored original passed the intake's header check: its pixel data is what is broken.
+            _fail(item, UNREADABLE_IMAGE if item.submission.image else exc.message)
+        elif isinstance(exc, ApplicationError):  # permanent: 404, too big, refused host, file gone
+            _fail(item, exc.message)
+        else:  # transient: network, 5xx, storage
+            _transient(item, exc, STORAGE_UNREACHABLE if item.submission.image else REMOTE_UNREACHABLE)
+
+
+def _load(embedder: Embedder) -> Callable[[_Item], object]:
+    def load(item: _Item) -> object:
+        if item.data is not None:
+            data = item.data
+        else:
+            try:
+                data = _read(item.submission.image.name)
+            except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
+                raise PoisonImage(MISSING_IMAGE) from exc
+        try:
+            return embedder.load_image(data)
+        except Exception as exc:  # any decoder error: this file will never decode
+            raise PoisonImage(UNREADABLE_IMAGE) from exc
+
+    return load
+
+
+def _embed(embedder: Embedder, items: list[_Item]) -> None:
+    """One forward pass for every image to embed (identical images once). Should the batch fail,
+    each image is embedded alone, so only the image at fault fails."""
+    for item, (image, exc) in zip(items, _in_threads(_load(embedder), items), strict=True):
+        if isinstance(exc, PoisonImage):
+            logger.warning("process_submission: submission %s has an unreadable image", item.pk)
+            _fail(item, str(exc))
+        elif exc is not None:  # storage unreachable (outage, network)
+            _transient(item, exc, STORAGE_UNREACHABLE)
+        else:
+            item.image = image
+    by_hash: dict[str, list[_Item]] = {}
+    for item in items:
+        if not item.finished:
+            by_hash.setdefault(item.submission.content_hash or f"#{item.pk}", []).append(item)
+    groups = list(by_hash.values())
+    if not groups:
+        return
     try:
-        return submission_services.submission_prepare_image(submission_id=submission.pk)
-    except InvalidImage as exc:  # poison: a crafted or broken file never decodes, so never retried
-        logger.warning("process_submission: submission %s has an unreadable image", submission.pk)
-        # A stored original passed the intake's header check: its pixel data is what is broken.
-        reason = UNREADABLE_IMAGE if submission.image else exc.message
-        submission_services.submission_fail(submission_id=submission.pk, reason=reason)
-        return None
-    except ApplicationError as exc:  # permanent: 404, too big, refused host
-        submission_services.submission_fail(submission_id=submission.pk, reason=exc.message)
-        return None
+        vectors = embedder.embed_images([group[0].image for group in groups])
     except Exception:
-        # Transient (network, 5xx, storage): raise so django-q delivers the task again; on the last
-        # attempt, report it to the dentist instead of dropping it silently.
-        if _last_attempt(submission):
-            reason = STORAGE_UNREACHABLE if submission.image else REMOTE_UNREACHABLE
-            submission_services.submission_fail(submission_id=submission.pk, reason=reason)
-            return None
-        raise
+        logger.exception("process_submission: batch of %s images failed; embedding one by one", len(groups))
+        vectors = []
+        for group in groups:
+            try:
+                vectors.append(embedder.embed_images([group[0].image])[0])
+            except Exception:
+                vectors.append(None)
+    for group, vector in zip(groups, vectors, strict=True):
+        for item in group:
+            if vector is None:
+                _fail(item, UNREADABLE_IMAGE)
+            else:
+                item.vector = vector
+
+
+def _record(item: _Item, model_id: str) -> None:
+    hits = nearest_implants(
+        item.vector,
+        model_id=model_id,
+        implant_filter=_refine_filter(item.submission.refine_filters),
+        exclude_implants=_rejected_implants(item.pk),
+    )
+    submission_services.submission_record_result(
+        submission_id=item.pk,
+        embedding=item.vector,
+        model_id=model_id,
+        candidates=[submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity) for h in hits],
+    )
+
+
+def _process_batch(items: list[_Item], embedder: Embedder) -> None:
+    model_id = embedder.model_id
+    for item in items:
+        s = item.submission
+        if s.embedding is not None and s.embedding_model == model_id:
+            item.vector = [float(x) for x in s.embedding]  # refine: only the search runs again
+    _prepare(
+        [
+            i
+            for i in items
+            if i.vector is None
+            and not i.submission.content_hash
+            and (i.submission.image or i.submission.remote_image_url)
+        ]
+    )
+    to_embed = []
+    for item in items:
+        if item.finished or item.vector is not None:
+            continue
+        item.vector = reusable_embedding(item.submission.content_hash, model_id, exclude_submission=item.pk)
+        if item.vector is not None:
+            continue
+        if not item.submission.image:
+            _fail(item, NO_IMAGE)
+        else:
+            to_embed.append(item)
+    _embed(embedder, to_embed)
+    for item in items:
+        if item.finished:
+            continue
+        try:
+            _record(item, model_id)
+            item.outcome = "done"
+        except Exception as exc:  # database trouble: the own task raises, the others go back
+            item.outcome = "released"
+            if item.own:
+                item.error = exc
+            else:
+                with contextlib.suppress(Exception):
+                    submission_services.submission_release(submission_id=item.pk, count_attempt=False)
+    if len(items) > 1:
+        logger.info("process_submission: batch of %s submissions, %s embedded", len(items), len(to_embed))
+
+
+def _start_processing(submission_id: int) -> Submission | None:
+    """``submission_start_processing``; while another worker's batch has the submission (two
+    worker processes: the other one claimed it), wait for that batch to record it, woken by its
+    result's NOTIFY (a batch takes seconds), re-checking each second for a lease that ends without
+    a result. A worker killed mid-batch leaves its lease to expire (Q_CLUSTER timeout): past half
+    of it the task raises ``SubmissionBusy`` and django-q delivers it again later, so a task never
+    waits out its own timeout."""
+    try:
+        return submission_services.submission_start_processing(submission_id=submission_id)
+    except submission_services.SubmissionBusy:
+        pass
+    deadline = time.monotonic() + settings.Q_CLUSTER.get("timeout", 120) / 2
+    with notifications(submission_services.RESULT_CHANNEL) as wait:
+        while True:
+            try:
+                return submission_services.submission_start_processing(submission_id=submission_id)
+            except submission_services.SubmissionBusy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                wait(min(1.0, remaining), str(submission_id))
 
 
 def submission_process(*, submission_id: int) -> str:
-    """Embed a submission's X-ray (or reuse an embedding), search, save the Matches, mark done.
+    """Embed a submission's X-ray (or reuse an embedding), search, save the Matches, mark done —
+    and the same for up to RAIOX_PROCESS_BATCH - 1 others waiting, in one batch (see above).
 
     Also the re-ranking step of "refine": when a submission already has an embedding of the
     current model, only the search runs again, under ``refine_filters`` and without the implants
@@ -231,48 +448,15 @@ def submission_process(*, submission_id: int) -> str:
     """
     if not Submission.objects.filter(pk=submission_id).exists():
         return "missing"  # deleted before the worker got to it
-    submission = submission_services.submission_start_processing(submission_id=submission_id)
+    submission = _start_processing(submission_id)
     if submission is None:
-        return "already done"
+        return "already done"  # finished by an earlier delivery, or in another task's batch
     embedder = worker_embedder()
-    model_id = embedder.model_id
-
-    if submission.embedding is not None and submission.embedding_model == model_id:
-        vector = [float(x) for x in submission.embedding]
-    else:
-        if not submission.content_hash and (submission.image or submission.remote_image_url):
-            submission = _fetch_remote(submission)
-            if submission is None:
-                return "failed"
-        vector = reusable_embedding(submission.content_hash, model_id, exclude_submission=submission.pk)
-        if vector is None:
-            if not submission.image:
-                submission_services.submission_fail(submission_id=submission_id, reason=NO_IMAGE)
-                return "failed"
-            try:
-                vector = _embed_stored(embedder, submission.image.name)
-            except PoisonImage as exc:
-                logger.warning("process_submission: submission %s has an unreadable image", submission_id)
-                submission_services.submission_fail(submission_id=submission_id, reason=str(exc))
-                return "failed"
-            except Exception:
-                # Storage unreachable (outage, network): retried by django-q; reported on the last try.
-                if _last_attempt(submission):
-                    logger.warning("process_submission: submission %s: storage unreachable, giving up", submission_id)
-                    submission_services.submission_fail(submission_id=submission_id, reason=STORAGE_UNREACHABLE)
-                    return "failed"
-                raise
-
-    hits = nearest_implants(
-        vector,
-        model_id=model_id,
-        implant_filter=_refine_filter(submission.refine_filters),
-        exclude_implants=_rejected_implants(submission_id),
-    )
-    submission_services.submission_record_result(
-        submission_id=submission_id,
-        embedding=vector,
-        model_id=model_id,
-        candidates=[submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity) for h in hits],
-    )
-    return "done"
+    others = settings.RAIOX_PROCESS_BATCH - 1
+    claimed = submission_services.submission_claim_waiting(limit=others, exclude=submission_id)
+    items = [_Item(submission, own=True), *(_Item(other, own=False) for other in claimed)]
+    _process_batch(items, embedder)
+    own = items[0]
+    if own.error is not None:
+        raise own.error
+    return own.outcome or "failed"

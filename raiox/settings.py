@@ -231,6 +231,11 @@ RAIOX_CLIP_DEVICE = env("RAIOX_CLIP_DEVICE")  # None: cuda when available, else 
 RAIOX_CLIP_QUANTIZE = env("RAIOX_CLIP_QUANTIZE", "")
 # Torch intra-op threads of a worker process (0: torch's default, one per core).
 RAIOX_TORCH_THREADS = env_int("RAIOX_TORCH_THREADS", 0)
+# A worker that finds several submissions waiting processes up to this many in one task: one
+# forward pass of the model, downloads and image decoding spread over RAIOX_PREPARE_THREADS threads
+# (Pillow and zlib release the GIL). 1 turns batching off.
+RAIOX_PROCESS_BATCH = env_int("RAIOX_PROCESS_BATCH", 16)
+RAIOX_PREPARE_THREADS = env_int("RAIOX_PREPARE_THREADS", os.cpu_count() or 1)
 # Channels-last memory layout for the image batch and the patch convolution.
 RAIOX_CLIP_CHANNELS_LAST = env_bool("RAIOX_CLIP_CHANNELS_LAST", False)
 # Development and tests only: run the same architecture with untrained weights when the real
@@ -359,6 +364,9 @@ Q_CLUSTER = {
     "ack_failures": True,
     # Successful task results kept (0: all). The intake bench keeps all to count runs per submission.
     "save_limit": env_int("RAIOX_Q_SAVE_LIMIT", 1000),
+    # The ORM broker, woken by PostgreSQL NOTIFY when a task is queued (kernel/queue.py): "poll" is
+    # only the longest wait without a notification (a retry coming due, PgBouncer in transaction mode).
+    "broker_class": "kernel.queue.NotifyingORMBroker",
     "poll": env_float("RAIOX_Q_POLL", 0.2),
     "catch_up": False,
     "label": "Tarefas",
@@ -368,6 +376,7 @@ Q_CLUSTER = {
 RAIOX_REDIS_URL = env("RAIOX_REDIS_URL")
 if RAIOX_REDIS_URL:
     del Q_CLUSTER["orm"]
+    del Q_CLUSTER["broker_class"]
     Q_CLUSTER["redis"] = RAIOX_REDIS_URL
 
 # --- REST framework ---------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from django.utils.translation import gettext_lazy as _
 
 from implants.models import REFINE_FIELDS, Implant, LookalikeGroup, ReferenceImage
 from implants.selectors import catalog_images, is_showable
+from kernel.queue import notifications
 from submissions.models import Match, ReviewRequest, Status, Submission, Verdict
+from submissions.services.core import RESULT_CHANNEL
 
 # --- the rules ----------------------------------------------------------------------------------
 
@@ -144,18 +146,25 @@ def file_url(file_field: object) -> str:
 
 # --- the waiting ``/upload`` and ``/api/match/`` --------------------------------------------------
 
-POLL_SECONDS = 0.05
+# The longest wait between two reads of the submission: the worker's NOTIFY at commit
+# (``RESULT_CHANNEL``) wakes the request at once; this only bounds the wait where notifications do
+# not arrive (PgBouncer in transaction mode, inside a test's transaction).
+POLL_SECONDS = 0.25
 
 
 def wait_for_result(submission_id: int, seconds: float) -> None:
-    """Wait up to ``seconds`` for the worker to finish a submission. The web process only polls
-    the database (a cheap indexed read); the worker does the matching."""
+    """Wait up to ``seconds`` for the worker to finish a submission. The web process LISTENs for
+    the worker's notification (``kernel.queue.notifications``) and reads the status when woken (a
+    cheap indexed read); the worker does the matching."""
     deadline = time.monotonic() + seconds
-    while True:
-        state = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
-        if state in (Status.DONE, Status.FAILED) or time.monotonic() >= deadline:
-            return
-        time.sleep(POLL_SECONDS)
+    with notifications(RESULT_CHANNEL) as wait:
+        while True:
+            # Read after LISTEN: a result recorded between the two still wakes the next wait.
+            state = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
+            remaining = deadline - time.monotonic()
+            if state in (Status.DONE, Status.FAILED) or remaining <= 0:
+                return
+            wait(min(POLL_SECONDS, remaining), str(submission_id))
 
 
 # --- the API answer -----------------------------------------------------------------------------

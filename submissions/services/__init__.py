@@ -4,13 +4,17 @@
 from submissions.services.core import (  # noqa: F401
     NOTIFY_TASK,
     PROCESS_TASK,
+    RESULT_CHANNEL,
     IntakeRecord,
     MatchCandidate,
+    SubmissionBusy,
     submission_attach_image,
+    submission_claim_waiting,
     submission_create,
     submission_fail,
     submission_get_by_token,
     submission_record_result,
+    submission_release,
     submission_reprocess,
     submission_start_processing,
 )
@@ -28,6 +32,8 @@ from submissions.services.lifecycle import (  # noqa: F401
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,
+    remote_image_download,
+    submission_decode_pending_image,
     submission_fetch_remote_image,
     submission_prepare_image,
 )

@@ -8,16 +8,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from kernel.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
 from kernel.files import stored_file
 from kernel.imaging import ValidatedImage, inspect_image
+from kernel.queue import enqueue_on_commit, notify
 from kernel.storage_keys import submission_image_key
 from submissions.models import Match, Source, Status, Submission
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 # Queued by dotted path: submissions never imports matching (dependencies run one way).
 PROCESS_TASK = "matching.tasks.process_submission"
 NOTIFY_TASK = "submissions.tasks.notify_dentist"
+# NOTIFY channel announcing a finished submission (payload: its id), waited on by POST /upload.
+RESULT_CHANNEL = "submission_result"
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,15 @@ class MatchCandidate:
 
 def _queue_processing(submission_id: int) -> None:
     # ack_failure=False: a task that raised (download or storage trouble) stays queued and is
-    # delivered again after Q_CLUSTER["retry"] seconds, up to max_attempts.
-    # robust=True: the row is committed by then; if the broker fails right now, the sender still
-    # gets its answer and the stuck-submission sweeper (submission_requeue_stuck) queues it later.
-    transaction.on_commit(
-        lambda: async_task(PROCESS_TASK, submission_id, group="submissions", ack_failure=False), robust=True
-    )
+    # delivered again after Q_CLUSTER["retry"] seconds, up to max_attempts. Queued in the caller's
+    # transaction (kernel.queue): the submission and its task commit together or not at all.
+    enqueue_on_commit(PROCESS_TASK, submission_id, group="submissions", ack_failure=False)
 
 
 def _queue_notification(submission_id: int) -> None:
     # The dentist's e-mail is its own task: a failed send is retried there and never blocks or
     # undoes the result.
-    transaction.on_commit(lambda: async_task(NOTIFY_TASK, submission_id, group="notifications", ack_failure=False))
+    enqueue_on_commit(NOTIFY_TASK, submission_id, group="notifications", ack_failure=False)
 
 
 def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
@@ -84,7 +84,11 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
         raise ApplicationError("Origem desconhecida.", field="source")
     external_id = intake.external_id
     try:
-        if external_id:
+        # A repeated delivery is looked up first only when it carries bytes (not validated and
+        # stored for nothing). Without bytes (Jotform's webhook) the insert itself tells: the
+        # unique constraint refuses a repeat (IntegrityError below), so a new delivery costs one
+        # transaction of two statements (the row, its task) and no lookup.
+        if external_id and intake.image_bytes is not None:
             existing = Submission.objects.filter(source=intake.source, external_id=external_id).first()
             if existing is not None:
                 return existing, False
@@ -186,18 +190,74 @@ def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Sub
     return submission
 
 
-@transaction.atomic
-def submission_start_processing(*, submission_id: int) -> Submission | None:
-    """Mark a submission as processing; None when it is already done (idempotent re-delivery)."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
-    if submission.status == Status.DONE:
-        return None
+class SubmissionBusy(Exception):
+    """Another worker is processing this submission right now (in its batch): the task raises so
+    that django-q delivers it again after Q_CLUSTER["retry"] seconds, when that worker is done
+    (then "already done") or dead (then this task processes it)."""
+
+
+def _processing_lease_live(submission: Submission) -> bool:
+    """A submission is being processed by a live worker while it is ``processing`` with a start
+    younger than Q_CLUSTER["timeout"] (django-q kills a task that runs longer). A worker that
+    stops without finishing clears ``started_at`` (``submission_release``); one that was killed
+    leaves it to expire."""
+    if submission.status != Status.PROCESSING or submission.started_at is None:
+        return False
+    return (timezone.now() - submission.started_at).total_seconds() < settings.Q_CLUSTER.get("timeout", 120)
+
+
+def _start(submission: Submission, now) -> None:
     submission.status = Status.PROCESSING
-    submission.started_at = timezone.now()
+    submission.started_at = now
     submission.failure_reason = ""
     submission.attempts += 1
+
+
+@transaction.atomic
+def submission_start_processing(*, submission_id: int) -> Submission | None:
+    """Mark a submission as processing; None when it is already finished (idempotent re-delivery,
+    or processed in another task's batch). Raises ``SubmissionBusy`` while another worker has it."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    if submission.status in (Status.DONE, Status.FAILED):
+        return None
+    if _processing_lease_live(submission):
+        raise SubmissionBusy(submission_id)
+    _start(submission, timezone.now())
     submission.save(update_fields=["status", "started_at", "failure_reason", "attempts"])
     return submission
+
+
+@transaction.atomic
+def submission_claim_waiting(*, limit: int, exclude: int | None = None) -> list[Submission]:
+    """Mark up to ``limit`` submissions waiting in the queue (``received``, oldest first) as
+    processing, for a worker that processes them in one batch. Rows another worker is claiming are
+    skipped (SKIP LOCKED), so two workers never claim the same one. Each keeps its own task, which
+    finds it finished ("already done"), or retries while the batch runs (``SubmissionBusy``)."""
+    if limit <= 0:
+        return []
+    waiting = Submission.objects.select_for_update(skip_locked=True).filter(status=Status.RECEIVED)
+    if exclude is not None:
+        waiting = waiting.exclude(pk=exclude)
+    claimed = list(waiting.order_by("received_at", "pk")[:limit])
+    now = timezone.now()
+    for submission in claimed:
+        _start(submission, now)
+    Submission.objects.bulk_update(claimed, ["status", "started_at", "failure_reason", "attempts"])
+    return claimed
+
+
+@transaction.atomic
+def submission_release(*, submission_id: int, count_attempt: bool = True) -> None:
+    """A worker stops processing a submission without a result (a transient error): the lease
+    ends at once, so its task, delivered again, processes it. ``count_attempt=False`` for a batch
+    mate: the attempt is its own task's to count."""
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    if submission.status != Status.PROCESSING:
+        return
+    submission.started_at = None
+    if not count_attempt and submission.attempts:
+        submission.attempts -= 1
+    submission.save(update_fields=["started_at", "attempts"])
 
 
 @transaction.atomic
@@ -226,6 +286,7 @@ def submission_record_result(
     submission.finished_at = timezone.now()
     submission.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "finished_at"])
     _queue_notification(submission.pk)
+    notify(RESULT_CHANNEL, str(submission.pk))  # delivered at commit, when the result is readable
     return submission
 
 
@@ -238,6 +299,7 @@ def submission_fail(*, submission_id: int, reason: str) -> Submission:
     submission.finished_at = timezone.now()
     submission.save(update_fields=["status", "failure_reason", "finished_at"])
     _queue_notification(submission.pk)
+    notify(RESULT_CHANNEL, str(submission.pk))
     return submission
 
 

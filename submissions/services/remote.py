@@ -26,11 +26,18 @@ from django.core.files.storage import default_storage
 from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
 from kernel.errors import ApplicationError
-from kernel.imaging import decode_image
+from kernel.imaging import ValidatedImage, decode_image
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
 
-__all__ = ["RemoteFetchError", "allowed_hosts_for", "submission_fetch_remote_image", "submission_prepare_image"]
+__all__ = [
+    "RemoteFetchError",
+    "allowed_hosts_for",
+    "remote_image_download",
+    "submission_decode_pending_image",
+    "submission_fetch_remote_image",
+    "submission_prepare_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,21 @@ def _download(url: str, *, source: str) -> bytes:
     )
 
 
+def remote_image_download(*, submission_id: int, url: str, source: str) -> ValidatedImage:
+    """Download and validate a submission's image from its sender's host; no database, no
+    storage, so the worker runs several at once (``matching.services``). Raises as the module
+    docstring says; ``submission_attach_image`` stores the result."""
+    try:
+        data = _download(url, source=source)
+    except httpx.HTTPError as exc:
+        # Logged by type only: the URL names the dentist's account and file.
+        logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
+        raise RemoteFetchError(type(exc).__name__) from exc
+    image = decode_image(data, field="file")
+    logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    return image
+
+
 def submission_fetch_remote_image(*, submission_id: int) -> Submission:
     """Download, validate and store the image of a submission created with only a URL."""
     submission = Submission.objects.get(pk=submission_id)
@@ -66,29 +88,30 @@ def submission_fetch_remote_image(*, submission_id: int) -> Submission:
         return submission
     if not submission.remote_image_url:
         raise ApplicationError("Nenhuma imagem foi enviada.", field="file", code="missing_file")
-    try:
-        data = _download(submission.remote_image_url, source=submission.source)
-    except httpx.HTTPError as exc:
-        # Logged by type only: the URL names the dentist's account and file.
-        logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
-        raise RemoteFetchError(type(exc).__name__) from exc
-    image = decode_image(data, field="file")
-    logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
+    image = remote_image_download(
+        submission_id=submission_id, url=submission.remote_image_url, source=submission.source
+    )
     return submission_attach_image(submission_id=submission_id, image=image)
 
 
-def submission_prepare_image(*, submission_id: int) -> Submission:
-    """Make sure a submission's image is decoded and normalised (worker side): fetch it when the
-    sender gave a URL, else decode the original kept at intake and replace it by its PNG.
+def submission_decode_pending_image(submission: Submission) -> ValidatedImage | None:
+    """The decoded image a submission still needs, or None when it has one already: downloaded
+    when the sender gave a URL, else decoded from the original kept at intake. Reads storage and
+    the network but writes nothing, so the worker runs several at once (``matching.services``);
+    ``submission_attach_image`` stores the result.
 
-    Raises ``InvalidImage`` (an ``ApplicationError``) for a file that will never decode: the
-    caller fails the submission at once. Storage trouble raises its own error (transient).
+    Raises ``InvalidImage`` (an ``ApplicationError``) for a file that will never decode, and
+    ``ApplicationError`` for an original that is gone: the caller fails the submission at once.
+    Network and storage trouble raise their own errors (transient: retried).
     """
-    submission = Submission.objects.get(pk=submission_id)
     if submission.content_hash and submission.image:
-        return submission  # already decoded (or stored before intake kept originals)
+        return None  # already decoded (or stored before intake kept originals)
     if not submission.image:
-        return submission_fetch_remote_image(submission_id=submission_id)
+        if not submission.remote_image_url:
+            raise ApplicationError("Nenhuma imagem foi enviada.", field="file", code="missing_file")
+        return remote_image_download(
+            submission_id=submission.pk, url=submission.remote_image_url, source=submission.source
+        )
     try:
         with default_storage.open(submission.image.name, "rb") as fh:
             data = fh.read()
@@ -96,5 +119,16 @@ def submission_prepare_image(*, submission_id: int) -> Submission:
         raise ApplicationError(
             "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
         ) from exc
-    image = decode_image(data, field="file")
+    return decode_image(data, field="file")
+
+
+def submission_prepare_image(*, submission_id: int) -> Submission:
+    """Make sure a submission's image is decoded and normalised (worker side): fetch it when the
+    sender gave a URL, else decode the original kept at intake and replace it by its PNG.
+    Raises as ``submission_decode_pending_image`` says.
+    """
+    submission = Submission.objects.get(pk=submission_id)
+    image = submission_decode_pending_image(submission)
+    if image is None:
+        return submission
     return submission_attach_image(submission_id=submission_id, image=image)

@@ -16,10 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from implants.models import Implant
 from kernel.errors import ApplicationError, application_error_from_validation
+from kernel.queue import enqueue_on_commit
 from submissions.intake import fields
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
 from submissions.services.review import submission_confirm
@@ -99,9 +99,7 @@ def review_request_answer(
             raise application_error_from_validation(exc) from exc
         locked.save(update_fields=["outcome", "implant", "answer_note", "answered_by", "answered_at"])
         review_id = locked.pk
-        transaction.on_commit(
-            lambda: async_task(NOTIFY_REVIEW_TASK, review_id, group="notifications", ack_failure=False)
-        )
+        enqueue_on_commit(NOTIFY_REVIEW_TASK, review_id, group="notifications", ack_failure=False)
     logger.info("review_request: %s answered (%s)", locked.pk, locked.outcome)
     return locked
 

@@ -10,7 +10,13 @@ from PIL import Image
 
 from implants.models import ReferenceImage
 from matching.services import worker_state_record
-from submissions.services import IntakeRecord, MatchCandidate, submission_create, submission_record_result
+from submissions.services import (
+    PROCESS_TASK,
+    IntakeRecord,
+    MatchCandidate,
+    submission_create,
+    submission_record_result,
+)
 
 UNTRAINED_MODEL = "ViT-B-32/untrained-seed0"
 
@@ -44,7 +50,11 @@ def make_submission(*, patient: str = "Maria Souza", email: str = "dra.ana@examp
 
 def finish(submission, similarities=(0.95, 0.90, 0.88, 0.80), model_id: str = UNTRAINED_MODEL):
     """Record a result as the worker would (first catalogue implants, given similarities), and
-    the worker's own state: which model it runs, untrained or not."""
+    the worker's own state: which model it runs, untrained or not. The worker took the
+    submission's task from the queue first (queued with the submission, in its transaction)."""
+    for row in OrmQ.objects.all():
+        if row.task.get("func") == PROCESS_TASK and row.task["args"] == (submission.pk,):
+            row.delete()
     worker_state_record(model_id=model_id, untrained=model_id == UNTRAINED_MODEL, device="cpu")
     references = list(ReferenceImage.objects.select_related("implant").order_by("id")[: len(similarities)])
     return submission_record_result(
