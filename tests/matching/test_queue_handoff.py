@@ -105,6 +105,9 @@ def long_poll_worker(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
 @pytest.mark.django_db(transaction=True)
 def test_an_idle_worker_is_woken_by_the_upload_not_by_its_poll(client, catalog, long_poll_worker, settings):
     embed_catalog()
+    # The catalogue's own embedding tasks, just done above, would otherwise keep the queue "busy"
+    # and /upload would answer 202 at once instead of waiting (tests/security/test_upload_wait.py).
+    OrmQ.objects.all().delete()
     settings.RAIOX_UPLOAD_WAIT_SECONDS = 300  # the first task also builds the model
     first = client.post("/upload", {"file": SimpleUploadedFile("a.png", png_bytes(92), "image/png")})
     assert first.status_code == 200 and first.json()["status"] == "done"

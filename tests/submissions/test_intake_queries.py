@@ -28,11 +28,13 @@ def statements(ctx: CaptureQueriesContext) -> list[str]:
 
 # Transactional: BEGIN/COMMIT are the real ones (a test transaction would make them savepoints).
 @pytest.mark.django_db(transaction=True)
-def test_a_jotform_webhook_is_one_transaction_of_two_statements(client, upload_host):
+def test_a_jotform_webhook_is_one_transaction_of_two_statements(client, upload_host, settings):
+    # As in production: the webhook URL carries the token (only its holder learns a repeat's link).
+    settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     body, content_type = jotform_payload(upload_base=upload_host.url("/u/"))
 
     with CaptureQueriesContext(connection) as ctx:
-        response = client.generic("POST", "/jotform", body, content_type=content_type)
+        response = client.generic("POST", "/jotform?token=t0ken", body, content_type=content_type)
 
     assert response.status_code == 201, response.content
     assert statements(ctx) == [
@@ -47,7 +49,7 @@ def test_a_jotform_webhook_is_one_transaction_of_two_statements(client, upload_h
     # Jotform delivers it again: the unique constraint refuses the row (nothing queued), the
     # lookup answers with the original.
     with CaptureQueriesContext(connection) as ctx:
-        repeat = client.generic("POST", "/jotform", body, content_type=content_type)
+        repeat = client.generic("POST", "/jotform?token=t0ken", body, content_type=content_type)
 
     assert repeat.status_code == 200 and repeat.json()["token"] == str(submission.token)
     assert statements(ctx) == ["BEGIN", 'INSERT INTO "submissions_submission"', "ROLLBACK", "SELECT"]
