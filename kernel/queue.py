@@ -162,7 +162,9 @@ def enqueue_on_commit(func: str, *args: object, **options: object) -> None:
     if queue_in_database():
         async_task(func, *args, **options)
     else:
-        transaction.on_commit(lambda: async_task(func, *args, **options))
+        # robust: the caller's rows are committed by then; a broker down right now must not turn
+        # the sender's answer into an error (the stuck-submission sweeper queues it again later).
+        transaction.on_commit(lambda: async_task(func, *args, **options), robust=True)
 
 
 def notify(name: str, payload: str = "") -> None:
