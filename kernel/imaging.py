@@ -52,9 +52,9 @@ DICOM_BITS = {8, 16, 32}
 # How the normalised PNG is compressed. Pillow's default (zlib level 6, Z_FILTERED) made the encode
 # ~85 % of ``decode_image`` (~115 ms of 130 for a 1900 × 1250 radiograph), capping a worker's
 # drain of a burst. Measured by ``bench.imaging`` on radiograph-like images:
-# - greyscale: level 1 with the run-length strategy is 2-3× faster at the same size or smaller
-#   (sensor grain defeats LZ77's long matches anyway; flat borders still shrink to runs, and on a
-#   smooth image level 6 was 9× slower for the same bytes);
+# - greyscale: level 1 with the run-length strategy is ~2× faster on a grainy radiograph and ~9×
+#   on a smooth one, at the same size or smaller (sensor grain defeats LZ77's matches anyway, and
+#   flat borders still shrink to runs);
 # - colour: run-length loses the R = G = B repeats of a greyscale X-ray saved as RGB (files 1.7×
 #   larger), so RGB keeps Pillow's strategy at level 1 (5-6× faster, ~8 % larger).
 # The rest of the encode is Pillow's per-row filter choice, which has no setting. The content hash
