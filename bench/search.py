@@ -244,7 +244,7 @@ def load(catalogue: Catalogue) -> tuple[list[int], float]:
     return [int(i) for i in ids], time.perf_counter() - started
 
 
-def _server_processes():
+def _postmaster():
     """The database server's processes (postmaster + backends and workers), found from ours."""
     import psutil
     from django.db import connection
@@ -272,14 +272,14 @@ def _memory(postmaster, *, pss: bool) -> float:
 
 def server_rss_mb() -> float:
     """Resident memory of the database server's processes (postmaster + backends), MB."""
-    return _memory(_server_processes(), pss=False)
+    return _memory(_postmaster(), pss=False)
 
 
 class PeakMemory:
     """Samples the server's summed RSS and PSS every half second in a thread; keeps the peaks."""
 
     def __init__(self) -> None:
-        self.postmaster = _server_processes()
+        self.postmaster = _postmaster()
         self.rss = self.pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -535,7 +535,7 @@ def main(
             if n <= exact_up_to:
                 measure("exact", n, truth_by_filter, catalogue.queries, None, True, None, names)
             size["rss_mb"] = server_rss_mb()
-            size["pss_mb"] = _memory(_server_processes(), pss=True)
+            size["pss_mb"] = _memory(_postmaster(), pss=True)
             size["seconds"] = time.perf_counter() - started
             print(
                 f"n={n:,}: database server RSS {size['rss_mb']:.0f} MB (PSS {size['pss_mb']:.0f} MB);"
