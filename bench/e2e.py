@@ -67,7 +67,9 @@ def _stages(url: str, answered: dict[str, float]) -> dict[str, list[float]]:
     return stages
 
 
-def main(count: int = XRAYS) -> str:
+def main(count: int = XRAYS) -> dict[str, object]:
+    """Print the table; return the figures (``p50_s``, ``p95_s``, the stages' p50, the processes'
+    memory) and the table as ``text``."""
     setup_django()
     work = procs.ROOT / "var" / "bench-e2e"
     logs = work / "logs"
@@ -147,12 +149,23 @@ def main(count: int = XRAYS) -> str:
         ["worker RSS (largest qcluster process)", f"{worker_rss:.0f} MB", "-", "-"],
         ["worker holds torch", "yes" if worker_torch else "no", "yes", "-"],
     ]
-    return table(
+    text = table(
         f"End to end: POST /upload with a warm worker, {len(times)} distinct X-rays of "
         f"{sizes[0] / 1e6:.1f}-{sizes[-1] / 1e6:.1f} MB, one at a time (gunicorn + 1 qcluster worker)",
         ["figure", "measured", "target", "old system"],
         rows,
     )
+    return {
+        "p50_s": percentile(times, 50),
+        "p95_s": percentile(times, 95),
+        **{f"{stage}_p50_s": percentile(values, 50) for stage, values in stages.items()},
+        "answered": ok,
+        "sent": len(statuses),
+        "web_rss_mb": web_rss,
+        "worker_rss_mb": worker_rss,
+        "web_torch": web_torch,
+        "text": text,
+    }
 
 
 if __name__ == "__main__":

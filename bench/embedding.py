@@ -10,11 +10,16 @@ catalogue, as the search would do) equal fp32's top 3 (same implants, same order
 become the default only when both are >= 0.99 with the trained weights (untrained weights here:
 the same arithmetic, but say so next to the figures).
 
+Throughput is measured one image at a time, at the worker's batch (``RAIOX_PROCESS_BATCH``: the
+worker claims that many waiting submissions and embeds them in one forward pass) and at 32, with
+the torch thread count printed (``RAIOX_TORCH_THREADS``; torch's default is one per core).
+
 Usage: ``python -m bench.embedding [n]`` (default 64 images).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -38,14 +43,21 @@ def images(n: int, prefix: str = "bench"):
     return [render(Silhouette(**items[i % len(items)]["drawing"]), seed_name=f"{prefix}-{i}") for i in range(n)]
 
 
-def throughput(embedder, pics) -> list[float]:
-    """images/s: batch 1 (16 images), batches of 16, batches of 32."""
+def batch_sizes() -> list[int]:
+    """The batch the worker uses (``RAIOX_PROCESS_BATCH``: one forward pass per claimed batch) and 32."""
+    from django.conf import settings
+
+    return sorted({settings.RAIOX_PROCESS_BATCH, 32})
+
+
+def throughput(embedder, pics, batches: list[int]) -> list[float]:
+    """images/s: batch 1 (16 images), then each batch size over all the images."""
     embedder.embed_images(pics[:2])  # warm-up
     t = time.perf_counter()
     for img in pics[:16]:
         embedder.embed_images([img])
     rates = [16 / (time.perf_counter() - t)]
-    for batch in (16, 32):
+    for batch in batches:
         t = time.perf_counter()
         for i in range(0, len(pics), batch):
             embedder.embed_images(pics[i : i + batch])
@@ -57,35 +69,49 @@ def top3(queries: np.ndarray, catalogue: np.ndarray) -> np.ndarray:
     return np.argsort(-(queries @ catalogue.T), axis=1, kind="stable")[:, :3]
 
 
-def main(n: int = 64) -> str:
+def main(n: int = 64) -> dict[str, object]:
+    """Print the table; return the figures: ``variants`` (per variant: ``batch1`` and ``batch<B>``
+    images/s, ``cos_mean``, ``cos_min``, ``top3``), ``worker_batch``, ``threads``, ``text``."""
     setup_django()
     import torch
+    from django.conf import settings
 
     from matching.embedder import Embedder, pick_device, resolve_spec
 
     spec, device = resolve_spec(), pick_device()
+    batches = batch_sizes()
+    worker_batch = settings.RAIOX_PROCESS_BATCH
     pics = [img.convert("RGB") for img in images(n)]
     refs = [img.convert("RGB") for img in images(len(catalogue_items()), prefix="catalogue")]
-    rows, vectors, catalogue = [], {}, None
+    rows, vectors, catalogue, figures = [], {}, None, {}
+    threads = None
     for name, options in VARIANTS.items():
         if options.get("quantize") and device != "cpu":
             continue
         started = time.perf_counter()
         embedder = Embedder(spec, device, **options)
         build = time.perf_counter() - started
-        single, b16, b32 = throughput(embedder, pics)
+        threads = torch.get_num_threads()  # after the build: RAIOX_TORCH_THREADS is applied there
+        rates = throughput(embedder, pics, batches)
         vectors[name] = np.asarray(embedder.embed_images(pics), dtype=np.float64)
         if catalogue is None:  # fp32 first: the catalogue as stored
             catalogue = np.asarray(embedder.embed_images(refs), dtype=np.float64)
         cos = np.sum(vectors[name] * vectors["fp32"], axis=1)
-        same = np.mean(np.all(top3(vectors[name], catalogue) == top3(vectors["fp32"], catalogue), axis=1))
+        same = float(np.mean(np.all(top3(vectors[name], catalogue) == top3(vectors["fp32"], catalogue), axis=1)))
+        by_batch = dict(zip(batches, rates[1:], strict=True))
+        figures[name] = {
+            "batch1": rates[0],
+            **{f"batch{b}": r for b, r in by_batch.items()},
+            "cos_mean": float(cos.mean()),
+            "cos_min": float(cos.min()),
+            "top3": same,
+            "build_s": build,
+        }
         rows.append(
             [
                 name,
-                f"{single:.1f}",
-                f"{b16:.1f}",
-                f"{b32:.1f}",
-                f"{1000 / max(b16, b32):.0f} ms",
+                *(f"{r:.1f}" for r in rates),
+                f"{1000 / by_batch[worker_batch]:.0f} ms",
                 f"{cos.mean():.4f} / {cos.min():.4f}",
                 f"{same:.3f}",
                 f"{build:.1f} s",
@@ -93,25 +119,33 @@ def main(n: int = 64) -> str:
         )
         print(rows[-1], flush=True)
     title = (
-        f"Embedding throughput — {spec.model_id} on {device}, torch threads={torch.get_num_threads()}, "
-        f"{n} images, agreement over {len(refs)} catalogue implants "
-        "(target >= 20 images/s batched with cosine >= 0.99 of fp32)"
+        f"Embedding throughput — {spec.model_id} on {device}, torch threads={threads} "
+        f"(RAIOX_TORCH_THREADS={settings.RAIOX_TORCH_THREADS or 'torch default'}, {os.cpu_count()} cores), "
+        f"worker batch {worker_batch} (RAIOX_PROCESS_BATCH), {n} images, agreement over {len(refs)} catalogue "
+        "implants (target >= 20 images/s batched with cosine >= 0.99 of fp32)"
     )
     print(BASELINE)
-    return table(
+    text = table(
         title,
         [
             "variant",
             "batch 1 img/s",
-            "batch 16 img/s",
-            "batch 32 img/s",
-            "per image",
-            "cosine mean / min",
-            "same top-3",
+            *(f"batch {b} img/s" + (" (worker)" if b == worker_batch else "") for b in batches),
+            f"per image at {worker_batch}",
+            "cosine with fp32 mean / min",
+            "same top-3 as fp32",
             "build",
         ],
         rows,
     )
+    return {
+        "variants": figures,
+        "worker_batch": worker_batch,
+        "threads": threads,
+        "device": device,
+        "model": spec.model_id,
+        "text": text,
+    }
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     from bench.intake.run import main as run
 
     return run(argv)

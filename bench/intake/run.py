@@ -235,7 +235,9 @@ def check_exactly_once(ids, order, outcomes, since_pk, drain) -> tuple[list[list
     return table_rows, problems
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Run the bench, print its tables; return the figures (acks/s and p95 at 16 clients, the best
+    acks/s, the burst's drain) and the tables as ``text``."""
     parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller run (a minute or two) to check the set-up")
     parser.add_argument("--skip-baseline", action="store_true")
@@ -286,6 +288,7 @@ def main(argv: list[str] | None = None) -> str:
     results: list[list[object]] = []
     drains: list[list[object]] = []
     text: list[str] = []
+    figures: dict[str, object] = {"plan": "quick" if args.quick else "full"}
     try:
         with scratch_connection(DB):
             t = time.perf_counter()
@@ -339,6 +342,7 @@ def main(argv: list[str] | None = None) -> str:
                         d["pending"],
                     ]
                 )
+                figures.update(burst_submissions=d["submissions"], burst_done=d["done"], burst_drain_s=d["seconds"])
                 once_rows, problems = check_exactly_once(ids, order, outcomes, before, d)
                 once_rows.insert(6, ["burst sent in", f"{burst_seconds:.1f} s at concurrency {plan.burst_concurrency}"])
 
@@ -430,6 +434,7 @@ def main(argv: list[str] | None = None) -> str:
             )
             print(verdict, flush=True)
             text.append(verdict)
+            figures.update(acks_16=float(at16[4]), p95_16_ms=float(at16[6]), best_acks=best)
             text.append(
                 table(
                     "Worker drain behind the load (1 qcluster worker: download, validate, store, embed or reuse, "
@@ -451,10 +456,11 @@ def main(argv: list[str] | None = None) -> str:
             for problem in problems[:20]:
                 print("PROBLEM:", problem, flush=True)
             text.append(f"exactly-once problems: {len(problems)}")
+            figures["exactly_once_problems"] = len(problems)
     finally:
         if not args.keep_db:
             with contextlib.suppress(Exception):
                 drop_database(DB)
     total = time.perf_counter() - t_start
     print(f"intake bench took {total:.0f} s", flush=True)
-    return "\n".join(text)
+    return {**figures, "seconds": total, "text": "\n".join(text)}
