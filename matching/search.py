@@ -29,8 +29,9 @@ simple-query message (Django's psycopg cursor binds parameters on the client), w
 as one implicit transaction, so the settings last for this query only. (Called inside an outer
 ``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.)
 
-``hnsw.ef_search`` is at least the LIMIT (and EF_SEARCH): below it recall drops for the 2nd and
-3rd implants, whose best images come after the crowded first implant's in the index order.
+``hnsw.ef_search`` is at least the pigeonhole LIMIT (and EF_SEARCH) even for the short first scan:
+below it recall drops for the 2nd and 3rd implants, whose best images come after the crowded first
+implant's in the index order, and more so as the catalogue grows (measured: see EF_SEARCH).
 
 Exact scan, where and why:
 
@@ -64,9 +65,11 @@ from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
 
-# hnsw.ef_search: the index's candidate list (recall vs time), at least the LIMIT. Chosen by
-# measurement (bench/search.py, bench/RESULTS.md "issue 15"): at 10^5 vectors, m=16 and
-# ef_construction=128, 40 gave recall@3 0.990, 100 and more 1.000.
+# hnsw.ef_search: the index's candidate list (recall vs time), at least the pigeonhole LIMIT (which
+# grows with the most crowded implant, so with the catalogue) and at least EF_SEARCH. Chosen by
+# measurement (bench/search.py, bench/RESULTS.md "issue 15"), m=16, ef_construction=128, fetching
+# 64 rows: at 10^5 vectors ef 100-200 gave recall@3 0.990, the LIMIT (271) 1.000; at 10^6 ef 100
+# gave 0.900, 400 0.990, the LIMIT (527) 1.000.
 EF_SEARCH = 100
 MAX_EF_SEARCH = 1000  # pgvector's upper bound (past it the iterative scan continues anyway)
 # hnsw.max_scan_tuples: how many index tuples an iterative scan may visit before it gives up
@@ -74,8 +77,9 @@ MAX_EF_SEARCH = 1000  # pgvector's upper bound (past it the iterative scan conti
 MAX_SCAN_TUPLES = 20_000
 MIN_CANDIDATES = 10
 # The first scan's LIMIT: enough rows to hold k implants for nearly every query (bench: at 10^5,
-# 5,000 implants, up to 135 images each, every query found its 3 implants in the first 64 rows),
-# for less than half the time of the pigeonhole LIMIT (271 rows there: p95 10.5 -> 4.4 ms).
+# 5,000 implants, up to 135 images each, every query found its 3 implants in the first 64 rows);
+# fetching and re-sorting the pigeonhole LIMIT's rows was most of the search's time (10^5, same
+# ef_search: p95 10.5 -> 6.7 ms).
 FIRST_CANDIDATES = 64
 # A refine-by-features filter keeping at most this many reference images is answered by an exact
 # scan of those rows (through the implant btree): ~35 ms for 10^4 rows on the loaded 2-core
@@ -239,8 +243,10 @@ def nearest_implants(
         full = candidate_limit(k, images_per_implant(model_id))
         # The common case first (see "How the LIMIT is chosen"): a short scan, widened only when
         # its rows hold fewer than k implants.
+        # ef_search stays at least the pigeonhole LIMIT for both scans: it is what recall needs as
+        # the catalogue grows (see EF_SEARCH); fetching fewer rows is what saves the time.
+        ef = min(MAX_EF_SEARCH, max(full, ef_search or EF_SEARCH))
         for limit in sorted({min(full, FIRST_CANDIDATES), full}):
-            ef = min(MAX_EF_SEARCH, max(limit, ef_search or EF_SEARCH))
             hits = _fold(_index_rows(qs, limit, ef), k)
             if len(hits) == k:
                 return hits
