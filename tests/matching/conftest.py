@@ -3,6 +3,7 @@ a real `manage.py qcluster` worker process on the test database."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -70,14 +71,15 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def qcluster(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
-    """A real django-q2 worker (`manage.py qcluster`) on the test database and the test's media."""
-    log = open(tmp_path / "qcluster.log", "w+b")  # noqa: SIM115 - closed at teardown
+@contextlib.contextmanager
+def running_qcluster(log_path: Path, **extra_env: str) -> Iterator[subprocess.Popen]:
+    """A real django-q2 worker (`manage.py qcluster`) on the test database and the test's media,
+    stopped with its children afterwards; its log is printed when it holds a traceback."""
+    log = open(log_path, "w+b")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,
-        env=process_env(RAIOX_Q_POLL="0.05"),
+        env=process_env(**extra_env),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the cluster's children are stopped with it
@@ -97,3 +99,10 @@ def qcluster(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
         log.close()
         if "Traceback" in output:
             print(output[-4000:])
+
+
+@pytest.fixture
+def qcluster(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
+    """A real django-q2 worker polling an idle queue every 50 ms."""
+    with running_qcluster(tmp_path / "qcluster.log", RAIOX_Q_POLL="0.05") as proc:
+        yield proc

@@ -4,10 +4,7 @@ a real worker whose poll is far longer than the wait still answers `POST /upload
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -20,7 +17,7 @@ from django_q.tasks import async_task
 from kernel.queue import NotifyingORMBroker, notifications
 from submissions.models import Submission
 from submissions.services import RESULT_CHANNEL, IntakeRecord, submission_create, submission_record_result
-from tests.matching.conftest import ROOT, embed_catalog, png_bytes, process_env
+from tests.matching.conftest import embed_catalog, png_bytes, running_qcluster
 
 # Far longer than any wait below: only a notification can end a wait before it.
 LONG_POLL = 600
@@ -76,29 +73,8 @@ def test_a_recorded_result_wakes_the_request_waiting_for_it():
 @pytest.fixture
 def long_poll_worker(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
     """A real `manage.py qcluster` that would read an idle queue only every LONG_POLL seconds."""
-    log = open(tmp_path / "qcluster.log", "w+b")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=process_env(RAIOX_Q_POLL=str(LONG_POLL)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with running_qcluster(tmp_path / "qcluster.log", RAIOX_Q_POLL=str(LONG_POLL)) as proc:
         yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-        log.close()
-        if "Traceback" in output:
-            print(output[-4000:])
 
 
 @pytest.mark.slow
