@@ -13,7 +13,10 @@ filled with implants and reference images, dropped at the end), so the bench can
 search it measures. The "exact" rows run the same call with ``exact=True`` (index scans off,
 PostgreSQL folds): recall must be 1.000 (it checks the numpy reference). Recall@3 = the share of
 the exact top-3 implants (numpy brute force over the same rows: one model, active implants
-matching the filter, the best image of each implant) that the search returned.
+matching the filter, the best image of each implant) that the search returned. "Shown exactly" =
+the share of queries whose list is the exact one: same implants, same order, each with the
+similarity of its best image (what the dentist reads). The "index order" row is the same scan
+without the exact rescoring of the implants it finds (``RESCORE_FACTOR = 0``), for comparison.
 
 Synthetic catalogue (why this shape): a real one lists hundreds to a few thousand implant systems,
 each with a handful of catalogue images, and grows with confirmed cases (a dentist confirms the
@@ -136,12 +139,21 @@ class Catalogue:
         return best
 
 
-def top_implants(best: np.ndarray, keep: np.ndarray, k: int = K) -> list[list[int]]:
-    """For each query (column of ``best``), the k best implants among ``keep`` (fewer if fewer exist)."""
+def top_implants(best: np.ndarray, keep: np.ndarray, k: int = K) -> list[list[tuple[int, float]]]:
+    """For each query (column of ``best``), the k best implants among ``keep`` (fewer if fewer
+    exist), each with its best cosine."""
     kept = np.flatnonzero(keep)
     scores = best[kept]  # [kept implants, queries]
     order = np.argsort(-scores, axis=0, kind="stable")[:k]
-    return [[int(kept[i]) for i in order[:, q]] for q in range(best.shape[1])]
+    return [[(int(kept[i]), float(scores[i, q])) for i in order[:, q]] for q in range(best.shape[1])]
+
+
+def shown_exactly(result: list[tuple[int, float]], truth: list[tuple[int, float]]) -> bool:
+    """The list a dentist reads is the exact one: same implants, same order, each with the
+    similarity of its best image (pgvector computes in float32: 1e-5)."""
+    return [i for i, _ in result] == [i for i, _ in truth] and all(
+        abs(similarity - (1 + cosine) / 2) < 1e-5 for (_, similarity), (_, cosine) in zip(result, truth, strict=True)
+    )
 
 
 FILTERS = {"none": None, "10 %": {"body_shape": "parallel"}, "1 %": {"level": "tissue"}}
@@ -363,7 +375,7 @@ def run_queries(queries: np.ndarray, *, ef_search: int | None, exact: bool, impl
             as_list, model_id=MODEL_ID, k=K, ef_search=ef_search, exact=exact, implant_filter=implant_filter
         )
         times.append((time.perf_counter() - t) * 1000)
-        results.append([h.implant_id for h in hits])
+        results.append([(h.implant_id, h.similarity) for h in hits])
     return times, results
 
 
@@ -375,7 +387,7 @@ def chosen_plan(query: np.ndarray, implant_filter: dict | None, ef: int) -> str:
 
     if implant_filter and search.filtered_rows(MODEL_ID, implant_filter) <= search.EXACT_MAX_ROWS:
         return "exact (filter)"  # the search's own rule, before any planner
-    qs = search._queryset(query.tolist(), MODEL_ID, implant_filter, [])
+    qs = search._queryset(search.distance_to(query.tolist()), MODEL_ID, implant_filter, [])
     sql, params = qs[: search.candidate_limit(K, search.images_per_implant(MODEL_ID))].query.sql_with_params()
     with connection.cursor() as cur:
         cur.execute(
@@ -424,6 +436,7 @@ def main(
     from django.core.management import call_command
     from django.db import connection
 
+    from matching import search
     from matching.search import EF_SEARCH, MAX_EF_SEARCH, candidate_limit, forget_images_per_implant, images_per_implant
 
     grid = grid or [(M, EF_CONSTRUCTION)]
@@ -444,7 +457,9 @@ def main(
             times, results = run_queries(asked, ef_search=ef, exact=exact, implant_filter=FILTERS[name])
             truth = truth_by_filter[name][: len(asked)]
             # A filter may keep fewer than K implants (1 % of 50): recall over what exists.
-            recall = float(np.mean([len(set(r) & set(t_)) / len(t_) for r, t_ in zip(results, truth, strict=True)]))
+            pairs = list(zip(results, truth, strict=True))
+            recall = float(np.mean([len({i for i, _ in r} & {i for i, _ in t_}) / len(t_) for r, t_ in pairs]))
+            exactly = float(np.mean([shown_exactly(r, t_) for r, t_ in pairs]))
             chosen = "-" if exact else chosen_plan(queries[0], FILTERS[name], ef)
             limit = candidate_limit(K, images_per_implant(MODEL_ID))
             ef_used = None if exact else min(MAX_EF_SEARCH, max(ef, limit))  # never below the LIMIT
@@ -460,6 +475,7 @@ def main(
                     "p50_ms": p50,
                     "p95_ms": p95,
                     "recall": recall,
+                    "shown_exactly": exactly,
                     **({"build_s": build["build_s"], "index_bytes": build["index_bytes"]} if build else {}),
                 }
             )
@@ -475,6 +491,7 @@ def main(
                     f"{p50:.2f}",
                     f"{p95:.2f}",
                     f"{recall:.3f}",
+                    f"{exactly:.3f}",
                     build_cell,
                     size_cell,
                 ]
@@ -504,7 +521,10 @@ def main(
             best = catalogue.best_per_implant()
             names = list(FILTERS) if filters else ["none"]
             truth_by_filter = {
-                name: [[ids[i] for i in top] for top in top_implants(best, filter_mask(catalogue.implants, name))]
+                name: [
+                    [(ids[i], cosine) for i, cosine in top]
+                    for top in top_implants(best, filter_mask(catalogue.implants, name))
+                ]
                 for name in names
             }
             truth_s = time.perf_counter() - t
@@ -532,6 +552,15 @@ def main(
                 for ef in ef_values:
                     measure(label, n, truth_by_filter, catalogue.queries, ef, False, build, names)
                     build = None
+                # Baseline: the same scan without the exact rescoring of the implants it finds
+                # (matching/search.py, RESCORE_FACTOR), unfiltered: what the rescoring costs and buys.
+                rescore = search.RESCORE_FACTOR
+                search.RESCORE_FACTOR = 0
+                try:
+                    baseline = f"{label}, index order"
+                    measure(baseline, n, truth_by_filter, catalogue.queries, ef_values[0], False, None, ["none"])
+                finally:
+                    search.RESCORE_FACTOR = rescore
             if n <= exact_up_to:
                 measure("exact", n, truth_by_filter, catalogue.queries, None, True, None, names)
             size["rss_mb"] = server_rss_mb()
@@ -559,6 +588,7 @@ def main(
             "p50 ms",
             "p95 ms",
             "recall@3",
+            "shown exactly",
             "index build",
             "index size",
         ],

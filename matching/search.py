@@ -17,14 +17,23 @@ the index scan costs, so the search first asks for ``FIRST_CANDIDATES`` rows and
 pigeonhole LIMIT only when those hold fewer than ``k`` implants (a second round trip, rare).
 Any prefix of rows in distance order gives the right top ``k`` implants as soon as it holds ``k``
 of them (an implant not in the prefix has every image farther away), so a short first scan, a
-stale ``m`` or a scan cut short can only make the list short, never wrong.
+stale ``m`` or a scan cut short can only make the list short, never wrong -- up to what HNSW, an
+approximate index, misses (recall, measured in bench/search.py).
 
-``relaxed_order``: the index may hand rows back slightly out of order (better recall and speed than
-``strict_order``); the candidates are re-sorted by exact distance in the outer query
-(``MATERIALIZED`` keeps PostgreSQL from folding the sort into the index scan), as pgvector's README
-shows.
+Exact order for what the index finds. HNSW may miss an implant's *best* image and hand back its
+second best: the implant is found, but with a lower similarity than it has, and a near-tie with the
+next implant comes out swapped (seen in CI: the 2nd and 3rd implants of a look-alike family
+swapped between two runs of the same query, the graph's levels being drawn at random). The dentist
+would see the wrong order, the wrong reference image and a confidence that depends on the graph.
+So the index only shortlists implants: the first ``RESCORE_FACTOR * k`` implants its rows hold are
+rescored exactly over all their eligible images (through the implant btree, a few hundred rows),
+folded by the database, in the same statement. Order, reference image and similarity of every
+implant shown are then the exact ones; only which implants make the shortlist is approximate.
+The ``relaxed_order`` scan (better recall and speed than ``strict_order``) may return rows slightly
+out of order; ``MATERIALIZED`` keeps PostgreSQL from folding the shortlist's ``LIMIT`` into the
+index scan, as pgvector's README shows.
 
-One round trip on the hot path: the ``SET LOCAL`` lines and the query go to the server as one
+One round trip on the hot path: the ``SET LOCAL`` lines and the statement go to the server as one
 simple-query message (Django's psycopg cursor binds parameters on the client), which PostgreSQL runs
 as one implicit transaction, so the settings last for this query only. (Called inside an outer
 ``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.)
@@ -53,6 +62,7 @@ Exact scan, where and why:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -60,7 +70,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Value
+from django.db.models.expressions import RawSQL
+from pgvector import Vector
 from pgvector.django import CosineDistance
 
 from implants.models import ReferenceImage
@@ -86,6 +98,11 @@ FIRST_CANDIDATES = 64
 # machine, exact; the iterative HNSW scan for a filter that keeps 10 % of 10^5 rows far from the
 # query took 150 ms there for recall 0.92 (bench/RESULTS.md, issue 15).
 EXACT_MAX_ROWS = 20_000
+# How many of the implants the index scan finds are rescored exactly, per implant asked for: the
+# first RESCORE_FACTOR * k by the index's own (approximate) order. Costs ~0.3 ms of SQL per search
+# at 10^5 (bench/search.py measures it beside the index's own order: 0 turns the rescoring off,
+# the benchmark's baseline).
+RESCORE_FACTOR = 2
 
 # How long a process trusts its count of reference images per implant (see images_per_implant).
 PER_IMPLANT_TTL_SECONDS = 300.0
@@ -170,17 +187,29 @@ def _fold(rows: Iterable[tuple[int, int, float]], k: int) -> list[ImplantHit]:
     return hits
 
 
-def _queryset(embedding: Sequence[float], model_id: str, implant_filter: dict | None, exclude_implants: list[int]):
-    qs = ReferenceImage.objects.filter(embedding_model=model_id, implant__is_active=True, embedding__isnull=False)
+def distance_to(embedding: Sequence[float]) -> CosineDistance:
+    """The cosine distance to ``embedding`` as an expression."""
+    return CosineDistance("embedding", list(embedding))
+
+
+def _scored(qs, distance: CosineDistance):
+    """(id, implant_id, distance) rows of ``qs``, nearest first."""
+    return qs.annotate(distance=distance).order_by("distance").values_list("id", "implant_id", "distance")
+
+
+def _searchable_rows(model_id: str):
+    """The rule for a row that can be searched at all: embedded by this model (the implant-level
+    rules -- active, refine filter, rejections -- are _queryset's)."""
+    return ReferenceImage.objects.filter(embedding_model=model_id, embedding__isnull=False)
+
+
+def _queryset(distance: CosineDistance, model_id: str, implant_filter: dict | None, exclude_implants: list[int]):
+    qs = _searchable_rows(model_id).filter(implant__is_active=True)
     if implant_filter:
         qs = qs.filter(**{f"implant__{key}": value for key, value in implant_filter.items()})
     if exclude_implants:
         qs = qs.exclude(implant_id__in=exclude_implants)
-    return (
-        qs.annotate(distance=CosineDistance("embedding", list(embedding)))
-        .order_by("distance")
-        .values_list("id", "implant_id", "distance")
-    )
+    return _scored(qs, distance)
 
 
 def _one_round_trip(settings_sql: str, sql: str, params) -> list[tuple[int, int, float]]:
@@ -193,31 +222,88 @@ def _one_round_trip(settings_sql: str, sql: str, params) -> list[tuple[int, int,
         return cursor.fetchall()
 
 
-def _index_rows(qs, limit: int, ef_search: int) -> list[tuple[int, int, float]]:
-    """The first ``limit`` rows of ``qs`` through the HNSW index, scanned iteratively, re-sorted."""
-    sql, params = qs[:limit].query.sql_with_params()
-    return _one_round_trip(
-        "SET LOCAL hnsw.iterative_scan = relaxed_order;"
-        f" SET LOCAL hnsw.ef_search = {int(ef_search)};"
-        f" SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)};",
-        # sql is the ORM's own compiled query; every value in it is a bound parameter.
-        f"WITH candidates AS MATERIALIZED ({sql}) SELECT * FROM candidates ORDER BY distance, id",  # noqa: S608
+def _best_per_implant(qs, k: int) -> tuple[str, tuple]:
+    """SQL for the best row of each implant ``qs`` keeps, nearest first, at most ``k``: the
+    database folds (``DISTINCT ON``), so only ``k`` rows come back however many it scores. The
+    inner query has no ``ORDER BY distance``, the only order an HNSW index can give, so the planner
+    cannot pick the approximate index; it uses the implant btree for a short list of implants."""
+    sql, params = qs.order_by().query.sql_with_params()
+    # sql is the ORM's own compiled query; every value in it is a bound parameter.
+    return (
+        f"SELECT * FROM (SELECT DISTINCT ON (implant_id) * FROM ({sql}) AS scored"  # noqa: S608
+        f" ORDER BY implant_id, distance, id) AS best ORDER BY distance, id LIMIT {int(k)}",
         params,
     )
 
 
+# Stands for the query vector in a compiled index statement (see _index_statement).
+_PLACEHOLDER = Vector([0.125]).to_text()
+
+
+@functools.lru_cache(maxsize=256)
+def _index_statement(
+    model_id: str, implant_filter: tuple, exclude_implants: tuple, limit: int, k: int, rescore: int
+) -> tuple[str, tuple]:
+    """The index statement, compiled by the ORM once per search shape and kept: compiling it
+    (two querysets) was ~1 ms of a ~5 ms search at 10^5. The query vector is a placeholder
+    parameter that ``_index_rows`` swaps for the real one; everything else is the ORM's.
+
+    It returns the first ``rescore * k`` implants the HNSW index finds in its first ``limit``
+    rows, each with its exact best row, nearest first (see "Exact order for what the index finds"
+    in the module docstring); with ``rescore`` 0, the index's own rows (the benchmark's baseline)."""
+    distance = CosineDistance("embedding", Value(_PLACEHOLDER))
+    qs = _queryset(distance, model_id, dict(implant_filter), list(exclude_implants))
+    scan, scan_params = qs[:limit].query.sql_with_params()
+    if rescore <= 0:
+        # scan is the ORM's own compiled query; every value in it is a bound parameter.
+        return f"WITH candidates AS MATERIALIZED ({scan}) SELECT * FROM candidates ORDER BY distance, id", scan_params  # noqa: S608
+    # The shortlisted implants passed the implant-level rules in the scan, so the rescoring needs
+    # only the row-level ones; without the join to implants the planner drives it from the
+    # shortlist through the implant btree (with it, it scanned and sorted the implant table).
+    shortlisted = _searchable_rows(model_id).filter(implant_id__in=RawSQL("SELECT implant_id FROM shortlist", ()))
+    rescored, rescored_params = _best_per_implant(_scored(shortlisted, distance), rescore * k)
+    return (
+        # Both are the ORM's own compiled queries; every value in them is a bound parameter.
+        f"WITH candidates AS MATERIALIZED ({scan}),"  # noqa: S608
+        " shortlist AS MATERIALIZED (SELECT implant_id FROM candidates GROUP BY implant_id"
+        f" ORDER BY min(distance), implant_id LIMIT {int(rescore * k)}) {rescored}",
+        (*scan_params, *rescored_params),
+    )
+
+
+def _index_rows(
+    vector: str,
+    model_id: str,
+    implant_filter: dict | None,
+    exclude_implants: list[int],
+    *,
+    limit: int,
+    ef_search: int,
+    k: int,
+) -> list[tuple[int, int, float]]:
+    """``_index_statement`` for ``vector`` (pgvector's text form), run with its HNSW settings."""
+    sql, params = _index_statement(
+        model_id,
+        tuple(sorted((implant_filter or {}).items())),
+        tuple(sorted(set(exclude_implants))),
+        limit,
+        k,
+        RESCORE_FACTOR,
+    )
+    return _one_round_trip(
+        "SET LOCAL hnsw.iterative_scan = relaxed_order;"
+        f" SET LOCAL hnsw.ef_search = {int(ef_search)};"
+        f" SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)};",
+        sql,
+        tuple(vector if param == _PLACEHOLDER else param for param in params),
+    )
+
+
 def _exact_rows(qs, k: int) -> list[tuple[int, int, float]]:
-    """The best row of each of the ``k`` nearest implants by exact distance: the database folds
-    (``DISTINCT ON``), so only ``k`` rows come back whatever the catalogue's size. The inner query
-    has no ``ORDER BY distance``, the only order an HNSW index can give, so the planner cannot
-    pick the approximate index; it may still use the implant btree for a selective filter."""
-    sql, params = qs.order_by().query.sql_with_params()
+    """The best row of each of the ``k`` nearest implants by exact distance (no index)."""
+    sql, params = _best_per_implant(qs, k)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT * FROM (SELECT DISTINCT ON (implant_id) * FROM ({sql}) AS scored"  # noqa: S608 - as above
-            f" ORDER BY implant_id, distance, id) AS best ORDER BY distance, id LIMIT {int(k)}",
-            params,
-        )
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -236,7 +322,7 @@ def nearest_implants(
     lookups), never one of ``exclude_implants``. ``exact=True`` skips the index (a reference for
     tests and the benchmark); ``ef_search`` overrides EF_SEARCH (the benchmark's sweep)."""
     k = k or settings.RAIOX_TOP_K
-    qs = _queryset(embedding, model_id, implant_filter, list(exclude_implants))
+    exclude_implants = list(exclude_implants)
     if implant_filter and filtered_rows(model_id, implant_filter) <= EXACT_MAX_ROWS:
         exact = True  # a selective refine filter: exact over its rows is quicker and exact
     if not exact:
@@ -246,11 +332,16 @@ def nearest_implants(
         # ef_search stays at least the pigeonhole LIMIT for both scans: it is what recall needs as
         # the catalogue grows (see EF_SEARCH); fetching fewer rows is what saves the time.
         ef = min(MAX_EF_SEARCH, max(full, ef_search or EF_SEARCH))
+        vector = Vector(list(embedding)).to_text()
         for limit in sorted({min(full, FIRST_CANDIDATES), full}):
-            hits = _fold(_index_rows(qs, limit, ef), k)
-            if len(hits) == k:
+            rows = _index_rows(vector, model_id, implant_filter, exclude_implants, limit=limit, ef_search=ef, k=k)
+            hits = _fold(rows, k)
+            # A short scan is trusted only when it holds RESCORE_FACTOR * k implants: the k-th is
+            # then well inside it, not at its edge, where the relaxed order may have swapped rows
+            # across the cut (CI once saw the 5th implant lost that way).
+            if len(hits) == k and (limit == full or len({row[1] for row in rows}) >= RESCORE_FACTOR * k):
                 return hits
-    return _fold(_exact_rows(qs, k), k)
+    return _fold(_exact_rows(_queryset(distance_to(embedding), model_id, implant_filter, exclude_implants), k), k)
 
 
 def nearest_implants_exact(
@@ -263,5 +354,5 @@ def nearest_implants_exact(
     """The top-k implants by an exact scan, leaving out some reference images (evaluation: a
     reference image queried against the others, a confirmed case against the catalogue without the
     reference image it became). Same filters and fold as ``nearest_implants``."""
-    qs = _queryset(embedding, model_id, None, []).exclude(pk__in=list(exclude_references))
+    qs = _queryset(distance_to(embedding), model_id, None, []).exclude(pk__in=list(exclude_references))
     return _fold(_exact_rows(qs, k), k)

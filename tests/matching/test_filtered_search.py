@@ -102,8 +102,10 @@ def test_a_filter_keeping_one_percent_of_the_rows_still_returns_k_implants(synth
         assert ids(hits) == numpy_top(query, 3, rare)
         assert len(hits) == 3 and set(ids(hits)) <= rare
         if plan == "index forced":
-            # The iterative index scan found them: no exact second round.
-            assert len([q for q in captured.captured_queries if "<=>" in q["sql"]]) == 1
+            # The iterative index scan found them: no exact round (the short scan holds all 5 rare
+            # implants, fewer than the 2k it trusts, so the full LIMIT's scan answers).
+            searches = [q["sql"] for q in captured.captured_queries if "<=>" in q["sql"]]
+            assert searches and all("hnsw.iterative_scan" in sql for sql in searches)
 
 
 def test_a_filter_returns_every_implant_it_keeps_when_fewer_than_k_exist(synthetic, plan):
@@ -138,7 +140,43 @@ def test_rejections_and_a_feature_filter_together(synthetic, plan):
     assert ids(hits) == numpy_top(query, 3, set(rare[2:]))
 
 
+def nearest_rows(query) -> list[tuple[float, int, int]]:
+    """(cosine, implant, reference image) of every row, nearest first, by numpy."""
+    q = np.asarray(query)
+    rows = ReferenceImage.objects.filter(embedding_model=MODEL_ID).values_list("pk", "implant_id", "embedding")
+    return sorted(((float(q @ np.asarray(e)), implant_id, pk) for pk, implant_id, e in rows), reverse=True)
+
+
+def test_an_implant_whose_best_image_the_index_missed_is_shown_with_it(synthetic, monkeypatch):
+    """HNSW is approximate: its walk may miss an implant's best image and hand back another of
+    its images (rare here, seen once in CI, more likely as the catalogue grows). The implant is
+    then found, and must still be shown with its best image, its true similarity and in its true
+    place. The miss is made certain: the index scan is not allowed to see the best image of the
+    top-5 implants after the first that still have another image among the nearest rows it reads
+    (the rest is the real query on the real index)."""
+    real_queryset = search._queryset
+    # Compiled statements are cached per search shape; this test changes what the scan sees.
+    monkeypatch.setattr(search, "_index_statement", search._index_statement.__wrapped__)
+    for query in synthetic["queries"]:
+        rows = nearest_rows(query)
+        truth: dict[int, tuple[int, float]] = {}  # implant -> best image, similarity (first 5)
+        for cosine, implant_id, pk in rows:
+            if len(truth) < 5 and implant_id not in truth:
+                truth[implant_id] = (pk, (1 + cosine) / 2)  # the search's similarity: 1 - distance / 2
+        read = [implant_id for _, implant_id, _ in rows[: search.FIRST_CANDIDATES]]
+        missed = [truth[i][0] for i in list(truth)[1:] if read.count(i) >= 2]
+        assert missed  # the data gives every query something to miss
+        monkeypatch.setattr(search, "_queryset", lambda *a, **kw: real_queryset(*a, **kw).exclude(pk__in=missed))
+        hits = nearest_implants(query, model_id=MODEL_ID, k=5)
+        assert ids(hits) == list(truth)
+        for hit in hits:
+            assert hit.reference_image_id == truth[hit.implant_id][0]
+            assert hit.similarity == pytest.approx(truth[hit.implant_id][1], abs=1e-6)
+
+
 def test_index_and_exact_paths_agree(synthetic, plan):
+    """Same implants, same reference images, same similarities, same order. (Before the index
+    only shortlisted, a CI run once saw the 2nd and 3rd implants of a look-alike family swapped.)"""
     for query in synthetic["queries"]:
         for options in ({}, {"implant_filter": {"level": Level.TISSUE}}, {"implant_filter": {"level": Level.BONE}}):
             index = nearest_implants(query, model_id=MODEL_ID, k=5, **options)
