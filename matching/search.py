@@ -14,17 +14,21 @@ more than ``m`` eligible images, any ``(k - 1) * m + 1`` rows hold at least ``k`
 cached per process for a few minutes. That bound is for the worst case (a crowded implant filling
 the first rows); most queries find their ``k`` implants in far fewer rows and fetching rows is what
 the index scan costs, so the search first asks for ``FIRST_CANDIDATES`` rows and widens to the
-pigeonhole LIMIT only when those hold fewer than ``k`` implants (a second round trip, rare).
-Any prefix of rows in distance order gives the right top ``k`` implants as soon as it holds ``k``
-of them (an implant not in the prefix has every image farther away), so a short first scan, a
-stale ``m`` or a scan cut short can only make the list short, never wrong -- up to what HNSW, an
-approximate index, misses (recall, measured in bench/search.py).
+pigeonhole LIMIT only when those hold fewer than ``RESCORE_FACTOR * k`` implants (a second round
+trip). Any prefix of rows in exact distance order gives the right top ``k`` implants as soon as it
+holds ``k`` of them (an implant not in the prefix has every image farther away), so a short first
+scan, a stale ``m`` or a scan cut short can only make the list short, never wrong -- up to what
+HNSW, an approximate index, misses (recall, measured in bench/search.py). The index's order is only
+nearly exact (``relaxed_order``, below), so a short scan is trusted only when it holds twice the
+implants asked for: the ``k``-th is then well inside it, not at its edge, where rows may have been
+swapped across the cut (a test run once lost the 5th implant of a crowded family that way).
 
 Exact order for what the index finds. HNSW may miss an implant's *best* image and hand back its
 second best: the implant is found, but with a lower similarity than it has, and a near-tie with the
-next implant comes out swapped (seen in CI: the 2nd and 3rd implants of a look-alike family
-swapped between two runs of the same query, the graph's levels being drawn at random). The dentist
-would see the wrong order, the wrong reference image and a confidence that depends on the graph.
+next implant comes out swapped (seen in CI: the 2nd and 3rd implants of a look-alike family in the
+reverse of the exact scan's order; the graph's levels are drawn at random, so one build in many).
+The dentist would see the wrong order, the wrong reference image and a confidence that depends on
+the graph.
 So the index only shortlists implants: the first ``RESCORE_FACTOR * k`` implants its rows hold are
 rescored exactly over all their eligible images (through the implant btree, a few hundred rows),
 folded by the database, in the same statement. Order, reference image and similarity of every
@@ -36,7 +40,9 @@ index scan, as pgvector's README shows.
 One round trip on the hot path: the ``SET LOCAL`` lines and the statement go to the server as one
 simple-query message (Django's psycopg cursor binds parameters on the client), which PostgreSQL runs
 as one implicit transaction, so the settings last for this query only. (Called inside an outer
-``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.)
+``transaction.atomic`` they last until that transaction ends; they only touch HNSW scans.) The
+statement is compiled by the ORM once per search shape (model, filter, rejections, LIMIT, k) and
+kept, with the query vector as its one changing parameter: compiling it was a fifth of the search.
 
 ``hnsw.ef_search`` is at least the pigeonhole LIMIT (and EF_SEARCH) even for the short first scan:
 below it recall drops for the 2nd and 3rd implants, whose best images come after the crowded first
@@ -338,7 +344,7 @@ def nearest_implants(
             hits = _fold(rows, k)
             # A short scan is trusted only when it holds RESCORE_FACTOR * k implants: the k-th is
             # then well inside it, not at its edge, where the relaxed order may have swapped rows
-            # across the cut (CI once saw the 5th implant lost that way).
+            # across the cut (a test run once lost the 5th implant that way).
             if len(hits) == k and (limit == full or len({row[1] for row in rows}) >= RESCORE_FACTOR * k):
                 return hits
     return _fold(_exact_rows(_queryset(distance_to(embedding), model_id, implant_filter, exclude_implants), k), k)
