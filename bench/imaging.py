@@ -54,25 +54,18 @@ def _sixteen_bit(grey: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _dicom(pixels: np.ndarray) -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from tests.dicom import dicom_file
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "IO"
-    ds.PatientName = "Paciente^Ficticio"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    rows, columns = pixels.shape
+    return dicom_file(
+        rows=rows,
+        columns=columns,
+        pixel_data=pixels.tobytes(),
+        bits_allocated=16,
+        bits_stored=12,
+        Modality="IO",
+        PatientName="Paciente^Ficticio",
+    )
 
 
 def _colour_photo(grey: np.ndarray, seed: int) -> Image.Image:

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from tests.dicom import dicom_file
 from tests.submissions.conftest import upload_host  # noqa: F401  (a fixture, used by name)
 
 
@@ -45,35 +46,21 @@ def dicom(
 ) -> bytes:
     """A DICOM file (explicit VR little endian, uncompressed), RGB two-frame 100 × 100 8-bit by
     default; ``pixel_bytes`` cuts the pixel data short."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Silva^Joao"
-    ds.PatientBirthDate = "19700101"
-    ds.Rows, ds.Columns = rows, columns
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = samples
-    ds.PhotometricInterpretation = "RGB" if samples == 3 else "MONOCHROME2"
-    if samples > 1:
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
     dtype = {8: np.uint8, 16: np.uint16}.get(bits, np.uint8)
     shape = (frames, rows, columns, samples) if samples > 1 else (frames, rows, columns)
     data = np.random.default_rng(0).integers(0, 200, shape, dtype=dtype).tobytes()
     if pixel_bytes is not None:
         data = data[:pixel_bytes]
-    ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return dicom_file(
+        rows=rows,
+        columns=columns,
+        pixel_data=data,
+        samples=samples,
+        frames=frames,
+        bits_allocated=bits,
+        PatientName="Silva^Joao",
+        PatientBirthDate="19700101",
+    )
 
 
 def png_broken_pixel_data() -> bytes:

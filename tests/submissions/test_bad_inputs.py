@@ -15,6 +15,7 @@ from PIL import Image
 
 from submissions.models import Submission
 from tests.conftest import storage_keys
+from tests.dicom import dicom_file
 from tests.submissions.conftest import jotform_payload, plain_form, remove_part, replace_part, xray_image
 
 ALLOWED_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"
@@ -54,23 +55,7 @@ GOOD = xray_image()
 
 def dicom_bomb() -> bytes:
     """A DICOM declaring 30000 × 30000 pixels with almost no pixel data."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows = ds.Columns = 30000
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = b"\0" * 64
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return dicom_file(rows=30000, columns=30000, pixel_data=b"\0" * 64)
 
 
 TEN_KB = ("A" * 10_240).encode()

@@ -16,6 +16,7 @@ from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
 from tests.conftest import storage_keys
+from tests.dicom import dicom_file
 from tests.submissions.conftest import plain_form, xray_image
 
 
@@ -29,25 +30,17 @@ def heic() -> bytes:
 
 
 def dicom(photometric: str = "MONOCHROME2") -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
     pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 16  # 12-bit, as detectors give
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    rows, columns = pixels.shape
+    return dicom_file(
+        rows=rows,
+        columns=columns,
+        pixel_data=pixels.tobytes(),
+        bits_allocated=16,
+        bits_stored=12,
+        photometric=photometric,
+        Modality="DX",
+    )
 
 
 def tiff16() -> bytes:

@@ -1,0 +1,52 @@
+"""One builder for the DICOM files the tests and benches send (explicit VR little endian,
+uncompressed, Secondary Capture), so the file meta and the pixel module are written in one place.
+
+Each caller chooses what makes its case: the pixels (or a pixel data cut short, or none worth the
+name), the bit depth, and the patient attributes the intake must strip."""
+
+from __future__ import annotations
+
+import io
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+
+def dicom_file(
+    *,
+    rows: int,
+    columns: int,
+    pixel_data: bytes,
+    samples: int = 1,
+    frames: int = 1,
+    bits_allocated: int = 8,
+    bits_stored: int | None = None,
+    photometric: str | None = None,
+    **attributes: str,
+) -> bytes:
+    """A DICOM file of ``frames`` images ``rows`` x ``columns`` with ``samples`` per pixel;
+    ``pixel_data`` is written as given (padded to even length, as DICOM requires), so it may be
+    short of what the header declares. ``attributes`` are further data elements by keyword
+    (``Modality="DX"``, ``PatientName="Silva^Joao"``)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.Rows, ds.Columns = rows, columns
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = photometric or ("RGB" if samples == 3 else "MONOCHROME2")
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    stored = bits_stored or bits_allocated
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_allocated, stored, stored - 1, 0
+    ds.PixelData = pixel_data + (b"\0" if len(pixel_data) % 2 else b"")
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
