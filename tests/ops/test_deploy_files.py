@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import DEPLOY, ROOT
+from tests.ops.helpers import DEPLOY, ROOT, nginx_test_config
 
 
 def _units_for_this_machine(tmp_path: Path) -> list[Path]:
@@ -51,30 +51,7 @@ def test_systemd_verify_would_catch_a_broken_unit(tmp_path):
 
 @pytest.fixture
 def nginx_config(tmp_path) -> Path:
-    assert shutil.which("nginx"), "install nginx (make test does)"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=raiox.example.com",
-         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    (tmp_path / "logs").mkdir()
-    params = tmp_path / "raiox_proxy_params"
-    shutil.copy(DEPLOY / "nginx" / "raiox_proxy_params", params)
-    site = (
-        (DEPLOY / "nginx" / "raiox.conf")
-        .read_text()
-        .replace("/etc/letsencrypt/live/raiox.example.com/fullchain.pem", str(tmp_path / "cert.pem"))
-        .replace("/etc/letsencrypt/live/raiox.example.com/privkey.pem", str(tmp_path / "key.pem"))
-        .replace("/var/log/nginx/", f"{tmp_path}/logs/")
-        .replace("/etc/nginx/raiox_proxy_params", str(params))
-    )
-    (tmp_path / "site.conf").write_text(site)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
-        f"http {{\n access_log {tmp_path}/logs/access.log;\n include {tmp_path}/site.conf;\n}}\n"
-    )
-    return conf
+    return nginx_test_config(tmp_path)
 
 
 def test_nginx_accepts_the_site(nginx_config, tmp_path):

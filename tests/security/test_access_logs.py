@@ -10,18 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import runpy
-import shutil
 import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+from tests.ops.helpers import DEPLOY, nginx_test_config
+
 RESULT_TOKEN = str(uuid.uuid4())
 JOTFORM_TOKEN = "jotform-secret-token-7Qp2mZ9vL4"
 REQUESTS = [
@@ -40,34 +39,16 @@ def _free_port() -> int:
 
 @pytest.fixture
 def nginx_site(tmp_path):
-    assert shutil.which("nginx"), "install nginx (make test does)"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=raiox.example.com",
-         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    (tmp_path / "logs").mkdir()
-    params = tmp_path / "raiox_proxy_params"
-    shutil.copy(DEPLOY / "nginx" / "raiox_proxy_params", params)
     http_port, https_port, backend_port = _free_port(), _free_port(), _free_port()
-    site = (
-        (DEPLOY / "nginx" / "raiox.conf")
-        .read_text()
-        .replace("/etc/letsencrypt/live/raiox.example.com/fullchain.pem", str(tmp_path / "cert.pem"))
-        .replace("/etc/letsencrypt/live/raiox.example.com/privkey.pem", str(tmp_path / "key.pem"))
-        .replace("/var/log/nginx/", f"{tmp_path}/logs/")
-        .replace("/etc/nginx/raiox_proxy_params", str(params))
-        .replace("listen [::]:80;", "")
-        .replace("listen [::]:443 ssl http2;", "")
-        .replace("listen 80;", f"listen 127.0.0.1:{http_port};")
-        .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl;")
-        .replace("server 127.0.0.1:8000", f"server 127.0.0.1:{backend_port}")  # nothing there: 502, still logged
-    )
-    (tmp_path / "site.conf").write_text(site)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
-        f"http {{\n access_log {tmp_path}/logs/other.log;\n include {tmp_path}/site.conf;\n}}\n"
+    conf = nginx_test_config(
+        tmp_path,
+        [
+            ("listen [::]:80;", ""),
+            ("listen [::]:443 ssl http2;", ""),
+            ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+            ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl;"),
+            ("server 127.0.0.1:8000", f"server 127.0.0.1:{backend_port}"),  # nothing there: 502, still logged
+        ],
     )
     proc = subprocess.Popen(
         ["nginx", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "logs" / "error.log"),
