@@ -54,18 +54,9 @@ def _sixteen_bit(grey: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _dicom(pixels: np.ndarray) -> bytes:
-    from tests.dicom import dicom_file
+    from tests.dicom import twelve_bit_dicom
 
-    rows, columns = pixels.shape
-    return dicom_file(
-        rows=rows,
-        columns=columns,
-        pixel_data=pixels.tobytes(),
-        bits_allocated=16,
-        bits_stored=12,
-        Modality="IO",
-        PatientName="Paciente^Ficticio",
-    )
+    return twelve_bit_dicom(pixels, Modality="IO", PatientName="Paciente^Ficticio")
 
 
 def _colour_photo(grey: np.ndarray, seed: int) -> Image.Image:

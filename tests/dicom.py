@@ -50,3 +50,18 @@ def dicom_file(
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def twelve_bit_dicom(pixels, *, photometric: str = "MONOCHROME2", **attributes: str) -> bytes:
+    """A grey radiograph as a detector writes it: 16 bits allocated, 12 stored (``pixels``: a 2-D
+    uint16 array already in 0..4095)."""
+    rows, columns = pixels.shape
+    return dicom_file(
+        rows=rows,
+        columns=columns,
+        pixel_data=pixels.tobytes(),
+        bits_allocated=16,
+        bits_stored=12,
+        photometric=photometric,
+        **attributes,
+    )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from bench.intake.procs import stop as stop_process_group
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test body
 # are still plain synchronous calls.
@@ -97,11 +98,6 @@ def worker(live_server, catalog, tmp_path):
             time.sleep(0.5)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
         connection.close()

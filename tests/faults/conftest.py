@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.intake.procs import stop as stop_process_group
 from tests.matching.conftest import ROOT, process_env
 
 # Short broker timings for the runs: a task locked by a killed worker is delivered again after
@@ -57,12 +58,7 @@ class Cluster:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
         self._collect()
 
     def _collect(self) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from django.core.management import call_command
 from django.db import connection
 from PIL import Image
 
+from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,13 +87,7 @@ def running_qcluster(log_path: Path, **extra_env: str) -> Iterator[subprocess.Po
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc)
         log.seek(0)
         output = log.read().decode(errors="replace")
         log.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from django_q.models import OrmQ
 
+from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
 from submissions.models import Status, Submission
 from tests.matching.conftest import embed_catalog, process_env
@@ -48,16 +48,6 @@ def _wait_for(url: str, *, verify: bool = True, seconds: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture
@@ -161,7 +151,7 @@ def stack(s3_storage, catalog, transactional_db, tmp_path) -> Iterator[dict]:
         client.close()
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process_group(proc)
         for out in outputs:
             text = out.read_text(errors="replace")
             if "Traceback" in text:

@@ -16,7 +16,7 @@ from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
 from tests.conftest import storage_keys
-from tests.dicom import dicom_file
+from tests.dicom import twelve_bit_dicom
 from tests.submissions.conftest import plain_form, xray_image
 
 
@@ -31,16 +31,7 @@ def heic() -> bytes:
 
 def dicom(photometric: str = "MONOCHROME2") -> bytes:
     pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 16  # 12-bit, as detectors give
-    rows, columns = pixels.shape
-    return dicom_file(
-        rows=rows,
-        columns=columns,
-        pixel_data=pixels.tobytes(),
-        bits_allocated=16,
-        bits_stored=12,
-        photometric=photometric,
-        Modality="DX",
-    )
+    return twelve_bit_dicom(pixels, photometric=photometric, Modality="DX")
 
 
 def tiff16() -> bytes:
