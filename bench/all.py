@@ -124,11 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             del steps[name]
             why_not[name] = "not in --only"
     durations = estimate(steps, args)
-    mode = (
-        "TINY run (--tiny): small sizes to check the path; the figures mean nothing."
-        if args.tiny
-        else "Full run (`make bench`)."
-    )
+    if args.tiny:
+        mode = "TINY run (--tiny): small sizes to check the path; the figures mean nothing."
+    elif only:
+        mode = f"Partial run (--only {', '.join(steps)})."
+    else:
+        mode = "Full run (`make bench`)."
     meta = {"started": _now(), "machine": _machine(), "commit": _commit(), "mode": mode}
     total = sum(durations.values())
     print(

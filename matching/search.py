@@ -94,8 +94,8 @@ MAX_EF_SEARCH = 1000  # pgvector's upper bound (past it the iterative scan conti
 # (pgvector's default is 20,000). Past it the list is short and the exact scan answers.
 MAX_SCAN_TUPLES = 20_000
 MIN_CANDIDATES = 10
-# The first scan's LIMIT: enough rows to hold k implants for nearly every query (bench: at 10^5,
-# 5,000 implants, up to 135 images each, every query found its 3 implants in the first 64 rows);
+# The first scan's LIMIT: enough rows to hold RESCORE_FACTOR * k implants for most queries (bench:
+# at 10^5, 5,000 implants, up to 135 images each, every query found its 3 implants in 64 rows);
 # fetching and re-sorting the pigeonhole LIMIT's rows was most of the search's time (10^5, same
 # ef_search: p95 10.5 -> 6.7 ms).
 FIRST_CANDIDATES = 64
@@ -334,7 +334,7 @@ def nearest_implants(
     if not exact:
         full = candidate_limit(k, images_per_implant(model_id))
         # The common case first (see "How the LIMIT is chosen"): a short scan, widened only when
-        # its rows hold fewer than k implants.
+        # its rows hold fewer than RESCORE_FACTOR * k implants.
         # ef_search stays at least the pigeonhole LIMIT for both scans: it is what recall needs as
         # the catalogue grows (see EF_SEARCH); fetching fewer rows is what saves the time.
         ef = min(MAX_EF_SEARCH, max(full, ef_search or EF_SEARCH))
