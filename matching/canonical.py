@@ -1,0 +1,112 @@
+"""The canonical view: how every picture is framed before the model sees it (worker only).
+
+One function for catalogue pictures, confirmed cases and dentists' films alike: the fixture is
+cropped with a fixed margin, turned so that its long axis is vertical with the apex down, and its
+contrast normalised (CLAHE) over the crop. A model compares like with like only if both sides are
+framed the same way: crops made differently from the references score near chance whatever the
+weights (the closest comparable system measured 0-3 % top-1 against 87 %), and an upper-jaw film
+shows its implant apex up.
+
+``PREPROCESS_VERSION`` is part of the model id (``matching.embedder.ModelSpec.model_id``): changing
+anything here changes the vectors, so bump it; the workers then run a new model id, the search
+sees only vectors of that id, and ``manage.py reembed`` brings the catalogue over (no mixed
+vectors).
+
+Where the finder cannot tell which end is the apex, ``canonical_views`` gives both orientations;
+the worker embeds both and keeps the better match (the result says so).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from matching.fixtures import APEX_DOWN, APEX_UNKNOWN, APEX_UP, Fixture, as_grey, find_fixtures
+
+PREPROCESS_VERSION = "fx1"
+
+VIEW_SIZE = 224  # the model's input side: the view is square so CLIP's centre crop keeps all of it
+MARGIN = 0.12  # of the fixture's length, on every side
+CLAHE_CLIP = 2.0
+CLAHE_TILES = (4, 4)
+
+
+@dataclass(frozen=True)
+class CanonicalView:
+    """A picture as the model must see it. ``Embedder.embed_images`` embeds only these (a bare
+    picture is framed as a catalogue picture first: ``reference_view``)."""
+
+    image: Image.Image  # RGB, VIEW_SIZE × VIEW_SIZE
+    fixture: Fixture | None  # None: no fixture was found, the whole picture was framed
+    turned: bool = False  # turned 180° from the finder's apex (the other orientation)
+
+
+def whole_picture(width: int, height: int, *, apex: str = APEX_DOWN) -> Fixture:
+    """The whole picture taken as one upright fixture (a picture where the finder found none, a
+    region the dentist marked around an implant the finder missed)."""
+    return Fixture(box=(0, 0, width, height), axis_deg=0.0, apex=apex, score=0.0, length=float(height), breadth=width)
+
+
+def _clahe() -> cv2.CLAHE:
+    return cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=CLAHE_TILES)
+
+
+def canonical_view(image: Image.Image | np.ndarray, fixture: Fixture, *, turn: bool = False) -> CanonicalView:
+    """``fixture`` of ``image`` in the canonical framing; ``turn``: the other orientation (apex
+    where the finder put the crown), for an uncertain apex."""
+    grey = as_grey(image)
+    cx, cy = fixture.centre
+    side = max(8.0, fixture.long_side * (1 + 2 * MARGIN))
+    scale = VIEW_SIZE / side
+    if scale < 0.5:
+        # Shrinking a lot in one warp aliases the threads away: area-average first.
+        factor = min(1.0, 2 * scale)
+        grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        cx, cy, scale = cx * factor, cy * factor, scale / factor
+    # axis_deg > 0: the lower end lies to the right; turning the picture clockwise by that angle
+    # (OpenCV's angles are counter-clockwise) makes the axis vertical.
+    angle = -float(fixture.axis_deg)
+    if (fixture.apex == APEX_UP) != bool(turn):
+        angle += 180.0
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    matrix[0, 2] += VIEW_SIZE / 2 - cx
+    matrix[1, 2] += VIEW_SIZE / 2 - cy
+    view = cv2.warpAffine(
+        grey, matrix, (VIEW_SIZE, VIEW_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+    view = _clahe().apply(view)
+    return CanonicalView(image=Image.fromarray(view).convert("RGB"), fixture=fixture, turned=bool(turn))
+
+
+def canonical_views(image: Image.Image | np.ndarray, fixture: Fixture) -> list[CanonicalView]:
+    """The view of ``fixture``, and the turned one too when its apex end is uncertain."""
+    views = [canonical_view(image, fixture)]
+    if fixture.apex == APEX_UNKNOWN:
+        views.append(canonical_view(image, fixture, turn=True))
+    return views
+
+
+def reference_view(image: Image.Image | np.ndarray) -> CanonicalView:
+    """A catalogue picture (or a confirmed case) framed canonically: its best-scored fixture, apex
+    down when the finder cannot tell (catalogue pictures are framed apex down); the whole picture
+    when no fixture is found."""
+    grey = as_grey(image)
+    report = find_fixtures(grey)
+    if not report.fixtures:
+        return canonical_view(grey, whole_picture(grey.shape[1], grey.shape[0]))
+    best = max(report.fixtures, key=lambda f: f.score)
+    if best.apex == APEX_UNKNOWN:
+        best = Fixture(**{**best.__dict__, "apex": APEX_DOWN})
+    return canonical_view(grey, best)
+
+
+def axis_from_vector(dx: float, dy: float) -> float:
+    """``axis_deg`` of an axis with direction ``(dx, dy)`` in image coordinates (y down)."""
+    if dy < 0 or (dy == 0 and dx < 0):
+        dx, dy = -dx, -dy
+    angle = math.degrees(math.atan2(dx, dy))
+    return 90.0 if angle <= -90.0 else angle
