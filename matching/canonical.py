@@ -19,6 +19,7 @@ the worker embeds both and keeps the better match (the result says so).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -110,3 +111,22 @@ def axis_from_vector(dx: float, dy: float) -> float:
         dx, dy = -dx, -dy
     angle = math.degrees(math.atan2(dx, dy))
     return 90.0 if angle <= -90.0 else angle
+
+
+def fixture_views(image: Image.Image | np.ndarray, fixture: Fixture | None) -> list[CanonicalView]:
+    """What the worker embeds for one implant of a film: the canonical view(s) of ``fixture``, or
+    of the whole picture in both orientations when there is no fixture to go by (a region the
+    dentist marked around an implant the finder missed)."""
+    if fixture is None:
+        grey = as_grey(image)
+        fixture = whole_picture(grey.shape[1], grey.shape[0], apex=APEX_UNKNOWN)
+    return canonical_views(image, fixture)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -24,12 +24,17 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    from matching.canonical import CanonicalView
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +60,22 @@ class ModelSpec:
         return self.weights_path is None
 
     @property
-    def model_id(self) -> str:
-        """Recorded next to every embedding: embeddings of different ids are never compared."""
+    def weights_id(self) -> str:
+        """The network and its weights, without the preprocessing."""
         if self.untrained:
             return f"{self.architecture}/{UNTRAINED_TAG}"
         if Path(self.pretrained).suffix:  # a checkpoint path: name it by file name
             return f"{self.architecture}/{Path(self.pretrained).name}"
         return f"{self.architecture}/{self.pretrained}"
+
+    @property
+    def model_id(self) -> str:
+        """Recorded next to every embedding: embeddings of different ids are never compared. The
+        preprocessing is part of it (``matching.canonical.PREPROCESS_VERSION``): the same weights
+        over differently framed pictures give vectors that must not meet in one search."""
+        from matching.canonical import PREPROCESS_VERSION
+
+        return f"{self.weights_id}+{PREPROCESS_VERSION}"
 
 
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -187,7 +201,23 @@ class Embedder:
         # Radiographs are greyscale: CLIP expects three channels.
         return img.convert("RGB")
 
-    def embed_images(self, images: list[Image.Image]) -> list[list[float]]:
+    def embed_images(self, items: Sequence[CanonicalView | Image.Image]) -> list[list[float]]:
+        """One vector per item, in one forward pass. Every embedding of this system goes through
+        here, and the model only ever sees canonical views (``matching.canonical``): a bare picture
+        is framed the catalogue's way first (``reference_view``: its best fixture, apex down), so no
+        path — catalogue, confirmed case, import, re-embedding, evaluation — can skip the framing.
+        The worker passes the views it built from the fixtures the finder found on a film."""
+        from matching.canonical import CanonicalView, reference_view
+
+        views = [item if isinstance(item, CanonicalView) else reference_view(item) for item in items]
+        return self._forward([view.image for view in views])
+
+    def embed_uncanonical_baseline(self, images: Sequence[Image.Image]) -> list[list[float]]:
+        """The whole picture as it is, without the canonical view: only for ``evaluate_matching``'s
+        "whole film as before" baseline row, never for anything stored or searched in production."""
+        return self._forward(list(images))
+
+    def _forward(self, images: list[Image.Image]) -> list[list[float]]:
         import torch
 
         if not images:

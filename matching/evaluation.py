@@ -40,6 +40,8 @@ class QueryResult:
     hits: list[tuple[int, float]]  # (implant id, similarity), best first
     embed_ms: float
     search_ms: float
+    condition: str = ""  # the generated film's condition (lower, upper, crown, panoramic, phone)
+    found: bool = True  # False: the finder found no fixture where the truth has one (counted wrong)
 
     @property
     def rank(self) -> int | None:
@@ -64,6 +66,8 @@ class LabelledItem:
     reference_id: int | None = None  # leave-one-out: the reference image queried
     exclude_references: tuple[int, ...] = ()
     stored_embedding: tuple[str, list[float]] | None = None  # (model id, vector) when already known
+    condition: str = ""
+    truth_box: tuple[int, int, int, int] | None = None  # where the implant is on the film (truth.json)
 
 
 def _implant_index() -> dict[str, int]:
@@ -83,7 +87,16 @@ def _implant_index() -> dict[str, int]:
     return index
 
 
+TRUTH_FILE = "truth.json"
+
+
 def folder_items(folder: Path) -> tuple[list[LabelledItem], list[str]]:
+    """A labelled folder: ``<implant>/*.png`` (or ``<manufacturer>/<implant>/``), optionally under a
+    condition folder (``lower/<manufacturer>/<implant>/1.png``); or, where the folder holds the
+    generator's ``truth.json`` (``manage.py generate_catalog --films``), one query per implant of
+    every film, with where it lies on the film and its condition."""
+    if (folder / TRUTH_FILE).is_file():
+        return truth_items(folder)
     index = _implant_index()
     items: list[LabelledItem] = []
     unknown: set[str] = set()
@@ -91,11 +104,42 @@ def folder_items(folder: Path) -> tuple[list[LabelledItem], list[str]]:
         if not path.is_file() or path.suffix.lower() not in SAFE_EXTENSIONS:
             continue
         label = path.parent.relative_to(folder).as_posix()
+        condition = ""
         implant_id = index.get(label)
+        if implant_id is None and "/" in label:
+            condition, rest = label.split("/", 1)
+            implant_id = index.get(rest)
         if implant_id is None:
             unknown.add(label)
             continue
-        items.append(LabelledItem(str(path.relative_to(folder)), implant_id, load=path.read_bytes))
+        items.append(LabelledItem(str(path.relative_to(folder)), implant_id, load=path.read_bytes, condition=condition))
+    return items, sorted(unknown)
+
+
+def truth_items(folder: Path) -> tuple[list[LabelledItem], list[str]]:
+    import json
+
+    index = _implant_index()
+    truth = json.loads((folder / TRUTH_FILE).read_text(encoding="utf-8"))
+    items: list[LabelledItem] = []
+    unknown: set[str] = set()
+    for film in truth.get("films", []):
+        path = folder / film["file"]
+        for n, fixture in enumerate(film.get("fixtures", []), start=1):
+            label = f"{slugify(fixture['manufacturer'])}/{slugify(fixture['implant'])}"
+            implant_id = index.get(label)
+            if implant_id is None:
+                unknown.add(label)
+                continue
+            items.append(
+                LabelledItem(
+                    f"{film['file']}#{n}",
+                    implant_id,
+                    load=path.read_bytes,
+                    condition=film.get("condition", ""),
+                    truth_box=tuple(int(v) for v in fixture["box"]),
+                )
+            )
     return items, sorted(unknown)
 
 
@@ -158,6 +202,26 @@ def leave_one_out_items(model_id: str) -> tuple[list[LabelledItem], int]:
 # --- running the queries ----------------------------------------------------------------------------
 
 
+def film_query_views(embedder, item: LabelledItem) -> list | None:
+    """The canonical view(s) the worker would embed for ``item``'s implant: the fixture the finder
+    found on the film (where the truth says it is, for a film of several), both orientations when
+    its apex is uncertain; None when the finder found nothing there (a miss, counted wrong)."""
+    from matching.canonical import box_iou, fixture_views
+    from matching.fixtures import find_fixtures
+
+    image = embedder.load_image(item.load())  # type: ignore[misc]
+    report = find_fixtures(image)
+    if item.truth_box is not None:
+        scored = [(box_iou(f.box, item.truth_box), f) for f in report.fixtures]
+        scored = [(iou, f) for iou, f in scored if iou >= 0.5]
+        if not scored:
+            return None
+        return fixture_views(image, max(scored, key=lambda pair: pair[0])[1])
+    if not report.fixtures:
+        return fixture_views(image, None)
+    return fixture_views(image, max(report.fixtures, key=lambda f: f.score))
+
+
 class DatabaseSearch:
     """The running model: the queries go through the real pgvector search."""
 
@@ -166,10 +230,15 @@ class DatabaseSearch:
         self.model_id = embedder.model_id
         self.untrained = embedder.untrained
 
-    def query_vector(self, item: LabelledItem) -> list[float]:
+    def query_vectors(self, item: LabelledItem) -> list[list[float]]:
+        """One vector per view to search (two for an uncertain apex: the better match is kept);
+        none when the finder missed the implant."""
         if item.stored_embedding is not None and item.stored_embedding[0] == self.model_id:
-            return item.stored_embedding[1]
-        return self.embedder.embed_bytes(item.load())  # type: ignore[misc]
+            return [item.stored_embedding[1]]
+        if item.reference_id is not None:  # a catalogue picture: framed as the catalogue is
+            return self.embedder.embed_images([self.embedder.load_image(item.load())])  # type: ignore[misc]
+        views = film_query_views(self.embedder, item)
+        return self.embedder.embed_images(views) if views else []
 
     def search(self, vector: list[float], item: LabelledItem) -> list[ImplantHit]:
         if item.exclude_references:
@@ -181,13 +250,26 @@ class DatabaseSearch:
 
 class MemorySearch:
     """A second model for --compare: the database holds one embedding per reference image (the
-    running model's), so the other model's catalogue is embedded here and searched exactly."""
+    running model's), so the other model's catalogue is embedded here and searched exactly.
 
-    def __init__(self, embedder, batch_size: int = 16, progress: Callable[[int], object] | None = None):
+    ``whole_film``: the baseline of ``--baseline-whole-film`` — references and queries embedded as
+    whole pictures, without the finder and the canonical view (how the system matched before)."""
+
+    def __init__(
+        self,
+        embedder,
+        batch_size: int = 16,
+        progress: Callable[[int], object] | None = None,
+        *,
+        whole_film: bool = False,
+    ):
         self.embedder = embedder
-        self.model_id = embedder.model_id
+        self.whole_film = whole_film
+        self.model_id = f"{embedder.spec.weights_id} (filme inteiro)" if whole_film else embedder.model_id
         self.untrained = embedder.untrained
         from matching.services import _read
+
+        embed = embedder.embed_uncanonical_baseline if whole_film else embedder.embed_images
 
         refs = list(
             ReferenceImage.objects.filter(implant__is_active=True)
@@ -197,7 +279,7 @@ class MemorySearch:
         vectors: list[list[float]] = []
         for start in range(0, len(refs), batch_size):
             batch = refs[start : start + batch_size]
-            vectors += embedder.embed_images([embedder.load_image(_read(name)) for _, _, name in batch])
+            vectors += embed([embedder.load_image(_read(name)) for _, _, name in batch])
             if progress:
                 progress(len(batch))
         self.ref_ids = np.array([pk for pk, _, _ in refs])
@@ -205,10 +287,13 @@ class MemorySearch:
         self.matrix = np.array(vectors, dtype=np.float32).reshape(len(refs), -1)
         self.by_ref = {pk: i for i, pk in enumerate(self.ref_ids)}
 
-    def query_vector(self, item: LabelledItem) -> list[float]:
+    def query_vectors(self, item: LabelledItem) -> list[list[float]]:
         if item.reference_id is not None and item.reference_id in self.by_ref:
-            return self.matrix[self.by_ref[item.reference_id]].tolist()
-        return self.embedder.embed_bytes(item.load())  # type: ignore[misc]
+            return [self.matrix[self.by_ref[item.reference_id]].tolist()]
+        if self.whole_film:
+            return self.embedder.embed_uncanonical_baseline([self.embedder.load_image(item.load())])  # type: ignore[misc]
+        views = film_query_views(self.embedder, item)
+        return self.embedder.embed_images(views) if views else []
 
     def search(self, vector: list[float], item: LabelledItem) -> list[ImplantHit]:
         distances = 1.0 - self.matrix @ np.asarray(vector, dtype=np.float32)
@@ -225,9 +310,11 @@ class MemorySearch:
 def run_queries(searcher, items: Sequence[LabelledItem]) -> Iterator[QueryResult]:
     for item in items:
         started = time.perf_counter()
-        vector = searcher.query_vector(item)
+        vectors = searcher.query_vectors(item)
         embedded = time.perf_counter()
-        hits = searcher.search(vector, item)
+        # Two views (uncertain apex): the one whose best candidate is closer wins, as in the worker.
+        searched = [searcher.search(vector, item) for vector in vectors]
+        hits = max(searched, key=lambda h: h[0].similarity if h else -1.0) if searched else []
         done = time.perf_counter()
         yield QueryResult(
             item.source,
@@ -235,6 +322,8 @@ def run_queries(searcher, items: Sequence[LabelledItem]) -> Iterator[QueryResult
             [(h.implant_id, round(h.similarity, 5)) for h in hits],
             (embedded - started) * 1000,
             (done - embedded) * 1000,
+            condition=item.condition,
+            found=bool(vectors),
         )
 
 
@@ -258,6 +347,23 @@ def _label(result: QueryResult) -> str:
 
 def _margin(result: QueryResult) -> float:
     return result.hits[0][1] - result.hits[1][1] if len(result.hits) > 1 else 1.0
+
+
+def hubness(first_answers: Sequence[int], catalogue_size: int) -> dict:
+    """How unevenly the first answers spread over the catalogue: the share taken by the most
+    frequent implant (1/n when even) and the skewness of the first-answer counts N1 over every
+    implant (Radovanović et al.'s measure; near 0 when even, large when a few "hubs" take most)."""
+    if not first_answers or catalogue_size < 2:
+        return {"top_share": 0.0, "skewness": 0.0, "implants_never_first": 0}
+    counts = Counter(first_answers)
+    n1 = np.array([counts.get(pk, 0) for pk in counts] + [0] * max(0, catalogue_size - len(counts)), dtype=float)
+    spread = n1.std()
+    skew = float(((n1 - n1.mean()) ** 3).mean() / spread**3) if spread > 0 else 0.0
+    return {
+        "top_share": _rate(max(counts.values()), len(first_answers)),
+        "skewness": round(skew, 2),
+        "implants_never_first": int((n1 == 0).sum()),
+    }
 
 
 def suggest_thresholds(results: Sequence[QueryResult]) -> dict:
@@ -354,6 +460,16 @@ def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dat
             )
     embed = [r.embed_ms for r in results]
     search = [r.search_ms for r in results]
+    per_condition = {}
+    for condition in sorted({r.condition for r in results if r.condition}):
+        rows = [r for r in results if r.condition == condition]
+        per_condition[condition] = {
+            "queries": len(rows),
+            "fixture_found": _rate(sum(r.found for r in rows), len(rows)),
+            "top1": _rate(sum(r.rank == 1 for r in rows), len(rows)),
+            "top3": _rate(sum(r.rank is not None and r.rank <= 3 for r in rows), len(rows)),
+            "hubness": hubness([r.top1[0] for r in rows if r.top1 is not None], len(implants)),
+        }
     return {
         "model_id": model_id,
         "untrained": untrained,
@@ -362,6 +478,8 @@ def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dat
         "implants": len({r.truth_id for r in results}),
         **topk,
         "per_manufacturer": per_manufacturer,
+        "per_condition": per_condition,
+        "hubness": hubness([r.top1[0] for r in results if r.top1 is not None], len(implants)),
         "confused_pairs": [{"truth": name(a), "predicted": name(b), "count": c} for (a, b), c in confusions],
         "confidence_labels": labels,
         "no_convincing_match": {

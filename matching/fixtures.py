@@ -110,4 +110,37 @@ def as_grey(image: Image.Image | np.ndarray) -> np.ndarray:
 
 def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
     """Every implant fixture in ``image`` (see the module docstring for the conventions)."""
-    raise NotImplementedError("the finder is being written (issue 20)")
+    # PROVISIONAL (not committed): the brightest elongated component.
+    import cv2
+
+    grey = as_grey(image)
+    h, w = grey.shape
+    blur = cv2.GaussianBlur(grey, (5, 5), 0)
+    thr = max(float(np.percentile(blur, 97)), 180.0)
+    mask = (blur >= thr).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if area < 200:
+            continue
+        ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == i)
+        pts = np.stack([xs + x, ys + y], axis=1).astype(np.float32)
+        _centre, (rw, rh), _a = cv2.minAreaRect(pts)
+        length, breadth = max(rw, rh), min(rw, rh)
+        if breadth <= 0 or length / breadth < 1.8:
+            continue
+        vx, vy = cv2.fitLine(pts, cv2.DIST_L2, 0, 0.01, 0.01).ravel()[:2]
+        from matching.canonical import axis_from_vector
+
+        out.append(
+            Fixture(
+                box=(int(x), int(y), int(x + bw), int(y + bh)),
+                axis_deg=axis_from_vector(float(vx), float(vy)),
+                apex=APEX_UNKNOWN,
+                score=min(1.0, area / (w * h) * 20),
+                length=float(length),
+                breadth=float(breadth),
+            )
+        )
+    return FixtureReport(fixtures=out, width=w, height=h, quality={"problems": []})

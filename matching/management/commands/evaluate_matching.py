@@ -4,6 +4,8 @@
     manage.py evaluate_matching --confirmed                  # the cases staff confirmed
     manage.py evaluate_matching --leave-one-out              # each reference image against the others
     manage.py evaluate_matching --folder heldout/ --compare /srv/models/finetuned.pt
+    manage.py evaluate_matching --folder films/ --baseline-whole-film  # generate_catalog --films: per condition,
+                                                                        # beside the whole film as before
 
 Writes report.json and report.html into --out, stores the report for the admin, prints the table
 and the thresholds suggested by the measured calibration. See matching.evaluation.
@@ -53,6 +55,11 @@ class Command(BaseCommand):
             "--limit", type=int, default=0, help="evaluate this many queries, evenly spaced over the set"
         )
         parser.add_argument("--no-save", action="store_true", help="do not store the report for the admin")
+        parser.add_argument(
+            "--baseline-whole-film",
+            action="store_true",
+            help="also measure the whole picture without the finder and canonical view (the matching before)",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         embedder = get_embedder()
@@ -92,6 +99,10 @@ class Command(BaseCommand):
         searchers = [DatabaseSearch(embedder)]
         if options["compare"]:
             searchers.append(self._compare_searcher(str(options["compare"])))
+        if options["baseline_whole_film"]:
+            total = ReferenceImage.objects.filter(implant__is_active=True).count()
+            with tqdm(total=total, desc="catálogo (filme inteiro)", unit="img", file=self.stderr) as bar:
+                searchers.append(MemorySearch(embedder, progress=bar.update, whole_film=True))
         summaries = []
         for searcher in searchers:
             with tqdm(total=len(items), desc=searcher.model_id[:40], unit="consulta", file=self.stderr) as bar:
@@ -165,6 +176,18 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  sem correspondência convincente (< {hidden['min_similarity']}): {hidden['queries']} consultas, "
                 f"escondendo {hidden['hid_right_top1']} 1ºs certos e {hidden['hid_right_in_top5']} certos no top-5"
+            )
+            if s.get("per_condition"):
+                self.stdout.write(f"  {'condição':<12} {'n':>5} {'achado':>7} {'top-1':>7} {'top-3':>7} {'hub':>6}")
+                for name, row in s["per_condition"].items():
+                    self.stdout.write(
+                        f"  {name[:12]:<12} {row['queries']:>5} {_pct(row['fixture_found']):>7} "
+                        f"{_pct(row['top1']):>7} {_pct(row['top3']):>7} {_pct(row['hubness']['top_share']):>6}"
+                    )
+            hub = s["hubness"]
+            self.stdout.write(
+                f"  hubness: o implante mais frequente é a 1ª resposta de {_pct(hub['top_share'])} das consultas; "
+                f"assimetria N1 {hub['skewness']}; {hub['implants_never_first']} implantes nunca em 1º"
             )
             for pair in s["confused_pairs"][:5]:
                 self.stdout.write(f"  confusão: {pair['truth']} → {pair['predicted']} ({pair['count']}x)")

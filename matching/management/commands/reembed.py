@@ -4,7 +4,11 @@
 an interrupted run simply continues where it stopped. ``--all`` recomputes everything. Rows are
 embedded in batches (one forward pass per batch) and each batch is saved before the next starts.
 Until the catalogue is re-embedded, the search only sees rows of the current model: models are
-never mixed.
+never mixed. The model id includes the preprocessing version (``matching.canonical``), so changing
+how pictures are framed is a model switch like any other: run this after it.
+
+Progress: a bar per kind of row with its rate and time left, and the count of rows still to do
+under the current model id before it starts.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Command(BaseCommand):
         refs = ReferenceImage.objects.all()
         if not redo_all:
             refs = refs.filter(Q(embedding__isnull=True) | ~Q(embedding_model=model_id))
+        total = ReferenceImage.objects.count()
+        self.stdout.write(f"Reference images to embed: {refs.count()} of {total}")
         done = self._run(
             "imagens de referência",
             list(refs.order_by("pk").values_list("pk", "image", "content_hash")),
@@ -52,7 +58,9 @@ class Command(BaseCommand):
         if options["submissions"]:
             from submissions.services import submission_set_embedding
 
-            subs = Submission.objects.exclude(image="")
+            # Only X-rays that were embedded before: a film answered per fixture (several implants)
+            # or where no implant was found has no vector of its own.
+            subs = Submission.objects.exclude(image="").exclude(embedding_model="")
             if not redo_all:
                 subs = subs.filter(Q(embedding__isnull=True) | ~Q(embedding_model=model_id))
             done = self._run(
