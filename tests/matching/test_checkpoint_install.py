@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from implants.models import ReferenceImage
 from matching import embedder as embedder_module
 from matching import services as worker_services
+from matching.canonical import PREPROCESS_VERSION
 from matching.checkpoints import installed_checkpoint, sha256_of
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -63,7 +64,7 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
     assert f"sha256 {digest}" in out.getvalue()
     installed = installed_checkpoint()
     assert installed is not None and installed.sha256 == digest
-    assert installed.model_id == f"ViT-B-32/raiox-vitb32-{digest[:12]}.pt"
+    assert installed.model_id == f"ViT-B-32/raiox-vitb32-{digest[:12]}.pt+{PREPROCESS_VERSION}"
     assert sha256_of(tmp_path / "models" / "checkpoints" / f"raiox-vitb32-{digest[:12]}.pt") == digest
 
     manufacturer, _ = services.manufacturer_get_or_create(name="Neodent")
@@ -74,7 +75,9 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
         services.reference_image_create(implant=implant, image_bytes=png_bytes(seed), filename="x.png")
     call_command("reembed", stdout=io.StringIO(), stderr=io.StringIO())  # the untrained fallback first
     untrained = {r.pk: list(r.embedding) for r in ReferenceImage.objects.all()}
-    assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {"ViT-B-32/untrained-seed0"}
+    assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {
+        f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
+    }
 
     # The operator points the setting at the installed file and restarts the worker.
     settings.RAIOX_CLIP_PRETRAINED = installed.path
@@ -121,8 +124,12 @@ def test_evaluate_compare_runs_the_running_model_and_a_checkpoint_side_by_side(t
     import json
 
     models = json.loads((tmp_path / "rep" / "report.json").read_text())["models"]
-    assert [m["model_id"] for m in models] == ["ViT-B-32/untrained-seed0", "ViT-B-32/raiox-vitb32.pt"]
+    assert [m["model_id"] for m in models] == [
+        f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}",
+        f"ViT-B-32/raiox-vitb32.pt+{PREPROCESS_VERSION}",
+    ]
     assert [m["untrained"] for m in models] == [True, False]
     assert all(m["queries"] == 3 for m in models)
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert "ViT-B-32/raiox-vitb32.pt" in html and "ViT-B-32/untrained-seed0 (não treinado)" in html
+    assert f"ViT-B-32/raiox-vitb32.pt+{PREPROCESS_VERSION}" in html
+    assert f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION} (não treinado)" in html

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.core.management import CommandError, call_command
 
+from matching.canonical import PREPROCESS_VERSION
 from matching.models import EvaluationReport
 from tests.matching.conftest import embed_catalog
 
@@ -44,7 +45,7 @@ def test_folder_evaluation_writes_report_json_and_html_labelled_untrained(small_
 
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     main = report["models"][0]
-    assert main["untrained"] is True and main["model_id"] == "ViT-B-32/untrained-seed0"
+    assert main["untrained"] is True and main["model_id"] == f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
     assert main["queries"] == small_catalogue["copies"] == 8 and main["implants"] == 4
     assert 0.0 <= main["top1"] <= main["top3"] <= main["top5"] <= 1.0
     # With 4 implants in the catalogue every right answer is among the first five.
