@@ -20,11 +20,13 @@ from django_q.models import OrmQ
 from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
+from matching.canonical import PREPROCESS_VERSION
 from tests.conftest import storage_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-RUNNING_MODEL = "ViT-B-32/untrained-seed0"
+# The old vectors are kept only under the running model id (weights + preprocessing version).
+RUNNING_MODEL = f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
 BAD = {"sem imagem": 9001, "404": 9002, "não imagem": 9003, "duplicado": 9004, "fora do bucket": 9005}
 
 OLD_TABLE = """
