@@ -62,14 +62,30 @@ def _thread_points(x_edge: float, y: float, depth: int, pitch: int, shape: str, 
     return [(x_edge, y), (out, y + pitch * 0.4), (x_edge, y + pitch * 0.8)]  # V
 
 
-def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
-    """Draw the implant, bright on a grey bone background, as a greyscale image."""
-    rng = random.Random(_seed(seed_name))
-    img = _background(rng)
+# Where the drawing puts the implant in its WIDTH x HEIGHT frame: centred, its platform at TOP (a
+# tissue-level neck rises NECK_RISE above it, an external hex HEX_RISE), the apex pointing down.
+TOP = 70
+NECK_RISE = 45
+HEX_RISE = 16
+
+
+def implant_top(silhouette: Silhouette) -> int:
+    """The highest row the drawn implant reaches (its coronal end: neck, hex or platform)."""
+    if silhouette.tissue_level:
+        return TOP - NECK_RISE
+    if silhouette.connection == "external_hex":
+        return TOP - HEX_RISE
+    return TOP
+
+
+def implant_layer(silhouette: Silhouette) -> Image.Image:
+    """The implant alone (0 where there is no metal), WIDTH x HEIGHT, apex down, softened: what
+    ``render`` lays on its bone and what the generated films (``implants.synthetic_films``) place,
+    turn and scale on theirs."""
     layer = Image.new("L", (WIDTH, HEIGHT), 0)
     draw = ImageDraw.Draw(layer)
     s = silhouette
-    cx, top = WIDTH / 2, 70
+    cx, top = WIDTH / 2, TOP
     bottom = top + s.length
     top_half = s.width / 2
     bottom_half = top_half * s.taper
@@ -81,8 +97,8 @@ def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
     if s.tissue_level:  # flared smooth neck above the bone
         draw.polygon(
             [
-                (cx - top_half * 0.8, top - 45),
-                (cx + top_half * 0.8, top - 45),
+                (cx - top_half * 0.8, top - NECK_RISE),
+                (cx + top_half * 0.8, top - NECK_RISE),
                 (cx + top_half * 1.05, top),
                 (cx - top_half * 1.05, top),
             ],
@@ -113,7 +129,7 @@ def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
     # The connection, seen through the metal as a darker shape at the top.
     conn_w = top_half * 0.55
     if s.connection == "external_hex":
-        draw.rectangle((cx - conn_w, top - 16, cx + conn_w, top), fill=215)
+        draw.rectangle((cx - conn_w, top - HEX_RISE, cx + conn_w, top), fill=215)
         draw.rectangle((cx - conn_w * 0.35, top, cx + conn_w * 0.35, top + 90), fill=150)
     elif s.connection == "internal_hex":
         draw.rectangle((cx - conn_w, top, cx + conn_w, top + 40), fill=140)
@@ -128,7 +144,14 @@ def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
         draw.polygon([(cx - conn_w, top), (cx + conn_w, top), (cx, top + 55)], fill=145)
         draw.rectangle((cx - conn_w * 0.3, top + 55, cx + conn_w * 0.3, top + 105), fill=165)
 
-    layer = layer.filter(ImageFilter.GaussianBlur(1.1))
+    return layer.filter(ImageFilter.GaussianBlur(1.1))
+
+
+def render(silhouette: Silhouette, *, seed_name: str) -> Image.Image:
+    """Draw the implant, bright on a grey bone background, as a greyscale image."""
+    rng = random.Random(_seed(seed_name))
+    img = _background(rng)
+    layer = implant_layer(silhouette)
     img.paste(layer, mask=layer.point(lambda v: 255 if v > 0 else 0))
     # Film grain from our own seeded RNG (Image.effect_noise cannot be seeded).
     px = img.load()

@@ -2,6 +2,7 @@
 
 manage.py generate_catalog out/ --implants 200 --images 5 --heldout 2
 manage.py generate_catalog out/ --seed-catalog-heldout 5   # copies of the 32 seed implants only
+manage.py generate_catalog out/ --films 64 --seed 1       # radiographs of the seed implants + truth.json
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from implants.synthetic_catalog import write_catalog, write_heldout_for_catalog
+from implants.synthetic_films import CONDITIONS, write_films
 
 
 class Command(BaseCommand):
@@ -33,9 +35,23 @@ class Command(BaseCommand):
             help="only write N distorted copies of each implant of seed_catalog (no CSV)",
         )
 
+        parser.add_argument(
+            "--films",
+            type=int,
+            default=0,
+            metavar="N",
+            help=f"only write N generated radiographs per condition ({', '.join(CONDITIONS)}) of the seed "
+            "implants, with truth.json (implants.synthetic_films)",
+        )
+
     def handle(self, *args: object, **options: object) -> None:
         started = time.perf_counter()
         out: Path = options["out"]
+        if options["films"]:
+            n = write_films(out, films=int(options["films"]), seed=int(options["seed"]))
+            elapsed = time.perf_counter() - started
+            self.stdout.write(f"{n} radiografias em {out}, verdade em {out / 'truth.json'} ({elapsed:.1f} s)")
+            return
         if options["seed_catalog_heldout"]:
             n = write_heldout_for_catalog(out, copies=int(options["seed_catalog_heldout"]), seed=int(options["seed"]))
             self.stdout.write(f"{n} cópias distorcidas em {out} ({time.perf_counter() - started:.1f} s)")
