@@ -130,3 +130,37 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+# --- centring (hubness) ---------------------------------------------------------------------------
+# Measured on generated films with the untrained model (issue 20, bench/RESULTS.md): one implant
+# was the first answer for three quarters of the films whatever they showed — a "hub", the
+# reference closest to the direction every embedding shares. The documented correction is to centre
+# the embedding space (Suzuki et al. 2013, "Centering similarity measures to reduce hubs"):
+# subtract the data's mean before the cosine. The mean must be the same in every process and for
+# every vector of a model id, or vectors would be mixed; the catalogue's own mean drifts as staff
+# add pictures. So the centre is the mean embedding of a fixed probe: canonical views of generated
+# films (``implants.synthetic_films``, fixed seed, framed by their truth so the finder's quality
+# does not move it), computed once per process by the embedder. It belongs to PREPROCESS_VERSION.
+
+CENTRE_SEED = 2026
+CENTRE_FILMS = {"lower": 3, "upper": 3, "crown": 3, "panoramic": 3}
+
+
+def centre_probe_views() -> list[CanonicalView]:
+    """The fixed probe whose mean embedding is the centre (see above): 20-odd fixtures."""
+    from implants.synthetic_films import make_film
+
+    views = []
+    for condition, count in CENTRE_FILMS.items():
+        for index in range(count):
+            film = make_film(condition, index, seed=CENTRE_SEED)
+            for truth in film.fixtures:
+                fixture = Fixture(
+                    box=tuple(int(v) for v in truth["box"]),
+                    axis_deg=float(truth["axis_deg"]),
+                    apex=truth["apex"],
+                    score=1.0,
+                )
+                views.append(canonical_view(film.image, fixture))
+    return views

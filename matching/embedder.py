@@ -177,6 +177,8 @@ class Embedder:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.preprocess = preprocess
+        self._centre = None
+        self._centre_lock = threading.Lock()
         self.build_seconds = time.perf_counter() - started
         logger.info(
             "CLIP: %s%s ready on %s in %.1f s",
@@ -210,7 +212,28 @@ class Embedder:
         from matching.canonical import CanonicalView, reference_view
 
         views = [item if isinstance(item, CanonicalView) else reference_view(item) for item in items]
-        return self._forward([view.image for view in views])
+        if not views:
+            return []
+        import torch
+
+        features = torch.tensor(self._forward([view.image for view in views]))
+        # Centred on the fixed probe's mean (``matching.canonical``: hubness), then unit length again.
+        return torch.nn.functional.normalize(features - self.centre, dim=-1).tolist()
+
+    @property
+    def centre(self):
+        """The mean embedding of ``matching.canonical.centre_probe_views``, computed on first use
+        (about two seconds on a CPU) and kept for the process."""
+        if self._centre is None:
+            import torch
+
+            from matching.canonical import centre_probe_views
+
+            with self._centre_lock:
+                if self._centre is None:
+                    probe = torch.tensor(self._forward([view.image for view in centre_probe_views()]))
+                    self._centre = probe.mean(dim=0)
+        return self._centre
 
     def embed_uncanonical_baseline(self, images: Sequence[Image.Image]) -> list[list[float]]:
         """The whole picture as it is, without the canonical view: only for ``evaluate_matching``'s

@@ -45,7 +45,9 @@ def framed(reference):
     whole picture's (no framing), which every path must differ from."""
     embedder = get_embedder()
     picture = _picture(reference)
-    expected = embedder._forward([reference_view(picture).image])[0]
+    raw = np.asarray(embedder._forward([reference_view(picture).image])[0])
+    centred = raw - embedder.centre.numpy()  # hubness: centred on the fixed probe's mean
+    expected = centred / np.linalg.norm(centred)
     whole = embedder.embed_uncanonical_baseline([picture])[0]
     assert _cos(expected, whole) < 0.999, "the canonical view must change what the model sees"
     return expected
@@ -63,6 +65,24 @@ def test_the_model_id_names_the_preprocessing_version(monkeypatch):
     before = embedder.model_id
     monkeypatch.setattr(canonical, "PREPROCESS_VERSION", "fx-next")
     assert embedder.model_id != before and embedder.model_id.endswith("+fx-next")
+
+
+def test_the_centre_is_the_probe_mean_and_the_same_in_every_process():
+    from matching.canonical import centre_probe_views
+    from matching.embedder import Embedder
+
+    embedder = get_embedder()
+    views = centre_probe_views()
+    assert len(views) >= 12
+    again = Embedder(embedder.spec, "cpu")  # a second worker process builds its own
+    assert np.allclose(embedder.centre.numpy(), again.centre.numpy(), atol=1e-5)
+    vector = np.asarray(embedder.embed_images([views[0]])[0])
+    assert abs(np.linalg.norm(vector) - 1) < 1e-5
+    # Centring spreads the vectors: the probe's own views are no longer all within a few degrees.
+    probe = np.asarray(embedder.embed_images(views[:8]))
+    raw = np.asarray(embedder._forward([v.image for v in views[:8]]))
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    assert (probe @ probe.T).mean() < (raw @ raw.T).mean()
 
 
 def test_a_catalogue_picture_is_embedded_through_the_canonical_view(reference, framed):
