@@ -22,8 +22,10 @@ Quality problems are codes (``QUALITY_*``); the Portuguese the dentist reads liv
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -36,6 +38,28 @@ QUALITY_FLAT = "flat"
 QUALITY_CODES = (QUALITY_TOO_SMALL, QUALITY_CUT_BY_EDGE, QUALITY_BLURRED, QUALITY_FLAT)
 
 APEX_DOWN, APEX_UP, APEX_UNKNOWN = "down", "up", "unknown"
+
+# --- the finder's settings (measured on generated films: ``python -m bench.fixtures``) ------------
+# A fixture narrower than this (original pixels across its axis) is too small to read its threads:
+# it is still reported (a dentist can crop and re-send) but marked QUALITY_TOO_SMALL.
+TOO_SMALL_PX = 20
+# A film whose sharpness (variance of the Laplacian of the working copy, grain smoothed) is below
+# BLURRED_BELOW cannot show threads; one whose contrast (1st-99th percentile spread, grey levels)
+# is below FLAT_BELOW is too flat.
+BLURRED_BELOW = 2.0
+FLAT_BELOW = 40
+# The finder works on a copy at most this many pixels on its longer side (boxes are scaled back):
+# a 2000 px panoramic keeps its full resolution, the threads of a 40 px fixture survive.
+WORK_MAX_SIDE = 2200
+# A pixel is metal when brighter than the film's median plus this fraction of the spread between
+# the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
+METAL_LEVEL = 0.78
+EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
+# Threads: the outlines are detrended over THREAD_WINDOW x the width; the strongest period in the
+# thread band must stand THREADS_MIN times above the spectrum's mean (generated films: fixtures
+# median ~50, 10th percentile ~20; teeth, crowns, bridges, fillings 90th percentile ~14).
+THREAD_WINDOW = 0.3
+THREADS_MIN = 15.0
 
 
 @dataclass(frozen=True)
@@ -109,38 +133,281 @@ def as_grey(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
-    """Every implant fixture in ``image`` (see the module docstring for the conventions)."""
-    # PROVISIONAL (not committed): the brightest elongated component.
-    import cv2
+    """Every implant fixture in ``image`` (see the module docstring for the conventions).
 
+    How: the brightest class of pixels (metal: fixtures, crowns, abutments, fillings, bridges, the
+    film's unexposed edge) is cut into connected parts; each part is turned so that its long axis
+    is vertical and read row by row. A fixture is the stretch of rows whose both outlines carry
+    threads (a crown, a bridge, a filling or a film edge has smooth outlines), widened over the
+    smooth collar and apex while the width stays the body's (a crown is wider, an abutment
+    narrower, both step away from it). The apex is the end away from what continues beyond the
+    screw (crown, abutment), away from the dark connection inside the collar, and the narrower one.
+    """
     grey = as_grey(image)
-    h, w = grey.shape
-    blur = cv2.GaussianBlur(grey, (5, 5), 0)
-    thr = max(float(np.percentile(blur, 97)), 180.0)
-    mask = (blur >= thr).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        if area < 200:
-            continue
-        ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == i)
-        pts = np.stack([xs + x, ys + y], axis=1).astype(np.float32)
-        _centre, (rw, rh), _a = cv2.minAreaRect(pts)
-        length, breadth = max(rw, rh), min(rw, rh)
-        if breadth <= 0 or length / breadth < 1.8:
-            continue
-        vx, vy = cv2.fitLine(pts, cv2.DIST_L2, 0, 0.01, 0.01).ravel()[:2]
-        from matching.canonical import axis_from_vector
+    height, width = grey.shape
+    scale = min(1.0, WORK_MAX_SIDE / max(height, width))
+    work = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    work = cv2.GaussianBlur(work, (0, 0), 1.0)  # the film's grain off: outlines and levels, not noise
+    film = _film_mask(work)
+    quality = _quality(work, film)
+    lo, hi = _levels(work, film)
+    fixtures: list[Fixture] = []
+    if hi - lo >= 20:
+        metal = (work >= lo + METAL_LEVEL * (hi - lo)).astype(np.uint8)
+        metal &= film
+        metal = cv2.morphologyEx(metal, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(metal, connectivity=8)
+        wh, ww = work.shape
+        for label in range(1, count):
+            x, y, w, h, area = stats[label]
+            if area < 40 or max(w, h) < 12:
+                continue
+            if w > 0.85 * ww or h > 0.85 * wh:  # the film's edge, a light box: across the whole picture
+                continue
+            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale)
+            if found is not None:
+                fixtures.append(_in_original(found, scale, width, height))
+    fixtures.sort(key=lambda f: -f.score)
+    return FixtureReport(fixtures=fixtures, width=width, height=height, quality=quality)
 
-        out.append(
-            Fixture(
-                box=(int(x), int(y), int(x + bw), int(y + bh)),
-                axis_deg=axis_from_vector(float(vx), float(vy)),
-                apex=APEX_UNKNOWN,
-                score=min(1.0, area / (w * h) * 20),
-                length=float(length),
-                breadth=float(breadth),
-            )
-        )
-    return FixtureReport(fixtures=out, width=w, height=h, quality={"problems": []})
+
+def _film_mask(work: np.ndarray) -> np.ndarray:
+    """1 where the film is, 0 on a light box around it (a phone photo of a film): the light box is
+    the brightest, smooth region touching the picture's border, brighter on average than the
+    film's metal (whose light passes through the film's base)."""
+    mask = np.ones_like(work, dtype=np.uint8)
+    _, bright = cv2.threshold(work, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    h, w = work.shape
+    for label in range(1, count):
+        x, y, bw, bh, area = stats[label]
+        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
+        if not touches or area < 0.04 * h * w:
+            continue
+        part = labels == label
+        # Bone touching the border is bright in Otsu's split too; a light box is near white.
+        if float(work[part].mean()) >= 200 and float(work[part].std()) < 25:
+            mask[part] = 0
+    if mask.min() == 0:
+        mask = cv2.erode(mask, np.ones((9, 9), np.uint8))  # the film's blurred border with the box
+    return mask
+
+
+def _levels(work: np.ndarray, film: np.ndarray) -> tuple[float, float]:
+    """The film's median and its brightest 0.1 % (from one histogram)."""
+    hist = cv2.calcHist([work], [0], film, [256], [0, 256]).ravel()
+    total = hist.sum()
+    if total == 0:
+        return 0.0, 0.0
+    cumulative = np.cumsum(hist) / total
+    return float(np.searchsorted(cumulative, 0.5)), float(np.searchsorted(cumulative, 0.999))
+
+
+def _quality(work: np.ndarray, film: np.ndarray) -> dict:
+    sharpness = float(cv2.Laplacian(work, cv2.CV_32F)[film > 0].var()) if film.any() else 0.0
+    hist = cv2.calcHist([work], [0], film, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(hist) / max(1.0, hist.sum())
+    contrast = float(np.searchsorted(cumulative, 0.99) - np.searchsorted(cumulative, 0.01))
+    problems = []
+    if sharpness < BLURRED_BELOW:
+        problems.append(QUALITY_BLURRED)
+    if contrast < FLAT_BELOW:
+        problems.append(QUALITY_FLAT)
+    return {"sharpness": round(sharpness, 2), "contrast": round(contrast, 1), "problems": problems}
+
+
+@dataclass
+class _Found:
+    points: np.ndarray  # the screw's pixels, (x, y) in the working copy
+    apex_end: np.ndarray  # the axis's apical end (x, y)
+    collar_end: np.ndarray
+    apex_known: bool
+    score: float
+    breadth: float
+
+
+def _smooth(values: np.ndarray, size: int) -> np.ndarray:
+    size = max(1, int(size)) | 1
+    return cv2.blur(values.astype(np.float32).reshape(-1, 1), (1, size), borderType=cv2.BORDER_REPLICATE).ravel()
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end exclusive) of each run of True."""
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
+    x, y, w, h = rect
+    pad = 4
+    wh, ww = work.shape
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(ww, x + w + pad), min(wh, y + h + pad)
+    part = (labels[y0:y1, x0:x1] == label).astype(np.uint8)
+    moments = cv2.moments(part, binaryImage=True)
+    if moments["m00"] == 0:
+        return None
+    cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    theta = 0.5 * math.atan2(2 * moments["mu11"], moments["mu20"] - moments["mu02"])
+    vx, vy = math.cos(theta), math.sin(theta)  # the long axis
+    # Turn the part so that its long axis runs down the rows: rows of `rotation` are (across, along).
+    side = math.ceil(math.hypot(x1 - x0, y1 - y0)) + 4
+    rotation = np.array([[vy, -vx], [vx, vy]], np.float64)
+    matrix = np.hstack([rotation, (np.array([side / 2, side / 2]) - rotation @ (cx, cy)).reshape(2, 1)])
+    upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
+    shade = cv2.warpAffine(work[y0:y1, x0:x1], matrix, (side, side), flags=cv2.INTER_LINEAR)
+    rows = np.flatnonzero(upright.any(axis=1))
+    if rows.size < 12:
+        return None
+    left = np.argmax(upright, axis=1).astype(np.float32)
+    right = (side - 1 - np.argmax(upright[:, ::-1], axis=1)).astype(np.float32)
+    filled = upright.any(axis=1)
+    widths = np.where(filled, right - left + 1, 0).astype(np.float32)
+    body = float(np.median(widths[filled]))
+    if body < 4:
+        return None
+
+    # The screw: the longest stretch of rows as wide as the part's body (a crown is wider, an
+    # abutment or hex narrower; small gaps, a thread's flank, do not split it).
+    near = filled & (widths >= 0.72 * body) & (widths <= 1.2 * body)
+    closed = cv2.morphologyEx(near.astype(np.uint8).reshape(-1, 1), cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8))
+    runs = _runs(closed.ravel() > 0)
+    if not runs:
+        return None
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    reference = float(np.median(widths[a:b]))
+    window = max(5, round(reference * THREAD_WINDOW))
+    small = reference / scale < TOO_SMALL_PX  # threads too fine to read at this size
+
+    # Widen over the apex while it tapers steadily (a rounded or pointed tip).
+    def extend(start: int, step: int) -> int:
+        i = start
+        while 0 <= i + step < side:
+            nxt = widths[i + step]
+            if nxt < 0.15 * reference or nxt > widths[i] + 1 or not _tapering(widths, i, step):
+                break
+            i += step
+        return i
+
+    top = extend(a, -1)
+    bottom = extend(b - 1, 1)
+    length = bottom - top + 1
+    screw_rows = widths[top : bottom + 1]
+    breadth = float(np.percentile(screw_rows, 90))
+    if length < 1.8 * breadth:  # not elongated: a filling, a crown seen alone, a fragment
+        return None
+    threads = _thread_strength(left[top : bottom + 1], right[top : bottom + 1], reference, window)
+
+    # Brightness: a fixture is among the brightest things on the film.
+    inside = upright[top : bottom + 1]
+    level = float(shade[top : bottom + 1][inside].mean())
+    brightness = (level - lo) / max(1.0, hi - lo)
+    if brightness < METAL_LEVEL:
+        return None
+    if small:  # too small to read threads: only a solid, elongated, bright rod qualifies
+        solid = inside.sum() / max(1.0, length * breadth)
+        if solid < 0.7 or length < 2.3 * breadth or brightness < 0.85:
+            return None
+        score = 0.5
+    else:
+        if threads < THREADS_MIN:
+            return None
+        score = 0.45 + 0.35 * min(1.0, threads / (2 * THREADS_MIN)) + 0.2 * min(1.0, (length / breadth - 1.8) / 1.2)
+
+    # Which end is the apex. Votes (positive: the apex is at the bottom rows):
+    vote = 0.0
+    beyond_top = top > 0 and widths[max(0, top - 2) : top].max(initial=0) > 0
+    beyond_bottom = bottom + 1 < side and widths[bottom + 1 : bottom + 3].max(initial=0) > 0
+    if beyond_top != beyond_bottom:  # a crown or abutment continues the part at the collar's end
+        vote += 2.0 if beyond_top else -2.0
+    # The connection: a darker channel inside the collar's end (the metal is thinner there).
+    quarter = max(2, length // 4)
+    centre = side // 2
+    half_band = max(1, int(breadth * 0.12))
+    band = shade[:, centre - half_band : centre + half_band + 1].astype(np.float32).mean(axis=1)
+    top_band, bottom_band = band[top : top + quarter].mean(), band[bottom + 1 - quarter : bottom + 1].mean()
+    contrast = (bottom_band - top_band) / max(1.0, hi - lo)  # > 0: the top end is darker
+    vote += float(np.clip(contrast * 12, -1.5, 1.5))
+    # Taper: the apex end is the narrower.
+    inner = screw_rows[len(screw_rows) // 8 : len(screw_rows) - len(screw_rows) // 8]
+    if inner.size >= 8:
+        third = inner.size // 3
+        taper = (inner[:third].mean() - inner[-third:].mean()) / max(1.0, breadth)
+        vote += float(np.clip(taper * 8, -1.0, 1.0))
+    apex_known = abs(vote) >= 0.4
+    # Back to the working copy: the screw's pixels and its two ends.
+    inverse = cv2.invertAffineTransform(matrix)
+    ys, xs = np.nonzero(inside)
+    local = np.stack([xs, ys + top], axis=1).astype(np.float64)
+    points = local @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
+    ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
+    apex_end, collar_end = (ends[1], ends[0]) if vote >= 0 else (ends[0], ends[1])
+    return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth)
+
+
+def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, window: int) -> float:
+    """How strongly both outlines repeat with a thread's period (0.07-0.3 of the width): the peak
+    of their spectrum in that band over the spectrum's mean. Threads give a sharp peak; a tooth's,
+    crown's or bridge's smooth outline (its curvature, the threshold's noise) a flat spectrum."""
+    n = left.size
+    if n < 16:
+        return 0.0
+    core = slice(n // 10, n - n // 10)
+    waves = [side[core] - _smooth(side, window)[core] for side in (left, right)]
+    power = sum(np.abs(np.fft.rfft(w - w.mean())) ** 2 for w in waves)
+    periods = (core.stop - core.start) / np.maximum(np.arange(power.size), 1e-9)
+    band = (periods >= 0.07 * reference) & (periods <= 0.3 * reference)
+    if not band.any():
+        return 0.0
+    return float(power[band].max() / max(1e-9, power[1:].mean()))
+
+
+def _tapering(widths: np.ndarray, i: int, step: int) -> bool:
+    """The apex narrows steadily (a rounded or pointed tip), an abutment steps down at once."""
+    back = widths[i - 3 * step] if 0 <= i - 3 * step < widths.size else widths[i]
+    return widths[i] - widths[i + step] <= max(2.0, 0.12 * back)
+
+
+def _in_original(found: _Found, scale: float, width: int, height: int) -> Fixture:
+    points = found.points / scale
+    x0, y0 = np.floor(points.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + 1
+    box = (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
+    # The axis from the screw's own pixels (PCA): the crown no longer pulls it.
+    mean, vectors = cv2.PCACompute(points.astype(np.float32), mean=None, maxComponents=2)
+    dx, dy = float(vectors[0][0]), float(vectors[0][1])
+    axis = _axis_from_vector(dx, dy)
+    along = (points - mean) @ vectors[0]
+    across = (points - mean) @ vectors[1]
+    apex, collar = found.apex_end / scale, found.collar_end / scale
+    if not found.apex_known:
+        apex_word = APEX_UNKNOWN
+    else:
+        apex_word = APEX_DOWN if apex[1] > collar[1] else APEX_UP
+    problems = []
+    breadth = float(across.max() - across.min())
+    if breadth < TOO_SMALL_PX:
+        problems.append(QUALITY_TOO_SMALL)
+    if (
+        box[0] <= EDGE_MARGIN
+        or box[1] <= EDGE_MARGIN
+        or box[2] >= width - EDGE_MARGIN
+        or box[3] >= height - EDGE_MARGIN
+    ):
+        problems.append(QUALITY_CUT_BY_EDGE)
+    return Fixture(
+        box=box,
+        axis_deg=round(axis, 2),
+        apex=apex_word,
+        score=round(found.score, 3),
+        problems=tuple(problems),
+        length=round(float(along.max() - along.min()), 1),
+        breadth=round(breadth, 1),
+    )
+
+
+def _axis_from_vector(dx: float, dy: float) -> float:
+    """Same as ``matching.canonical.axis_from_vector`` (that module imports this one)."""
+    if dy < 0 or (dy == 0 and dx < 0):
+        dx, dy = -dx, -dy
+    angle = math.degrees(math.atan2(dx, dy))
+    return 90.0 if angle <= -90.0 else angle
