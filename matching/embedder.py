@@ -187,9 +187,12 @@ class Embedder:
         # Radiographs are greyscale: CLIP expects three channels.
         return img.convert("RGB")
 
-    def embed_images(self, images: list[Image.Image]) -> list[list[float]]:
+    def embed_images(self, images: list) -> list[list[float]]:
         import torch
 
+        # Shim until the canonical-view change of the embedder lands: a CanonicalView is embedded
+        # as its framed picture.
+        images = [getattr(item, "image", item) for item in images]
         if not images:
             return []
         batch = torch.stack([self.preprocess(img) for img in images]).to(self.device)
