@@ -101,7 +101,7 @@ def test_a_panoramic_with_three_implants_shows_three_numbered_results(
         expect(page.locator("[data-testid=region-candidate]")).to_have_count(9)
         expect(page.locator("[data-testid=region-mark]")).to_have_count(3)
         expect(page.locator("svg.region-overlay")).to_be_visible()
-        assert [t.strip() for t in page.locator("svg.region-overlay text").all_inner_texts()] == ["1", "2", "3"]
+        assert [t.strip() for t in page.locator("svg.region-overlay text").all_text_contents()] == ["1", "2", "3"]
         expect(page.get_by_text("Encontramos 3 implantes nesta radiografia")).to_be_visible()
         expect(page.get_by_text("Implantes mais parecidos")).to_have_count(0)
         if name == "phone":
