@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -31,6 +31,8 @@ from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
 from kernel.imaging import InvalidImage, ValidatedImage
 from kernel.queue import notifications
+from matching import canonical
+from matching import fixtures as fixture_finder
 from matching.embedder import Embedder, get_embedder
 from matching.models import WorkerState
 from matching.search import nearest_implants
@@ -245,9 +247,18 @@ class _Item:
     own: bool  # the task's own submission (the others were claimed)
     vector: list[float] | None = None
     data: bytes | None = None  # the validated PNG, when this task downloaded it
-    image: object = None  # decoded for the model
+    image: object = None  # decoded (PIL, RGB): the finder's film, cut into regions when several
     outcome: str | None = None  # "done", "failed" or "released" (back to its own task)
     error: BaseException | None = None  # the own submission's transient error, raised at the end
+    # What the finder decided (``_decide``): "regions" (the film has regions: no whole-film
+    # answer), "none" (a film where no fixture was found), "several" (one region per fixture),
+    # "one" (a fixture, or the whole region of a child, to embed and search).
+    plan: str = "one"
+    views: list = field(default_factory=list)  # CanonicalView(s) to embed (two: apex uncertain)
+    vectors: list = field(default_factory=list)  # one per view
+    found: list | None = None  # the fixtures as recorded (Submission.fixtures); None: finder did not run
+    found_fixtures: list = field(default_factory=list)  # the Fixture objects, best first
+    problems: list[str] = field(default_factory=list)  # quality codes
 
     @property
     def pk(self) -> int:
@@ -256,6 +267,10 @@ class _Item:
     @property
     def finished(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def is_film(self) -> bool:
+        return self.submission.parent_id is None
 
 
 def _fail(item: _Item, reason: str) -> None:
@@ -313,16 +328,57 @@ def _load(embedder: Embedder) -> Callable[[_Item], object]:
             except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
                 raise PoisonImage(MISSING_IMAGE) from exc
         try:
-            return embedder.load_image(data)
+            image = embedder.load_image(data)
         except Exception as exc:  # any decoder error: this file will never decode
             raise PoisonImage(UNREADABLE_IMAGE) from exc
+        try:
+            _decide(item, image)
+        except Exception:
+            # The finder must never cost the dentist the answer: the whole picture is matched as
+            # before the finder existed, and nothing is said about fixtures.
+            logger.exception("process_submission: fixture finder failed on submission %s", item.pk)
+            whole = canonical.whole_picture(*image.size)
+            item.plan, item.found, item.problems, item.views = "one", None, [], [canonical.canonical_view(image, whole)]
+        return image
 
     return load
 
 
+def _ordered(codes: object) -> list[str]:
+    found = set(codes)
+    return [code for code in fixture_finder.QUALITY_CODES if code in found]
+
+
+def _decide(item: _Item, image: object) -> None:
+    """Run the finder on the decoded picture and decide what this submission's answer is (see
+    ``submission_process``); the canonical view(s) to embed when there is one to search."""
+    grey = fixture_finder.as_grey(image)
+    report = fixture_finder.find_fixtures(grey)  # looked up here: tests may substitute the finder
+    numbered = report.numbered()
+    item.found_fixtures = sorted(report.fixtures, key=lambda f: -f.score)
+    item.found = [{**f.as_json(), "number": n} for n, f in enumerate(numbered, start=1)]
+    film_problems = list(report.quality.get("problems", []))
+    if not item.is_film:
+        # A region: the dentist (or the finder, on the film) said an implant is there. Its best
+        # fixture, else the whole region with the apex end unknown (both orientations).
+        best = item.found_fixtures[0] if item.found_fixtures else None
+        carried = (item.submission.crop_box or {}).get("problems", [])
+        item.problems = _ordered([*film_problems, *(best.problems if best else ()), *carried])
+        target = best or canonical.whole_picture(grey.shape[1], grey.shape[0], apex=fixture_finder.APEX_UNKNOWN)
+        item.plan, item.views = "one", canonical.canonical_views(grey, target)
+    elif not report.fixtures:
+        item.plan, item.problems = "none", _ordered(film_problems)
+    elif len(report.fixtures) == 1:
+        item.plan, item.problems = "one", report.problems
+        item.views = canonical.canonical_views(grey, report.fixtures[0])
+    else:
+        item.plan, item.problems = "several", _ordered(film_problems)
+
+
 def _embed(embedder: Embedder, items: list[_Item]) -> None:
-    """One forward pass for every image to embed (identical images once). Should the batch fail,
-    each image is embedded alone, so only the image at fault fails."""
+    """Decode each picture, run the finder on it, then one forward pass for every view to embed
+    (identical pictures once). Should the batch fail, each view is embedded alone, so only the
+    picture at fault fails."""
     for item, (image, exc) in zip(items, _in_threads(_load(embedder), items), strict=True):
         if isinstance(exc, PoisonImage):
             logger.warning("process_submission: submission %s has an unreadable image", item.pk)
@@ -331,43 +387,83 @@ def _embed(embedder: Embedder, items: list[_Item]) -> None:
             _transient(item, exc, STORAGE_UNREACHABLE)
         else:
             item.image = image
-    by_hash: dict[str, list[_Item]] = {}
+    by_key: dict[tuple[str, int], list[tuple[_Item, int]]] = {}
     for item in items:
-        if not item.finished:
-            by_hash.setdefault(item.submission.content_hash or f"#{item.pk}", []).append(item)
-    groups = list(by_hash.values())
+        if item.finished or item.plan != "one":
+            continue
+        reused = reusable_embedding(item.submission.content_hash, embedder.model_id, exclude_submission=item.pk)
+        if reused is not None:
+            item.vectors = [reused]  # identical pixels, the same finder: the same view
+            continue
+        item.vectors = [None] * len(item.views)
+        for n, _view in enumerate(item.views):
+            key = (item.submission.content_hash or f"#{item.pk}", n)
+            by_key.setdefault(key, []).append((item, n))
+    groups = list(by_key.values())
     if not groups:
         return
+    first_views = [group[0][0].views[group[0][1]] for group in groups]
     try:
-        vectors = embedder.embed_images([group[0].image for group in groups])
+        vectors = embedder.embed_images(first_views)
     except Exception:
         logger.exception("process_submission: batch of %s images failed; embedding one by one", len(groups))
         vectors = []
-        for group in groups:
+        for view in first_views:
             try:
-                vectors.append(embedder.embed_images([group[0].image])[0])
+                vectors.append(embedder.embed_images([view])[0])
             except Exception:
                 vectors.append(None)
     for group, vector in zip(groups, vectors, strict=True):
-        for item in group:
-            if vector is None:
-                _fail(item, UNREADABLE_IMAGE)
-            else:
-                item.vector = vector
+        for item, n in group:
+            item.vectors[n] = vector
+    for item in items:
+        if not item.finished and item.plan == "one" and any(v is None for v in item.vectors):
+            _fail(item, UNREADABLE_IMAGE)
 
 
-def _record(item: _Item, model_id: str) -> None:
-    hits = nearest_implants(
-        item.vector,
+def _search(item: _Item, vector: list[float], model_id: str) -> list:
+    return nearest_implants(
+        vector,
         model_id=model_id,
         implant_filter=_refine_filter(item.submission.refine_filters),
         exclude_implants=_rejected_implants(item.pk),
     )
-    submission_services.submission_record_result(
+
+
+def _record(item: _Item, model_id: str) -> None:
+    record = submission_services.submission_record_result
+    if item.plan == "several":
+        submission_services.submission_create_found_regions(
+            submission_id=item.pk,
+            image=item.image,
+            fixtures=[{**f.as_json(), "problems": list(f.problems)} for f in item.found_fixtures],
+            quality_problems=item.problems,
+            model_id=model_id,
+        )
+        return
+    if item.plan in ("regions", "none"):
+        # No candidates: the dentist's regions answer (each its own submission), or nothing found.
+        record(
+            submission_id=item.pk,
+            embedding=None,
+            model_id=model_id,
+            candidates=[],
+            fixtures=item.found if item.plan == "none" else None,
+            quality_problems=item.problems,
+        )
+        return
+    vectors = [item.vector] if item.vector is not None else item.vectors
+    # Two orientations (apex end uncertain): both searched, the better top similarity kept.
+    searched = [(vector, _search(item, vector, model_id)) for vector in vectors]
+    vector, hits = max(searched, key=lambda pair: pair[1][0].similarity if pair[1] else -2.0)
+    record(
         submission_id=item.pk,
-        embedding=item.vector,
+        embedding=vector,
         model_id=model_id,
         candidates=[submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity) for h in hits],
+        fixtures=item.found if item.vector is None else None,  # refine: the finding stays as it was
+        quality_problems=item.problems,
+        both_orientations=len(vectors) > 1,
     )
 
 
@@ -375,7 +471,9 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
     model_id = embedder.model_id
     for item in items:
         s = item.submission
-        if s.embedding is not None and s.embedding_model == model_id:
+        if item.is_film and s.crops.exists():
+            item.plan = "regions"  # the dentist's regions (or ones found before) answer, not the film
+        elif s.embedding is not None and s.embedding_model == model_id:
             item.vector = [float(x) for x in s.embedding]  # refine: only the search runs again
     _prepare(
         [
@@ -388,10 +486,7 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
     )
     to_embed = []
     for item in items:
-        if item.finished or item.vector is not None:
-            continue
-        item.vector = reusable_embedding(item.submission.content_hash, model_id, exclude_submission=item.pk)
-        if item.vector is not None:
+        if item.finished or item.vector is not None or item.plan == "regions":
             continue
         if not item.submission.image:
             _fail(item, NO_IMAGE)
@@ -439,8 +534,23 @@ def _start_processing(submission_id: int) -> Submission | None:
 
 
 def submission_process(*, submission_id: int) -> str:
-    """Embed a submission's X-ray (or reuse an embedding), search, save the Matches, mark done —
-    and the same for up to RAIOX_PROCESS_BATCH - 1 others waiting, in one batch (see above).
+    """Find the fixtures in a submission's X-ray, embed the canonical view (or reuse an
+    embedding), search, save the Matches, mark done — and the same for up to
+    RAIOX_PROCESS_BATCH - 1 others waiting, in one batch (see above).
+
+    What the finder (``matching.fixtures``) decides:
+
+    - a region (``parent`` set: the dentist's, the crop tool's or the finder's): its best fixture,
+      else the whole region, apex end unknown (the dentist said an implant is there);
+    - a film with regions: never answered as a whole (done, no candidates; each region answers);
+    - a film with no fixture: done, no candidates, "nothing found" (``Submission.fixtures == []``);
+    - a film with one fixture: that fixture's canonical view is searched;
+    - a film with several: one region (child submission) per fixture, queued
+      (``submission_create_found_regions``), the film done with no candidates.
+
+    Where the apex end is uncertain, both orientations are searched and the better top similarity
+    kept (``both_orientations``). Quality problems (codes) are recorded for the page to tell the
+    dentist what to fix. Should the finder itself fail, the whole picture is matched as before.
 
     Also the re-ranking step of "refine": when a submission already has an embedding of the
     current model, only the search runs again, under ``refine_filters`` and without the implants

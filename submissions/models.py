@@ -75,6 +75,15 @@ class Submission(models.Model):
     # dentist chose; the worker re-ranks with the stored embedding under them.
     refine_filters = models.JSONField(_("filtros"), default=dict, blank=True)
 
+    # What the worker's fixture finder saw (``matching.fixtures``): the fixtures of this picture in
+    # reading order (box, axis_deg, apex, score, number; boxes in this picture's pixels; no patient
+    # data), None before the finder ran (or when it could not run); the quality problems (codes,
+    # their Portuguese in ``submissions.fixtures``); whether both orientations were compared
+    # because the apex end could not be told.
+    fixtures = models.JSONField(_("implantes encontrados"), null=True, blank=True, editable=False)
+    quality_problems = models.JSONField(_("problemas da imagem"), default=list, blank=True, editable=False)
+    both_orientations = models.BooleanField(_("duas orientações comparadas"), default=False, editable=False)
+
     # Staff confirmation: the implant really in the X-ray, and the reference image it became.
     confirmed_implant = models.ForeignKey(
         Implant,

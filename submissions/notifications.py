@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from submissions.models import Status, Submission
-from submissions.results import result_url
+from submissions.results import no_fixture_found, result_url
 
 
 def build_result_email(submission: Submission) -> EmailMessage:
@@ -31,6 +31,10 @@ def build_result_email(submission: Submission) -> EmailMessage:
             {
                 "submission": submission,
                 "failed": submission.status == Status.FAILED,
+                # Never promise candidates where there are none: nothing found, or one answer
+                # per implant found (each region's page).
+                "nothing_found": no_fixture_found(submission),
+                "regions": submission.crops.count() if submission.status == Status.DONE else 0,
                 "link": result_url(submission),
                 "received": timezone.localtime(submission.received_at),
             },

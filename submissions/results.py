@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from implants.models import REFINE_FIELDS, Implant, LookalikeGroup, ReferenceImage
 from implants.selectors import catalog_images, is_showable
 from kernel.queue import notifications
+from submissions.fixtures import BOTH_ORIENTATIONS, NO_FIXTURE_FOUND, quality_messages
 from submissions.models import Match, ReviewRequest, Status, Submission, Verdict
 from submissions.services.core import RESULT_CHANNEL
 
@@ -86,6 +87,43 @@ def no_convincing_match(submission: Submission, top: Sequence[Match] | None = No
     if top is None:
         top = top_matches(submission, 1)
     return not (top and is_convincing(top[0].similarity))
+
+
+def no_fixture_found(submission: Submission, *, has_regions: bool | None = None) -> bool:
+    """True when the finder looked at a finished film and found no implant in it (``fixtures`` is
+    an empty list): the answer is "Não encontramos um implante", never candidates. A region is
+    never "nothing found" (the dentist said an implant is there); nor is a film with regions."""
+    if submission.status != Status.DONE or submission.parent_id is not None or submission.fixtures != []:
+        return False
+    if has_regions is None:
+        has_regions = submission.crops.exists()
+    return not has_regions
+
+
+def fixture_boxes(submission: Submission) -> list[dict] | None:
+    """The fixtures the finder saw, as the JSON answers carry them (box, axis_deg, apex, score, in
+    reading order; no patient data); None when the finder did not run on it."""
+    if submission.fixtures is None:
+        return None
+    keys = ("box", "axis_deg", "apex", "score")
+    return [{k: f[k] for k in keys if k in f} for f in submission.fixtures]
+
+
+def is_unreliable(submission: Submission) -> bool:
+    """The image's quality limits the comparison (a fixture too small, cut by the edge, a blurred
+    or flat film): no card is labelled "alta" and a specialist is suggested."""
+    return bool(submission.quality_problems)
+
+
+def finding(submission: Submission) -> dict:
+    """The finder's part of the status JSON (``/r/<token>/status.json``): ``fixtures`` (None: not
+    run yet, or not at all), ``quality_problems`` (``[{code, message}]``), ``no_fixture_found``."""
+    done = submission.status == Status.DONE
+    return {
+        "fixtures": fixture_boxes(submission) if done else None,
+        "quality_problems": quality_messages(submission.quality_problems or []) if done else [],
+        "no_fixture_found": no_fixture_found(submission),
+    }
 
 
 def with_top_match(submissions: QuerySet[Submission]) -> QuerySet[Submission]:
@@ -185,6 +223,10 @@ class MatchResult:
     field: str | None = None
     code: str | None = None
     regions: list[dict] | None = None
+    # When done: what the finder saw (None: it did not run), what to fix, and "nothing found".
+    fixtures: list[dict] | None = None
+    quality_problems: list[dict] | None = None
+    no_fixture_found: bool | None = None
 
 
 def region_links(children: Sequence[Submission]) -> list[dict]:
@@ -197,6 +239,10 @@ def region_links(children: Sequence[Submission]) -> list[dict]:
             "token": str(child.token),
             "status": child.status,
             "result_url": result_url(child),
+            # Found by the worker (not marked by the dentist), with its tooth position as a
+            # suggestion (the FDI quadrant on a panoramic; null when it cannot be told).
+            "found": bool((child.crop_box or {}).get("found")),
+            "suggested_quadrant": (child.crop_box or {}).get("suggested_quadrant"),
         }
         for n, child in enumerate(children, start=1)
     ]
@@ -212,6 +258,15 @@ def match_result(submission: Submission) -> MatchResult:
         regions=region_links(children) if children else None,
     )
     if submission.status == Status.DONE:
+        result = replace(
+            result,
+            fixtures=fixture_boxes(submission),
+            quality_problems=quality_messages(submission.quality_problems or []),
+            no_fixture_found=no_fixture_found(submission, has_regions=bool(children)),
+        )
+        if children:
+            # A film with regions is never answered as a whole: each region has its own answer.
+            return replace(result, implants=[])
         top = top_matches(submission)
         return replace(result, implants=top, no_convincing_match=no_convincing_match(submission, top))
     if submission.status == Status.FAILED:
@@ -252,6 +307,14 @@ def confidence_for(similarity: float, *neighbours: float | None) -> Confidence:
     if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN:
         return MEDIUM
     return TIE if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY else LOW
+
+
+# The image's quality limits the comparison (``is_unreliable``): never "alta".
+QUALITY_LIMITED = Confidence(
+    "media",
+    _("Confiança média"),
+    _("A qualidade da imagem limita a comparação: confira as características ou peça um especialista."),
+)
 
 
 def _mm(values: list[Decimal]) -> str:
@@ -420,6 +483,12 @@ class RegionBlock:
     height: int
     image_width: int
     image_height: int
+    # Found by the worker's finder (not marked by the dentist): its suggested FDI quadrant on a
+    # panoramic (None: cannot be told) and what the dentist could fix in the picture.
+    found: bool = False
+    suggested_quadrant: int | None = None
+    quality: list[dict] = field(default_factory=list)
+    both_orientations: bool = False
 
     @property
     def is_pending(self) -> bool:
@@ -450,6 +519,10 @@ def region_blocks(submission: Submission) -> list[RegionBlock]:
                 # Crops made before regions existed did not record the film's size.
                 image_width=int(box.get("image_width", 0)),
                 image_height=int(box.get("image_height", 0)),
+                found=bool(box.get("found")),
+                suggested_quadrant=box.get("suggested_quadrant"),
+                quality=child_view.quality if child.status == Status.DONE else [],
+                both_orientations=child_view.both_orientations,
             )
         )
     return blocks
@@ -473,6 +546,18 @@ class ResultView:
     # Offer the specialist prominently: nothing convinces, or the best candidate is only "baixa".
     review_suggested: bool = False
     regions: list[RegionBlock] = field(default_factory=list)
+    # The finder's part: nothing found in the film; what to fix in the picture ([{code, message}]);
+    # the apex end could not be told and both orientations were compared.
+    no_fixture_found: bool = False
+    quality: list[dict] = field(default_factory=list)
+    both_orientations: bool = False
+    no_fixture_found_message: str = str(NO_FIXTURE_FOUND)
+    both_orientations_message: str = str(BOTH_ORIENTATIONS)
+
+    @property
+    def regions_found(self) -> bool:
+        """The regions on the film were found by the worker (not marked by the dentist)."""
+        return any(r.found for r in self.regions)
 
     @property
     def film_size(self) -> tuple[int, int] | None:
@@ -540,6 +625,13 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
     if submission.status != Status.DONE:
         view.review_suggested = submission.status == Status.FAILED
         return view
+    view.quality = quality_messages(submission.quality_problems or [])
+    view.both_orientations = submission.both_orientations
+    view.no_fixture_found = no_fixture_found(submission, has_regions=bool(view.regions) if with_regions else None)
+    if view.regions or view.no_fixture_found:
+        # No whole-film answer: each region answers on its own, or there is nothing to match.
+        view.review_suggested = view.no_fixture_found
+        return view
     # One more than shown: the last card's confidence needs the gap to the runner-up below it.
     matches = top_matches(submission, settings.RAIOX_TOP_K + 1)
     top = matches[: settings.RAIOX_TOP_K]
@@ -569,6 +661,11 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
     if view.lookalike is not None:
         # Look-alikes are never a confident answer, whatever the similarity says.
         view.cards = [replace(c, confidence=LOOKS_ALIKE) if c.confidence is HIGH else c for c in view.cards]
+    unreliable = is_unreliable(submission)
+    if unreliable:
+        view.cards = [replace(c, confidence=QUALITY_LIMITED) if c.confidence is HIGH else c for c in view.cards]
     view.no_convincing_match = no_convincing_match(submission, top)
-    view.review_suggested = view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level
+    view.review_suggested = (
+        unreliable or view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level
+    )
     return view

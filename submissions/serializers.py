@@ -47,6 +47,30 @@ class RegionLinkSerializer(serializers.Serializer):
     token = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Status.choices)
     result_url = serializers.URLField()
+    found = serializers.BooleanField(help_text="Encontrado pelo sistema (não marcado pelo dentista).")
+    suggested_quadrant = serializers.IntegerField(
+        allow_null=True, min_value=1, max_value=4, help_text="Quadrante FDI sugerido (panorâmica); null: não se sabe."
+    )
+
+
+class FixtureSerializer(serializers.Serializer):
+    """One implant fixture the worker found in the picture (the screw, not the crown), in reading
+    order (left to right): its box in the picture's pixels, the angle of its long axis from the
+    vertical, which end is the apex, and the finder's score. No patient data."""
+
+    box = serializers.ListField(
+        child=serializers.IntegerField(), min_length=4, max_length=4, help_text="x0, y0, x1, y1 (pixels)"
+    )
+    axis_deg = serializers.FloatField()
+    apex = serializers.ChoiceField(choices=["down", "up", "unknown"])
+    score = serializers.FloatField(min_value=0, max_value=1)
+
+
+class QualityProblemSerializer(serializers.Serializer):
+    """What limits the comparison in this picture, and what the dentist can do about it."""
+
+    code = serializers.ChoiceField(choices=["too_small", "cut_by_edge", "blurred", "flat"])
+    message = serializers.CharField()
 
 
 class MatchResultSerializer(serializers.Serializer):
@@ -66,8 +90,23 @@ class MatchResultSerializer(serializers.Serializer):
     code = serializers.CharField(required=False)
     # Only when implants were marked (``regions``): one submission per implant, matched on its own.
     regions = RegionLinkSerializer(many=True, required=False)
+    # Only when done. ``fixtures``: absent when the finder did not run (results recorded before
+    # it existed); ``no_fixture_found``: no implant in the film (no candidates then).
+    fixtures = FixtureSerializer(many=True, required=False)
+    quality_problems = QualityProblemSerializer(many=True, required=False)
+    no_fixture_found = serializers.BooleanField(required=False)
 
-    OPTIONAL = ("no_convincing_match", "implants", "error", "field", "code", "regions")
+    OPTIONAL = (
+        "no_convincing_match",
+        "implants",
+        "error",
+        "field",
+        "code",
+        "regions",
+        "fixtures",
+        "quality_problems",
+        "no_fixture_found",
+    )
 
     def to_representation(self, instance: MatchResult) -> dict:
         data = super().to_representation(instance)

@@ -29,7 +29,7 @@ from submissions.forms import CropForm, UploadForm
 from submissions.intake.crop import intake_from_crop
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
-from submissions.results import result_path, submission_result_view
+from submissions.results import finding, result_path, submission_result_view
 from submissions.services import (
     review_request_create,
     submission_create,
@@ -109,6 +109,8 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
             "is_pending": view.is_pending or view.regions_pending,
             # The worker swaps the original for its decoded PNG: the page follows the new file.
             "image_url": view.image_url,
+            # What the finder saw (boxes only, no patient data), what to fix, "nothing found".
+            **finding(submission),
             "html": render_to_string("submissions/_result_body.html", context, request=request),
         }
     )

@@ -23,6 +23,7 @@ from submissions.services.dentist import (  # noqa: F401
     submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
+from submissions.services.found import submission_create_found_regions  # noqa: F401
 from submissions.services.lifecycle import (  # noqa: F401
     retention_apply,
     submission_delete,

@@ -262,10 +262,47 @@ def submission_release(*, submission_id: int, count_attempt: bool = True) -> Non
 
 @transaction.atomic
 def submission_record_result(
-    *, submission_id: int, embedding: Sequence[float], model_id: str, candidates: Sequence[MatchCandidate]
+    *,
+    submission_id: int,
+    embedding: Sequence[float] | None,
+    model_id: str,
+    candidates: Sequence[MatchCandidate],
+    fixtures: Sequence[dict] | None = None,
+    quality_problems: Sequence[str] = (),
+    both_orientations: bool = False,
 ) -> Submission:
-    """Save the embedding and the ranked candidates, replacing any earlier ones, and mark done."""
+    """Save the embedding and the ranked candidates, replacing any earlier ones, and mark done.
+
+    ``fixtures``: what the worker's finder saw (``Submission.fixtures``; None: it did not run, the
+    field is left as it is); ``quality_problems``: codes (``submissions.fixtures``);
+    ``both_orientations``: the apex end was uncertain and both orientations were compared. A film
+    answered without candidates (nothing found, the dentist's regions, several fixtures) has no
+    embedding (``embedding=None``)."""
     submission = Submission.objects.select_for_update().get(pk=submission_id)
+    _record_done(
+        submission,
+        embedding=embedding,
+        model_id=model_id,
+        candidates=candidates,
+        fixtures=fixtures,
+        quality_problems=quality_problems,
+        both_orientations=both_orientations,
+    )
+    return submission
+
+
+def _record_done(
+    submission: Submission,
+    *,
+    embedding: Sequence[float] | None,
+    model_id: str,
+    candidates: Sequence[MatchCandidate],
+    fixtures: Sequence[dict] | None,
+    quality_problems: Sequence[str],
+    both_orientations: bool,
+) -> None:
+    """The result of a submission locked by the caller's transaction: its Matches, its finding,
+    done, the e-mail queued and the waiting requests woken at commit."""
     submission.matches.all().delete()
     Match.objects.bulk_create(
         [
@@ -279,15 +316,21 @@ def submission_record_result(
             for rank, c in enumerate(candidates, start=1)
         ]
     )
-    submission.embedding = list(embedding)
-    submission.embedding_model = model_id
+    fields = ["embedding", "embedding_model", "status", "failure_reason", "finished_at"]
+    if embedding is not None:
+        submission.embedding = list(embedding)
+        submission.embedding_model = model_id
+    if fixtures is not None:
+        submission.fixtures = [dict(f) for f in fixtures]
+        submission.quality_problems = list(quality_problems)
+        submission.both_orientations = bool(both_orientations)
+        fields += ["fixtures", "quality_problems", "both_orientations"]
     submission.status = Status.DONE
     submission.failure_reason = ""
     submission.finished_at = timezone.now()
-    submission.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "finished_at"])
+    submission.save(update_fields=fields)
     _queue_notification(submission.pk)
     notify(RESULT_CHANNEL, str(submission.pk))  # delivered at commit, when the result is readable
-    return submission
 
 
 @transaction.atomic

@@ -129,3 +129,35 @@ def test_staff_submission_answers_are_what_the_schema_says(client, people, catal
         assert page["count"] == 3 and ("patient" in page["results"][0]) == (who == "reviewer")
         one = client.get(f"/api/submissions/{done.pk}/", **headers)
         assert len(check(openapi, "/api/submissions/{id}/", "get", one)["matches"]) == 3
+
+
+@pytest.mark.django_db
+def test_match_answers_with_fixtures_quality_and_nothing_found_are_what_the_schema_says(
+    client, people, catalog, openapi, settings, django_capture_on_commit_callbacks
+):
+    settings.RAIOX_UPLOAD_WAIT_SECONDS = 0
+    headers = people["plain"].headers
+    with django_capture_on_commit_callbacks(execute=False):
+        one = client.post("/api/match/", {"file": _xray(4)}, **headers).json()["submission"]
+        none = client.post("/api/match/", {"file": _xray(5)}, **headers).json()["submission"]
+    references = ReferenceImage.objects.order_by("id")[:3]
+    fixture = {"box": [10, 20, 60, 200], "axis_deg": -3.5, "apex": "unknown", "score": 0.8, "number": 1}
+    submission_record_result(
+        submission_id=Submission.objects.get(token=one).pk,
+        embedding=[0.01] * 512,
+        model_id="ViT-B-32/untrained-seed0",
+        candidates=[MatchCandidate(r.implant_id, r.pk, s) for r, s in zip(references, (0.9, 0.8, 0.7))],
+        fixtures=[fixture],
+        quality_problems=["too_small", "blurred"],
+        both_orientations=True,
+    )
+    submission_record_result(
+        submission_id=Submission.objects.get(token=none).pk, embedding=None, model_id="m", candidates=[], fixtures=[]
+    )
+    path = "/api/match/{token}/"
+    done = check(openapi, path, "get", client.get(f"/api/match/{one}/", **headers))
+    assert done["fixtures"] == [{k: fixture[k] for k in ("box", "axis_deg", "apex", "score")}]
+    assert [q["code"] for q in done["quality_problems"]] == ["too_small", "blurred"]
+    assert done["no_fixture_found"] is False
+    nothing = check(openapi, path, "get", client.get(f"/api/match/{none}/", **headers))
+    assert nothing["no_fixture_found"] is True and nothing["fixtures"] == [] and nothing["implants"] == []
