@@ -36,29 +36,6 @@ def _fresh_worker_memo(monkeypatch):
     monkeypatch.setattr(services, "_state_recorded_at", None)
 
 
-def whole_picture_finder(image):
-    """The stand-in fixture finder: the whole picture is one upright fixture, apex down, no quality
-    problem — the worker then matches the whole film as it did before the finder existed, so the
-    tests about the queue, the batch, the search and the pages do not depend on what the real
-    finder makes of their made-up pictures."""
-    from matching.fixtures import APEX_DOWN, Fixture, FixtureReport, as_grey
-
-    grey = as_grey(image)
-    height, width = grey.shape[:2]
-    fixture = Fixture(box=(0, 0, width, height), axis_deg=0.0, apex=APEX_DOWN, score=0.5, length=float(height))
-    return FixtureReport(fixtures=[fixture], width=width, height=height, quality={"problems": []})
-
-
-@pytest.fixture(autouse=True)
-def _stand_in_finder(request, monkeypatch):
-    """Every test's worker gets ``whole_picture_finder`` unless marked ``real_finder`` (the tests of
-    what the finder finds on generated films, and of the answers built on it)."""
-    if request.node.get_closest_marker("real_finder") is None:
-        from matching import fixtures
-
-        monkeypatch.setattr(fixtures, "find_fixtures", whole_picture_finder)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,33 +7,24 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.utils import timezone
-from PIL import Image
 from rest_framework.authtoken.models import Token
 
 from implants.models import Implant
 from submissions.models import Match, Status, Submission
+from tests.xrays import xray_png
 
 EDITORS = "Editores de catálogo"
 REVIEWERS = "Revisores de casos"
 
 
-def png_bytes(seed: int = 0, size: tuple[int, int] = (256, 256), brightness: int = 0) -> bytes:
-    """A greyscale PNG of smooth blobs (closer to a radiograph than noise); ``brightness`` shifts
-    every pixel, for a near-duplicate of the same picture."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16), dtype=np.uint8)
-    img = Image.fromarray(small, mode="L").resize(size, Image.BICUBIC)
-    if brightness:
-        pixels = np.clip(np.asarray(img, dtype=np.int16) + brightness, 0, 255).astype(np.uint8)
-        img = Image.fromarray(pixels, mode="L")
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
+def png_bytes(seed: int = 0, size: tuple[int, int] | None = None, brightness: int = 0) -> bytes:
+    """A greyscale PNG X-ray with one implant (``tests.xrays``); ``brightness`` shifts every pixel,
+    for a near-duplicate of the same picture."""
+    return xray_png(seed, size, brightness)
 
 
 @dataclass

@@ -16,25 +16,17 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
-from PIL import Image
 
 from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
+from tests.xrays import xray_png
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def png_bytes(seed: int = 0, size: tuple[int, int] = (256, 256)) -> bytes:
-    """A valid greyscale PNG with content that differs by seed."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    # Smooth blobs rather than pixel noise: closer to a radiograph, and every seed differs.
-    small = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16), dtype=np.uint8)
-    img = Image.fromarray(small, mode="L").resize(size, Image.BICUBIC)
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
+def png_bytes(seed: int = 0, size: tuple[int, int] | None = None) -> bytes:
+    """A valid greyscale PNG X-ray with one implant, different for every seed (``tests.xrays``)."""
+    return xray_png(seed, size)
 
 
 def embed_catalog() -> None:

@@ -13,7 +13,7 @@ from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create
 from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film, png
 
-pytestmark = [pytest.mark.django_db, pytest.mark.real_finder]
+pytestmark = pytest.mark.django_db
 
 
 def _processed(image) -> Submission:
