@@ -8,7 +8,8 @@ weights (the closest comparable system measured 0-3 % top-1 against 87 %), and a
 shows its implant apex up.
 
 ``PREPROCESS_VERSION`` is part of the model id (``matching.embedder.ModelSpec.model_id``): changing
-anything here changes the vectors, so bump it; the workers then run a new model id, the search
+anything here — or in the finder (which fixture a catalogue picture is framed by), or the centre
+below — changes the vectors, so bump it; the workers then run a new model id, the search
 sees only vectors of that id, and ``manage.py reembed`` brings the catalogue over (no mixed
 vectors).
 
