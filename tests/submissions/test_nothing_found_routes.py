@@ -18,6 +18,7 @@ from matching import tasks
 from matching.fixtures import FixtureReport, as_grey
 from submissions.models import Status, Submission
 from submissions.services import submission_attach_image
+from tests.matching.conftest import embedded_catalog  # noqa: F401
 from tests.submissions.test_same_verdict import IMAGE, ROUTES, VALID, _intake_settings  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +59,38 @@ def test_nothing_found_is_said_plainly_on_every_route(route, monkeypatch):
     assert 'data-testid="candidate"' not in page and "Implantes mais parecidos" not in page
     assert status["no_fixture_found"] is True and status["fixtures"] == []
     assert api["no_fixture_found"] is True and api["fixtures"] == [] and api["implants"] == []
+
+
+def _too_small(image):
+    """One fixture, the whole picture, too small to read (the finder's ``too_small``)."""
+    from matching.fixtures import APEX_DOWN, QUALITY_TOO_SMALL, Fixture
+
+    grey = as_grey(image)
+    h, w = grey.shape
+    fixture = Fixture(box=(0, 0, w, h), axis_deg=0.0, apex=APEX_DOWN, score=0.9, problems=(QUALITY_TOO_SMALL,))
+    return FixtureReport(fixtures=[fixture], width=w, height=h, quality={"problems": []})
+
+
+@pytest.mark.usefixtures("embedded_catalog")
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_a_fixture_too_small_to_read_is_said_on_every_route_and_never_alta(route, monkeypatch):
+    from submissions.fixtures import QUALITY_MESSAGES
+
+    monkeypatch.setattr(finder, "find_fixtures", _too_small)
+    before = set(Submission.objects.values_list("pk", flat=True))
+    assert ROUTES[route](Client(), dict(VALID)).accepted
+    new = Submission.objects.exclude(pk__in=before)
+    submission = new.exclude(parent__isnull=True).get() if route == "crop" else new.get()
+    if not submission.image:
+        submission_attach_image(submission_id=submission.pk, image=decode_image(IMAGE))
+    tasks.process_submission(submission.pk)
+    submission.refresh_from_db()
+    assert submission.status == Status.DONE and submission.matches.exists()
+    assert submission.quality_problems == ["too_small"]
+
+    client = Client()
+    page = client.get(f"/r/{submission.token}/").content.decode()
+    status = client.get(f"/r/{submission.token}/status.json").json()
+    assert str(QUALITY_MESSAGES["too_small"]) in page.replace("&#x27;", "'")
+    assert "Confiança alta" not in page and 'data-testid="candidate"' in page
+    assert [p["code"] for p in status["quality_problems"]] == ["too_small"]
