@@ -38,6 +38,11 @@ def submission_notify_dentist(*, submission_id: int) -> str:
             return "already notified"
         if not submission.dentist_email:
             return "no e-mail"
+        if submission.parent_id is not None:
+            # One implant of a film (found by the worker, marked by the dentist, or cropped on the
+            # page): the film's own e-mail links the page that shows every one of them, so a
+            # panoramic of four implants is one message, not five.
+            return "region"
         if submission.status not in {Status.DONE, Status.FAILED}:
             return "not finished"
         if submission.email_skipped_reason:

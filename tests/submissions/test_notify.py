@@ -101,3 +101,19 @@ def test_recording_a_result_queues_the_e_mail_with_retries(settings):
     assert len(notify) == 1 and notify[0]["args"] == (submission.pk,)
     # Not acknowledged on failure: the broker delivers it again after Q_CLUSTER["retry"] seconds.
     assert notify[0]["ack_failure"] is False
+
+
+def test_one_e_mail_per_film_none_for_its_regions(finished):
+    region, _ = services.submission_create(
+        intake=services.IntakeRecord(
+            source="webhook",
+            dentist_email="ana@example.com",
+            image_bytes=xray_image(),
+            parent_id=finished.pk,
+            crop_box={"x": 0, "y": 0, "width": 64, "height": 64, "region": 1},
+        )
+    )
+    services.submission_record_result(submission_id=region.pk, embedding=[0.0] * 512, model_id="m", candidates=[])
+    assert notify_dentist(region.pk) == "region"
+    assert notify_dentist(finished.pk) == "sent"
+    assert len(mail.outbox) == 1 and f"/r/{finished.token}/" in mail.outbox[0].body
