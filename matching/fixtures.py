@@ -60,6 +60,8 @@ EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
 # median ~50, 10th percentile ~20; teeth, crowns, bridges, fillings 90th percentile ~14).
 THREAD_WINDOW = 0.3
 THREADS_MIN = 15.0
+# The apex votes (``_apex_vote``) must add up to at least this for an apex direction; below it, "unknown".
+APEX_MARGIN = 1.2
 
 
 @dataclass(frozen=True)
@@ -313,27 +315,12 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
             return None
         score = 0.45 + 0.35 * min(1.0, threads / (2 * THREADS_MIN)) + 0.2 * min(1.0, (length / breadth - 1.8) / 1.2)
 
-    # Which end is the apex. Votes (positive: the apex is at the bottom rows):
-    vote = 0.0
-    beyond_top = top > 0 and widths[max(0, top - 2) : top].max(initial=0) > 0
-    beyond_bottom = bottom + 1 < side and widths[bottom + 1 : bottom + 3].max(initial=0) > 0
-    if beyond_top != beyond_bottom:  # a crown or abutment continues the part at the collar's end
-        vote += 2.0 if beyond_top else -2.0
-    # The connection: a darker channel inside the collar's end (the metal is thinner there).
-    quarter = max(2, length // 4)
+    vote, cues = _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi)
+    # Known only with a margin and when no strong cue says the opposite (the worker then embeds both
+    # orientations).
+    strong = [c for c in (cues["connection"], cues["beyond"]) if abs(c) >= 1.0]
+    apex_known = abs(vote) >= APEX_MARGIN and not any(c * vote < 0 for c in strong)
     centre = side // 2
-    half_band = max(1, int(breadth * 0.12))
-    band = shade[:, centre - half_band : centre + half_band + 1].astype(np.float32).mean(axis=1)
-    top_band, bottom_band = band[top : top + quarter].mean(), band[bottom + 1 - quarter : bottom + 1].mean()
-    contrast = (bottom_band - top_band) / max(1.0, hi - lo)  # > 0: the top end is darker
-    vote += float(np.clip(contrast * 12, -1.5, 1.5))
-    # Taper: the apex end is the narrower.
-    inner = screw_rows[len(screw_rows) // 8 : len(screw_rows) - len(screw_rows) // 8]
-    if inner.size >= 8:
-        third = inner.size // 3
-        taper = (inner[:third].mean() - inner[-third:].mean()) / max(1.0, breadth)
-        vote += float(np.clip(taper * 8, -1.0, 1.0))
-    apex_known = abs(vote) >= 0.4
     # Back to the working copy: the screw's pixels and its two ends.
     inverse = cv2.invertAffineTransform(matrix)
     ys, xs = np.nonzero(inside)
@@ -342,6 +329,53 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
     apex_end, collar_end = (ends[1], ends[0]) if vote >= 0 else (ends[0], ends[1])
     return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth)
+
+
+def _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi) -> tuple[float, dict]:
+    """Which end is the apex, from a profile of each end (positive: the apex is at the bottom rows).
+
+    Cues: the connection (a darker channel down the middle of the collar's end, against the walls
+    beside it), what continues the part past the collar (an abutment, a crown: metal at least a
+    third as wide as the screw, for a few rows; an apex's tip narrows away), and the taper (the
+    apex end is the narrower)."""
+    length = bottom - top + 1
+    spread = max(1.0, hi - lo)
+    cues = {}
+    # The connection: the centre's level below the walls' in each end's third.
+    third = max(2, length // 3)
+    centre = side // 2
+    half_band = max(1, round(breadth * 0.07))
+    core = shade[:, centre - half_band : centre + half_band + 1].astype(np.float32).mean(axis=1)
+    offset = max(half_band + 1, round(breadth * 0.3))
+    walls = (
+        shade[:, max(0, centre - offset - half_band) : centre - offset + half_band + 1].astype(np.float32).mean(axis=1)
+        + shade[:, centre + offset - half_band : centre + offset + half_band + 1].astype(np.float32).mean(axis=1)
+    ) / 2
+    dip = (walls - core) / spread  # > 0: the centre is darker than the walls
+    top_dip = float(dip[top : top + third].mean())
+    bottom_dip = float(dip[bottom + 1 - third : bottom + 1].mean())
+    cues["connection"] = float(np.clip((top_dip - bottom_dip) * 8, -2.0, 2.0))
+    # What continues past each end.
+    need = max(3, round(0.05 * length))
+
+    def beyond(start: int, step: int) -> int:
+        n, i = 0, start + step
+        while 0 <= i < side and widths[i] >= 0.35 * breadth and n < need:
+            n, i = n + 1, i + step
+        return n
+
+    past_top, past_bottom = beyond(top, -1) >= need, beyond(bottom, 1) >= need
+    cues["beyond"] = 0.0 if past_top == past_bottom else (1.5 if past_top else -1.5)
+    # Taper: the apex end is the narrower.
+    inner = screw_rows[len(screw_rows) // 8 : len(screw_rows) - len(screw_rows) // 8]
+    cues["taper"] = 0.0
+    if inner.size >= 8:
+        part = inner.size // 3
+        taper = (inner[:part].mean() - inner[-part:].mean()) / max(1.0, breadth)
+        cues["taper"] = float(np.clip(taper * 6, -1.0, 1.0))
+    cues["dips"] = (top_dip, bottom_dip)
+    vote = cues["connection"] + cues["beyond"] + cues["taper"]
+    return vote, cues
 
 
 def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, window: int) -> float:
