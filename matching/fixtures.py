@@ -55,11 +55,22 @@ WORK_MAX_SIDE = 2200
 # the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
 METAL_LEVEL = 0.78
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
-# Threads: the outlines are detrended over THREAD_WINDOW x the width; the strongest period in the
-# thread band must stand THREADS_MIN times above the spectrum's mean (generated films: fixtures
-# median ~50, 10th percentile ~20; teeth, crowns, bridges, fillings 90th percentile ~14).
+# Threads: the outlines are detrended over THREAD_WINDOW x the width; at the best period in the
+# thread band, the weaker outline's spectrum must stand THREADS_MIN times above its mean with a
+# connection, THREADS_ALONE times without (generated films: fixtures down to ~3, bridges, crowns
+# and film edges up to ~14, all without a connection).
 THREAD_WINDOW = 0.3
-THREADS_MIN = 15.0
+# The thread's period over the width (the catalogue: pitch 12-24 px on a 110 px implant, 0.11-0.22).
+THREAD_PERIOD = (0.08, 0.27)
+THREADS_MIN = 3.5
+THREADS_ALONE = 16.0
+# The connection's dip: the collar end's centre this far (of the film's median-to-metal spread) below
+# its walls (generated films: fixtures >= 0.16; bridges, crowns, film edges <= 0.01).
+CONNECTION_MIN = 0.08
+# A fixture's length over its breadth (generated films: 1.95-3.42; strips and bridges are longer).
+ELONGATION = (1.8, 3.8)
+# A part touching the picture's border whose axis is within ~30 degrees of that side (cos 30).
+ALONG_BORDER = 0.87
 # The apex votes (``_apex_vote``) must add up to at least this for an apex direction; below it, "unknown".
 APEX_MARGIN = 1.2
 
@@ -251,6 +262,10 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
     theta = 0.5 * math.atan2(2 * moments["mu11"], moments["mu20"] - moments["mu02"])
     vx, vy = math.cos(theta), math.sin(theta)  # the long axis
+    # A strip along the picture's border (the film's unexposed edge, a light box's rim): touching
+    # a side and running along it. A fixture cut by the edge crosses it instead.
+    if (min(x, ww - x - w) <= 1 and abs(vy) > ALONG_BORDER) or (min(y, wh - y - h) <= 1 and abs(vx) > ALONG_BORDER):
+        return None
     # Turn the part so that its long axis runs down the rows: rows of `rotation` are (across, along).
     side = math.ceil(math.hypot(x1 - x0, y1 - y0)) + 4
     rotation = np.array([[vy, -vx], [vx, vy]], np.float64)
@@ -295,7 +310,9 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     length = bottom - top + 1
     screw_rows = widths[top : bottom + 1]
     breadth = float(np.percentile(screw_rows, 90))
-    if length < 1.8 * breadth:  # not elongated: a filling, a crown seen alone, a fragment
+    # Not a fixture's proportions: a filling, a crown seen alone, a fragment (too short), the film's
+    # edge, a light box's border, a bridge's span (too long).
+    if not ELONGATION[0] * breadth <= length <= ELONGATION[1] * breadth:
         return None
     threads = _thread_strength(left[top : bottom + 1], right[top : bottom + 1], reference, window)
 
@@ -305,19 +322,25 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     brightness = (level - lo) / max(1.0, hi - lo)
     if brightness < METAL_LEVEL:
         return None
+    vote, cues = _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi)
+    # The connection: a darker channel down the middle of one end (every fixture has one; a bridge,
+    # a crown, a strip of film edge is solid metal).
+    connection = max(cues["dips"]) >= CONNECTION_MIN
     if small:  # too small to read threads: only a solid, elongated, bright rod qualifies
         solid = inside.sum() / max(1.0, length * breadth)
-        if solid < 0.7 or length < 2.3 * breadth or brightness < 0.85:
+        if solid < 0.7 or length < 2.3 * breadth or brightness < 0.85 or not connection:
             return None
         score = 0.5
     else:
-        if threads < THREADS_MIN:
+        # Threads on both outlines: weak ones with a connection, or strong ones alone (a connection
+        # hidden by the abutment's screw).
+        if threads < (THREADS_MIN if connection else THREADS_ALONE):
             return None
-        score = 0.45 + 0.35 * min(1.0, threads / (2 * THREADS_MIN)) + 0.2 * min(1.0, (length / breadth - 1.8) / 1.2)
-
-    vote, cues = _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi)
-    # Known only with a margin and when no strong cue says the opposite (the worker then embeds both
-    # orientations).
+        score = (
+            0.45 + 0.35 * min(1.0, threads / THREADS_ALONE) + 0.2 * min(1.0, (length / breadth - ELONGATION[0]) / 1.2)
+        )
+    # The apex: known only with a margin and when no strong cue says the opposite (the worker then
+    # embeds both orientations).
     strong = [c for c in (cues["connection"], cues["beyond"]) if abs(c) >= 1.0]
     apex_known = abs(vote) >= APEX_MARGIN and not any(c * vote < 0 for c in strong)
     centre = side // 2
@@ -379,20 +402,26 @@ def _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi) ->
 
 
 def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, window: int) -> float:
-    """How strongly both outlines repeat with a thread's period (0.07-0.3 of the width): the peak
-    of their spectrum in that band over the spectrum's mean. Threads give a sharp peak; a tooth's,
-    crown's or bridge's smooth outline (its curvature, the threshold's noise) a flat spectrum."""
+    """How strongly both outlines repeat with the same thread's period (THREAD_PERIOD x the width):
+    for each period in that band, the weaker outline's power there (a bin and its neighbours) over
+    its spectrum's mean; the best period's. Threads give the same sharp peak on both sides; a
+    tooth's, crown's or bridge's smooth outline (its curvature, the threshold's noise, a neighbour's
+    bump on one side) a flat spectrum or peaks that do not agree."""
     n = left.size
     if n < 16:
         return 0.0
     core = slice(n // 10, n - n // 10)
-    waves = [side[core] - _smooth(side, window)[core] for side in (left, right)]
-    power = sum(np.abs(np.fft.rfft(w - w.mean())) ** 2 for w in waves)
-    periods = (core.stop - core.start) / np.maximum(np.arange(power.size), 1e-9)
-    band = (periods >= 0.07 * reference) & (periods <= 0.3 * reference)
+    ratios = []
+    for side in (left, right):
+        wave = side[core] - _smooth(side, window)[core]
+        power = np.abs(np.fft.rfft(wave - wave.mean())) ** 2
+        local = power + np.concatenate(([0.0], power[:-1])) + np.concatenate((power[1:], [0.0]))
+        ratios.append(local / max(1e-9, 3 * power[1:].mean()))
+    periods = (core.stop - core.start) / np.maximum(np.arange(ratios[0].size), 1e-9)
+    band = (periods >= THREAD_PERIOD[0] * reference) & (periods <= THREAD_PERIOD[1] * reference)
     if not band.any():
         return 0.0
-    return float(power[band].max() / max(1e-9, power[1:].mean()))
+    return float(np.minimum(ratios[0], ratios[1])[band].max())
 
 
 def _tapering(widths: np.ndarray, i: int, step: int) -> bool:
