@@ -54,6 +54,8 @@ WORK_MAX_SIDE = 2200
 # A pixel is metal when brighter than the film's median plus this fraction of the spread between
 # the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
 METAL_LEVEL = 0.78
+# A part narrower than this (working pixels) is read enlarged, up to 3 times.
+ZOOM_BELOW = 64
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
 # Threads: the outlines are detrended over THREAD_WINDOW x the width; at the best period in the
 # thread band, the weaker outline's spectrum must stand THREADS_MIN times above its mean with a
@@ -266,14 +268,25 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     # a side and running along it. A fixture cut by the edge crosses it instead.
     if (min(x, ww - x - w) <= 1 and abs(vy) > ALONG_BORDER) or (min(y, wh - y - h) <= 1 and abs(vx) > ALONG_BORDER):
         return None
+    # A narrow part is read enlarged (threads of a 40 px fixture are 2-4 px deep): its outline then
+    # follows the interpolated grey level, not the pixels' staircase.
+    a20, a02, a11 = (moments[k] / moments["m00"] for k in ("mu20", "mu02", "mu11"))
+    minor = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 - math.hypot((a20 - a02) / 2, a11))))
+    zoom = 1 if minor >= ZOOM_BELOW else min(3, math.ceil(ZOOM_BELOW / max(1.0, minor)))
     # Turn the part so that its long axis runs down the rows: rows of `rotation` are (across, along).
-    side = math.ceil(math.hypot(x1 - x0, y1 - y0)) + 4
-    rotation = np.array([[vy, -vx], [vx, vy]], np.float64)
+    side = math.ceil(math.hypot(x1 - x0, y1 - y0) * zoom) + 4
+    rotation = zoom * np.array([[vy, -vx], [vx, vy]], np.float64)
     matrix = np.hstack([rotation, (np.array([side / 2, side / 2]) - rotation @ (cx, cy)).reshape(2, 1)])
-    upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
     shade = cv2.warpAffine(work[y0:y1, x0:x1], matrix, (side, side), flags=cv2.INTER_LINEAR)
+    if zoom == 1:
+        upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
+    else:
+        grown = cv2.dilate(part, np.ones((3, 3), np.uint8)) * 255
+        upright = (cv2.warpAffine(grown, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127) & (
+            shade >= lo + METAL_LEVEL * (hi - lo)
+        )
     rows = np.flatnonzero(upright.any(axis=1))
-    if rows.size < 12:
+    if rows.size < 12 * zoom:
         return None
     left = np.argmax(upright, axis=1).astype(np.float32)
     right = (side - 1 - np.argmax(upright[:, ::-1], axis=1)).astype(np.float32)
@@ -286,21 +299,23 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     # The screw: the longest stretch of rows as wide as the part's body (a crown is wider, an
     # abutment or hex narrower; small gaps, a thread's flank, do not split it).
     near = filled & (widths >= 0.72 * body) & (widths <= 1.2 * body)
-    closed = cv2.morphologyEx(near.astype(np.uint8).reshape(-1, 1), cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8))
+    closed = cv2.morphologyEx(
+        near.astype(np.uint8).reshape(-1, 1), cv2.MORPH_CLOSE, np.ones((4 * zoom + 1, 1), np.uint8)
+    )
     runs = _runs(closed.ravel() > 0)
     if not runs:
         return None
     a, b = max(runs, key=lambda r: r[1] - r[0])
     reference = float(np.median(widths[a:b]))
     window = max(5, round(reference * THREAD_WINDOW))
-    small = reference / scale < TOO_SMALL_PX  # threads too fine to read at this size
+    small = reference / (scale * zoom) < TOO_SMALL_PX  # threads too fine to read at this size
 
     # Widen over the apex while it tapers steadily (a rounded or pointed tip).
     def extend(start: int, step: int) -> int:
         i = start
         while 0 <= i + step < side:
             nxt = widths[i + step]
-            if nxt < 0.15 * reference or nxt > widths[i] + 1 or not _tapering(widths, i, step):
+            if nxt < 0.15 * reference or nxt > widths[i] + zoom or not _tapering(widths, i, step, zoom):
                 break
             i += step
         return i
@@ -351,7 +366,7 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     points = local @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
     ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
     apex_end, collar_end = (ends[1], ends[0]) if vote >= 0 else (ends[0], ends[1])
-    return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth)
+    return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth / zoom)
 
 
 def _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi) -> tuple[float, dict]:
@@ -424,9 +439,9 @@ def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, wind
     return float(np.minimum(ratios[0], ratios[1])[band].max())
 
 
-def _tapering(widths: np.ndarray, i: int, step: int) -> bool:
+def _tapering(widths: np.ndarray, i: int, step: int, zoom: int = 1) -> bool:
     """The apex narrows steadily (a rounded or pointed tip), an abutment steps down at once."""
-    back = widths[i - 3 * step] if 0 <= i - 3 * step < widths.size else widths[i]
+    back = widths[i - 3 * zoom * step] if 0 <= i - 3 * zoom * step < widths.size else widths[i]
     return widths[i] - widths[i + step] <= max(2.0, 0.12 * back)
 
 
