@@ -54,6 +54,9 @@ WORK_MAX_SIDE = 2200
 # A pixel is metal when brighter than the film's median plus this fraction of the spread between
 # the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
 METAL_LEVEL = 0.78
+# Parts less elongated than this (the moments' axes) are not read at all (a fixture, with its crown
+# or not, is at least ~2 times as long as wide).
+SCREEN_ELONGATION = 1.4
 # A part narrower than this (working pixels) is read enlarged, up to 3 times.
 ZOOM_BELOW = 64
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
@@ -279,6 +282,9 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     # follows the interpolated grey level, not the pixels' staircase.
     a20, a02, a11 = (moments[k] / moments["m00"] for k in ("mu20", "mu02", "mu11"))
     minor = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 - math.hypot((a20 - a02) / 2, a11))))
+    major = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 + math.hypot((a20 - a02) / 2, a11))))
+    if minor < 4 or major < SCREEN_ELONGATION * minor:  # a blob (a filling, a crown alone): not read
+        return None
     zoom = 1 if minor >= ZOOM_BELOW else min(3, math.ceil(ZOOM_BELOW / max(1.0, minor)))
     # Turn the part so that its long axis runs down the rows: rows of `rotation` are (across, along).
     side = math.ceil(math.hypot(x1 - x0, y1 - y0) * zoom) + 4
