@@ -158,8 +158,12 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
     is vertical and read row by row. A fixture is the stretch of rows whose both outlines carry
     threads (a crown, a bridge, a filling or a film edge has smooth outlines), widened over the
     smooth collar and apex while the width stays the body's (a crown is wider, an abutment
-    narrower, both step away from it). The apex is the end away from what continues beyond the
-    screw (crown, abutment), away from the dark connection inside the collar, and the narrower one.
+    narrower, both step away from it). Blobs are screened out before they are read; a part with a
+    fixture's proportions, not a strip along the picture's border, needs threads at the same period
+    on both outlines and the connection's darker channel at one end (or very strong threads). Narrow
+    parts are read enlarged. The apex is the end away from the dark connection inside the collar,
+    away from what continues past the screw (crown, abutment), and the narrower one; "unknown" when
+    those votes are weak or a strong one disagrees.
     """
     grey = as_grey(image)
     height, width = grey.shape
