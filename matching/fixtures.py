@@ -62,12 +62,12 @@ ZOOM_BELOW = 64
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
 # Threads: the outlines are detrended over THREAD_WINDOW x the width; at the best period in the
 # thread band, the weaker outline's spectrum must stand THREADS_MIN times above its mean with a
-# connection, THREADS_ALONE times without (generated films: fixtures down to ~3, bridges, crowns
+# connection, THREADS_ALONE times without (generated films: fixtures down to ~2, bridges, crowns
 # and film edges up to ~14, all without a connection).
 THREAD_WINDOW = 0.3
 # The thread's period over the width (the catalogue: pitch 12-24 px on a 110 px implant, 0.11-0.22).
 THREAD_PERIOD = (0.08, 0.27)
-THREADS_MIN = 3.5
+THREADS_MIN = 2.0
 THREADS_ALONE = 16.0
 # The connection's dip: the collar end's centre this far (of the film's median-to-metal spread) below
 # its walls (generated films: fixtures >= 0.16; bridges, crowns, film edges <= 0.01).
