@@ -59,6 +59,9 @@ METAL_LEVEL = 0.78
 SCREEN_ELONGATION = 1.4
 # A part narrower than this (working pixels) is read enlarged, up to 3 times.
 ZOOM_BELOW = 64
+# An enlarged part is read from the film blurred this little (the whole film's 1 px blur flattens
+# the 1-2 px threads of a 40 px fixture).
+FINE_BLUR = 0.6
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
 # Threads: the outlines are detrended over THREAD_WINDOW x the width; at the best period in the
 # thread band, the weaker outline's spectrum must stand THREADS_MIN times above its mean with a
@@ -173,6 +176,7 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
     height, width = grey.shape
     scale = min(1.0, WORK_MAX_SIDE / max(height, width))
     work = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    raw = work
     work = cv2.GaussianBlur(work, (0, 0), 1.0)  # the film's grain off: outlines and levels, not noise
     film = _film_mask(work)
     quality = _quality(work, film)
@@ -190,7 +194,7 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
                 continue
             if w > 0.85 * ww or h > 0.85 * wh:  # the film's edge, a light box: across the whole picture
                 continue
-            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale)
+            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)
             if found is not None:
                 fixtures.append(_in_original(found, scale, width, height))
     fixtures.sort(key=lambda f: -f.score)
@@ -270,7 +274,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
-def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
+def _read_part(work, labels, label, rect, lo, hi, scale, raw=None) -> _Found | None:
     x, y, w, h = rect
     pad = 4
     wh, ww = work.shape
@@ -298,7 +302,10 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     side = math.ceil(math.hypot(x1 - x0, y1 - y0) * zoom) + 4
     rotation = zoom * np.array([[vy, -vx], [vx, vy]], np.float64)
     matrix = np.hstack([rotation, (np.array([side / 2, side / 2]) - rotation @ (cx, cy)).reshape(2, 1)])
-    shade = cv2.warpAffine(work[y0:y1, x0:x1], matrix, (side, side), flags=cv2.INTER_LINEAR)
+    source = work[y0:y1, x0:x1]
+    if zoom > 1 and raw is not None:  # fine threads: a lighter blur than the whole film's
+        source = cv2.GaussianBlur(raw[y0:y1, x0:x1], (0, 0), FINE_BLUR)
+    shade = cv2.warpAffine(source, matrix, (side, side), flags=cv2.INTER_LINEAR)
     if zoom == 1:
         upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
     else:
