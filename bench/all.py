@@ -2,7 +2,8 @@
 issue 15's figures beside their earlier values and targets (``bench.summary``), written to
 ``var/bench/summary.md`` (with the raw figures in ``var/bench/figures.json``) and printed.
 
-Order: embeddings, search at 10^3-10^5, end to end, intake under load, then the 10^6-vector search
+Order: embeddings, search at 10^3-10^5, end to end, intake under load, the fixture finder on
+generated films (``bench.fixtures``), then the 10^6-vector search
 row (the longest: ~2 GB of vectors and a ~2.7 GB index; last, so a run cut short still has the
 rest). The machine's load average is printed before and after each bench and kept in the summary:
 run it on a quiet machine (nothing else on the 2 cores), or the latencies mean little.
@@ -11,10 +12,10 @@ run it on a quiet machine (nothing else on the 2 cores), or the latencies mean l
 
 - ``--million N`` (or ``RAIOX_BENCH_MILLION=N``): the size of the big search row, default 10^6;
   0 skips it.
-- ``--only embedding,search,e2e,intake,million``: a subset (the others show "not run").
+- ``--only embedding,search,e2e,intake,fixtures,million``: a subset (the others show "not run").
 - ``--tiny``: small sizes everywhere, to check the whole path in a few minutes (figures
   meaningless): 8 images, search at 10^3 and 10^4, the big row at 20,000, 5 uploads, the quick
-  intake plan without its baseline.
+  intake plan without its baseline, 2 generated films per condition for the fixture finder.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from pathlib import Path
 
 from bench import summary
 
-BENCHES = ("embedding", "search", "e2e", "intake", "million")
+BENCHES = ("embedding", "search", "e2e", "intake", "fixtures", "million")
 # Rough durations on the quiet 2-core machine (s), for the opening estimate: embeddings (3
 # variants, 64 images), end to end (set-up + 50 uploads), intake (full plan, bench/RESULTS.md: 358-394 s).
-ESTIMATE_S = {"embedding": 120, "e2e": 150, "intake": 400}
+# Fixture finder: 40 generated films per condition on the held-out seed.
+ESTIMATE_S = {"embedding": 120, "e2e": 150, "intake": 400, "fixtures": 90}
 
 
 def _now() -> str:
@@ -56,7 +58,7 @@ def _machine() -> str:
 
 def plan(args) -> dict[str, tuple]:
     """bench name -> (callable, args) for this run."""
-    from bench import e2e, embedding, intake, search
+    from bench import e2e, embedding, fixtures, intake, search
 
     if args.tiny:
         million = args.million if args.million_given else 20_000
@@ -65,6 +67,7 @@ def plan(args) -> dict[str, tuple]:
             "search": (search.main, ((1_000, 10_000),)),
             "e2e": (e2e.main, (5,)),
             "intake": (intake.main, (["--quick", "--skip-baseline"],)),
+            "fixtures": (fixtures.main, (2,)),  # 2 films per condition, the held-out seed
         }
     else:
         million = args.million
@@ -73,6 +76,7 @@ def plan(args) -> dict[str, tuple]:
             "search": (search.main, ()),
             "e2e": (e2e.main, ()),
             "intake": (intake.main, ([],)),  # load levels, the exactly-once burst and the queue drain
+            "fixtures": (fixtures.main, (40,)),  # the fixture finder on generated films, held-out seed
         }
     if million:
         # The same search at one big size; no exact-scan rows (seconds per query at 10^6).

@@ -54,12 +54,33 @@ WORK_MAX_SIDE = 2200
 # A pixel is metal when brighter than the film's median plus this fraction of the spread between
 # the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
 METAL_LEVEL = 0.78
+# Parts less elongated than this (the moments' axes) are not read at all (a fixture, with its crown
+# or not, is at least ~2 times as long as wide).
+SCREEN_ELONGATION = 1.4
+# A part narrower than this (working pixels) is read enlarged, up to 3 times.
+ZOOM_BELOW = 64
+# An enlarged part is read from the film blurred this little (the whole film's 1 px blur flattens
+# the 1-2 px threads of a 40 px fixture).
+FINE_BLUR = 0.6
 EDGE_MARGIN = 2  # px: a box this close to the film's border is cut by it
-# Threads: the outlines are detrended over THREAD_WINDOW x the width; the strongest period in the
-# thread band must stand THREADS_MIN times above the spectrum's mean (generated films: fixtures
-# median ~50, 10th percentile ~20; teeth, crowns, bridges, fillings 90th percentile ~14).
+# Threads: the outlines are detrended over THREAD_WINDOW x the width; at the best period in the
+# thread band, the weaker outline's spectrum must stand THREADS_MIN times above its mean with a
+# connection, THREADS_ALONE times without (generated films: fixtures down to ~2, bridges, crowns
+# and film edges up to ~14, all without a connection).
 THREAD_WINDOW = 0.3
-THREADS_MIN = 15.0
+# The thread's period over the width (the catalogue: pitch 12-24 px on a 110 px implant, 0.11-0.22).
+THREAD_PERIOD = (0.08, 0.27)
+THREADS_MIN = 2.0
+THREADS_ALONE = 16.0
+# The connection's dip: the collar end's centre this far (of the film's median-to-metal spread) below
+# its walls (generated films: fixtures >= 0.16; bridges, crowns, film edges <= 0.01).
+CONNECTION_MIN = 0.08
+# A fixture's length over its breadth (generated films: 1.95-3.42; strips and bridges are longer).
+ELONGATION = (1.8, 3.8)
+# A part touching the picture's border whose axis is within ~30 degrees of that side (cos 30).
+ALONG_BORDER = 0.87
+# The apex votes (``_apex_vote``) must add up to at least this for an apex direction; below it, "unknown".
+APEX_MARGIN = 1.2
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,10 @@ def as_grey(image: Image.Image | np.ndarray) -> np.ndarray:
     """An 8-bit single-channel array of ``image`` (PIL or numpy)."""
     if isinstance(image, np.ndarray):
         array = image
+        if array.ndim == 3 and array.dtype == np.uint8 and array.shape[2] in (3, 4):
+            # The channels' mean, in integers (a float mean of a phone photo costs ~10 ms).
+            rgb = np.ascontiguousarray(array[..., :3])
+            return cv2.transform(rgb, np.full((1, 3), 1 / 3, np.float32)).reshape(array.shape[:2])
         if array.ndim == 3:
             array = array[..., :3].mean(axis=2)
         return np.ascontiguousarray(array.astype(np.uint8, copy=False))
@@ -140,13 +165,18 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
     is vertical and read row by row. A fixture is the stretch of rows whose both outlines carry
     threads (a crown, a bridge, a filling or a film edge has smooth outlines), widened over the
     smooth collar and apex while the width stays the body's (a crown is wider, an abutment
-    narrower, both step away from it). The apex is the end away from what continues beyond the
-    screw (crown, abutment), away from the dark connection inside the collar, and the narrower one.
+    narrower, both step away from it). Blobs are screened out before they are read; a part with a
+    fixture's proportions, not a strip along the picture's border, needs threads at the same period
+    on both outlines and the connection's darker channel at one end (or very strong threads). Narrow
+    parts are read enlarged. The apex is the end away from the dark connection inside the collar,
+    away from what continues past the screw (crown, abutment), and the narrower one; "unknown" when
+    those votes are weak or a strong one disagrees.
     """
     grey = as_grey(image)
     height, width = grey.shape
     scale = min(1.0, WORK_MAX_SIDE / max(height, width))
     work = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    raw = work
     work = cv2.GaussianBlur(work, (0, 0), 1.0)  # the film's grain off: outlines and levels, not noise
     film = _film_mask(work)
     quality = _quality(work, film)
@@ -164,7 +194,7 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
                 continue
             if w > 0.85 * ww or h > 0.85 * wh:  # the film's edge, a light box: across the whole picture
                 continue
-            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale)
+            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)
             if found is not None:
                 fixtures.append(_in_original(found, scale, width, height))
     fixtures.sort(key=lambda f: -f.score)
@@ -174,23 +204,28 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
 def _film_mask(work: np.ndarray) -> np.ndarray:
     """1 where the film is, 0 on a light box around it (a phone photo of a film): the light box is
     the brightest, smooth region touching the picture's border, brighter on average than the
-    film's metal (whose light passes through the film's base)."""
-    mask = np.ones_like(work, dtype=np.uint8)
-    _, bright = cv2.threshold(work, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    film's metal (whose light passes through the film's base). Found on a copy a quarter the size
+    (the light box is large and smooth)."""
     h, w = work.shape
+    small = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape
+    keep = np.ones_like(small, dtype=np.uint8)
+    _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
     for label in range(1, count):
         x, y, bw, bh, area = stats[label]
-        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
-        if not touches or area < 0.04 * h * w:
+        touches = x == 0 or y == 0 or x + bw == sw or y + bh == sh
+        if not touches or area < 0.04 * sh * sw:
             continue
-        part = labels == label
+        part = (labels == label).astype(np.uint8)
+        mean, std = cv2.meanStdDev(small, mask=part)
         # Bone touching the border is bright in Otsu's split too; a light box is near white.
-        if float(work[part].mean()) >= 200 and float(work[part].std()) < 25:
-            mask[part] = 0
-    if mask.min() == 0:
-        mask = cv2.erode(mask, np.ones((9, 9), np.uint8))  # the film's blurred border with the box
-    return mask
+        if float(mean[0, 0]) >= 200 and float(std[0, 0]) < 25:
+            keep[part > 0] = 0
+    if keep.min() == 1:
+        return np.ones_like(work, dtype=np.uint8)
+    mask = cv2.resize(keep, (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.erode(mask, np.ones((9, 9), np.uint8))  # the film's blurred border with the box
 
 
 def _levels(work: np.ndarray, film: np.ndarray) -> tuple[float, float]:
@@ -204,7 +239,9 @@ def _levels(work: np.ndarray, film: np.ndarray) -> tuple[float, float]:
 
 
 def _quality(work: np.ndarray, film: np.ndarray) -> dict:
-    sharpness = float(cv2.Laplacian(work, cv2.CV_32F)[film > 0].var()) if film.any() else 0.0
+    sharpness = 0.0
+    if film.any():
+        sharpness = float(cv2.meanStdDev(cv2.Laplacian(work, cv2.CV_32F), mask=film)[1][0, 0] ** 2)
     hist = cv2.calcHist([work], [0], film, [256], [0, 256]).ravel()
     cumulative = np.cumsum(hist) / max(1.0, hist.sum())
     contrast = float(np.searchsorted(cumulative, 0.99) - np.searchsorted(cumulative, 0.01))
@@ -237,7 +274,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
-def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
+def _read_part(work, labels, label, rect, lo, hi, scale, raw=None) -> _Found | None:
     x, y, w, h = rect
     pad = 4
     wh, ww = work.shape
@@ -249,14 +286,35 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
     theta = 0.5 * math.atan2(2 * moments["mu11"], moments["mu20"] - moments["mu02"])
     vx, vy = math.cos(theta), math.sin(theta)  # the long axis
+    # A strip along the picture's border (the film's unexposed edge, a light box's rim): touching
+    # a side and running along it. A fixture cut by the edge crosses it instead.
+    if (min(x, ww - x - w) <= 1 and abs(vy) > ALONG_BORDER) or (min(y, wh - y - h) <= 1 and abs(vx) > ALONG_BORDER):
+        return None
+    # A narrow part is read enlarged (threads of a 40 px fixture are 2-4 px deep): its outline then
+    # follows the interpolated grey level, not the pixels' staircase.
+    a20, a02, a11 = (moments[k] / moments["m00"] for k in ("mu20", "mu02", "mu11"))
+    minor = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 - math.hypot((a20 - a02) / 2, a11))))
+    major = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 + math.hypot((a20 - a02) / 2, a11))))
+    if minor < 4 or major < SCREEN_ELONGATION * minor:  # a blob (a filling, a crown alone): not read
+        return None
+    zoom = 1 if minor >= ZOOM_BELOW else min(3, math.ceil(ZOOM_BELOW / max(1.0, minor)))
     # Turn the part so that its long axis runs down the rows: rows of `rotation` are (across, along).
-    side = math.ceil(math.hypot(x1 - x0, y1 - y0)) + 4
-    rotation = np.array([[vy, -vx], [vx, vy]], np.float64)
+    side = math.ceil(math.hypot(x1 - x0, y1 - y0) * zoom) + 4
+    rotation = zoom * np.array([[vy, -vx], [vx, vy]], np.float64)
     matrix = np.hstack([rotation, (np.array([side / 2, side / 2]) - rotation @ (cx, cy)).reshape(2, 1)])
-    upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
-    shade = cv2.warpAffine(work[y0:y1, x0:x1], matrix, (side, side), flags=cv2.INTER_LINEAR)
+    source = work[y0:y1, x0:x1]
+    if zoom > 1 and raw is not None:  # fine threads: a lighter blur than the whole film's
+        source = cv2.GaussianBlur(raw[y0:y1, x0:x1], (0, 0), FINE_BLUR)
+    shade = cv2.warpAffine(source, matrix, (side, side), flags=cv2.INTER_LINEAR)
+    if zoom == 1:
+        upright = cv2.warpAffine(part * 255, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127
+    else:
+        grown = cv2.dilate(part, np.ones((3, 3), np.uint8)) * 255
+        upright = (cv2.warpAffine(grown, matrix, (side, side), flags=cv2.INTER_LINEAR) > 127) & (
+            shade >= lo + METAL_LEVEL * (hi - lo)
+        )
     rows = np.flatnonzero(upright.any(axis=1))
-    if rows.size < 12:
+    if rows.size < 12 * zoom:
         return None
     left = np.argmax(upright, axis=1).astype(np.float32)
     right = (side - 1 - np.argmax(upright[:, ::-1], axis=1)).astype(np.float32)
@@ -269,21 +327,23 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     # The screw: the longest stretch of rows as wide as the part's body (a crown is wider, an
     # abutment or hex narrower; small gaps, a thread's flank, do not split it).
     near = filled & (widths >= 0.72 * body) & (widths <= 1.2 * body)
-    closed = cv2.morphologyEx(near.astype(np.uint8).reshape(-1, 1), cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8))
+    closed = cv2.morphologyEx(
+        near.astype(np.uint8).reshape(-1, 1), cv2.MORPH_CLOSE, np.ones((4 * zoom + 1, 1), np.uint8)
+    )
     runs = _runs(closed.ravel() > 0)
     if not runs:
         return None
     a, b = max(runs, key=lambda r: r[1] - r[0])
     reference = float(np.median(widths[a:b]))
     window = max(5, round(reference * THREAD_WINDOW))
-    small = reference / scale < TOO_SMALL_PX  # threads too fine to read at this size
+    small = reference / (scale * zoom) < TOO_SMALL_PX  # threads too fine to read at this size
 
     # Widen over the apex while it tapers steadily (a rounded or pointed tip).
     def extend(start: int, step: int) -> int:
         i = start
         while 0 <= i + step < side:
             nxt = widths[i + step]
-            if nxt < 0.15 * reference or nxt > widths[i] + 1 or not _tapering(widths, i, step):
+            if nxt < 0.15 * reference or nxt > widths[i] + zoom or not _tapering(widths, i, step, zoom):
                 break
             i += step
         return i
@@ -293,7 +353,9 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     length = bottom - top + 1
     screw_rows = widths[top : bottom + 1]
     breadth = float(np.percentile(screw_rows, 90))
-    if length < 1.8 * breadth:  # not elongated: a filling, a crown seen alone, a fragment
+    # Not a fixture's proportions: a filling, a crown seen alone, a fragment (too short), the film's
+    # edge, a light box's border, a bridge's span (too long).
+    if not ELONGATION[0] * breadth <= length <= ELONGATION[1] * breadth:
         return None
     threads = _thread_strength(left[top : bottom + 1], right[top : bottom + 1], reference, window)
 
@@ -303,37 +365,28 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     brightness = (level - lo) / max(1.0, hi - lo)
     if brightness < METAL_LEVEL:
         return None
+    vote, cues = _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi)
+    # The connection: a darker channel down the middle of one end (every fixture has one; a bridge,
+    # a crown, a strip of film edge is solid metal).
+    connection = max(cues["dips"]) >= CONNECTION_MIN
     if small:  # too small to read threads: only a solid, elongated, bright rod qualifies
         solid = inside.sum() / max(1.0, length * breadth)
-        if solid < 0.7 or length < 2.3 * breadth or brightness < 0.85:
+        if solid < 0.7 or length < 2.3 * breadth or brightness < 0.85 or not connection:
             return None
         score = 0.5
     else:
-        if threads < THREADS_MIN:
+        # Threads on both outlines: weak ones with a connection, or strong ones alone (a connection
+        # hidden by the abutment's screw).
+        if threads < (THREADS_MIN if connection else THREADS_ALONE):
             return None
-        score = 0.45 + 0.35 * min(1.0, threads / (2 * THREADS_MIN)) + 0.2 * min(1.0, (length / breadth - 1.8) / 1.2)
-
-    # Which end is the apex. Votes (positive: the apex is at the bottom rows):
-    vote = 0.0
-    beyond_top = top > 0 and widths[max(0, top - 2) : top].max(initial=0) > 0
-    beyond_bottom = bottom + 1 < side and widths[bottom + 1 : bottom + 3].max(initial=0) > 0
-    if beyond_top != beyond_bottom:  # a crown or abutment continues the part at the collar's end
-        vote += 2.0 if beyond_top else -2.0
-    # The connection: a darker channel inside the collar's end (the metal is thinner there).
-    quarter = max(2, length // 4)
+        score = (
+            0.45 + 0.35 * min(1.0, threads / THREADS_ALONE) + 0.2 * min(1.0, (length / breadth - ELONGATION[0]) / 1.2)
+        )
+    # The apex: known only with a margin and when no strong cue says the opposite (the worker then
+    # embeds both orientations).
+    strong = [c for c in (cues["connection"], cues["beyond"]) if abs(c) >= 1.0]
+    apex_known = abs(vote) >= APEX_MARGIN and not any(c * vote < 0 for c in strong)
     centre = side // 2
-    half_band = max(1, int(breadth * 0.12))
-    band = shade[:, centre - half_band : centre + half_band + 1].astype(np.float32).mean(axis=1)
-    top_band, bottom_band = band[top : top + quarter].mean(), band[bottom + 1 - quarter : bottom + 1].mean()
-    contrast = (bottom_band - top_band) / max(1.0, hi - lo)  # > 0: the top end is darker
-    vote += float(np.clip(contrast * 12, -1.5, 1.5))
-    # Taper: the apex end is the narrower.
-    inner = screw_rows[len(screw_rows) // 8 : len(screw_rows) - len(screw_rows) // 8]
-    if inner.size >= 8:
-        third = inner.size // 3
-        taper = (inner[:third].mean() - inner[-third:].mean()) / max(1.0, breadth)
-        vote += float(np.clip(taper * 8, -1.0, 1.0))
-    apex_known = abs(vote) >= 0.4
     # Back to the working copy: the screw's pixels and its two ends.
     inverse = cv2.invertAffineTransform(matrix)
     ys, xs = np.nonzero(inside)
@@ -341,29 +394,82 @@ def _read_part(work, labels, label, rect, lo, hi, scale) -> _Found | None:
     points = local @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
     ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
     apex_end, collar_end = (ends[1], ends[0]) if vote >= 0 else (ends[0], ends[1])
-    return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth)
+    return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth / zoom)
+
+
+def _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, lo, hi) -> tuple[float, dict]:
+    """Which end is the apex, from a profile of each end (positive: the apex is at the bottom rows).
+
+    Cues: the connection (a darker channel down the middle of the collar's end, against the walls
+    beside it), what continues the part past the collar (an abutment, a crown: metal at least a
+    third as wide as the screw, for a few rows; an apex's tip narrows away), and the taper (the
+    apex end is the narrower)."""
+    length = bottom - top + 1
+    spread = max(1.0, hi - lo)
+    cues = {}
+    # The connection: the centre's level below the walls' in each end's third.
+    third = max(2, length // 3)
+    centre = side // 2
+    half_band = max(1, round(breadth * 0.07))
+    core = shade[:, centre - half_band : centre + half_band + 1].astype(np.float32).mean(axis=1)
+    offset = max(half_band + 1, round(breadth * 0.3))
+    walls = (
+        shade[:, max(0, centre - offset - half_band) : centre - offset + half_band + 1].astype(np.float32).mean(axis=1)
+        + shade[:, centre + offset - half_band : centre + offset + half_band + 1].astype(np.float32).mean(axis=1)
+    ) / 2
+    dip = (walls - core) / spread  # > 0: the centre is darker than the walls
+    top_dip = float(dip[top : top + third].mean())
+    bottom_dip = float(dip[bottom + 1 - third : bottom + 1].mean())
+    cues["connection"] = float(np.clip((top_dip - bottom_dip) * 8, -2.0, 2.0))
+    # What continues past each end.
+    need = max(3, round(0.05 * length))
+
+    def beyond(start: int, step: int) -> int:
+        n, i = 0, start + step
+        while 0 <= i < side and widths[i] >= 0.35 * breadth and n < need:
+            n, i = n + 1, i + step
+        return n
+
+    past_top, past_bottom = beyond(top, -1) >= need, beyond(bottom, 1) >= need
+    cues["beyond"] = 0.0 if past_top == past_bottom else (1.5 if past_top else -1.5)
+    # Taper: the apex end is the narrower.
+    inner = screw_rows[len(screw_rows) // 8 : len(screw_rows) - len(screw_rows) // 8]
+    cues["taper"] = 0.0
+    if inner.size >= 8:
+        part = inner.size // 3
+        taper = (inner[:part].mean() - inner[-part:].mean()) / max(1.0, breadth)
+        cues["taper"] = float(np.clip(taper * 6, -1.0, 1.0))
+    cues["dips"] = (top_dip, bottom_dip)
+    vote = cues["connection"] + cues["beyond"] + cues["taper"]
+    return vote, cues
 
 
 def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, window: int) -> float:
-    """How strongly both outlines repeat with a thread's period (0.07-0.3 of the width): the peak
-    of their spectrum in that band over the spectrum's mean. Threads give a sharp peak; a tooth's,
-    crown's or bridge's smooth outline (its curvature, the threshold's noise) a flat spectrum."""
+    """How strongly both outlines repeat with the same thread's period (THREAD_PERIOD x the width):
+    for each period in that band, the weaker outline's power there (a bin and its neighbours) over
+    its spectrum's mean; the best period's. Threads give the same sharp peak on both sides; a
+    tooth's, crown's or bridge's smooth outline (its curvature, the threshold's noise, a neighbour's
+    bump on one side) a flat spectrum or peaks that do not agree."""
     n = left.size
     if n < 16:
         return 0.0
     core = slice(n // 10, n - n // 10)
-    waves = [side[core] - _smooth(side, window)[core] for side in (left, right)]
-    power = sum(np.abs(np.fft.rfft(w - w.mean())) ** 2 for w in waves)
-    periods = (core.stop - core.start) / np.maximum(np.arange(power.size), 1e-9)
-    band = (periods >= 0.07 * reference) & (periods <= 0.3 * reference)
+    ratios = []
+    for side in (left, right):
+        wave = side[core] - _smooth(side, window)[core]
+        power = np.abs(np.fft.rfft(wave - wave.mean())) ** 2
+        local = power + np.concatenate(([0.0], power[:-1])) + np.concatenate((power[1:], [0.0]))
+        ratios.append(local / max(1e-9, 3 * power[1:].mean()))
+    periods = (core.stop - core.start) / np.maximum(np.arange(ratios[0].size), 1e-9)
+    band = (periods >= THREAD_PERIOD[0] * reference) & (periods <= THREAD_PERIOD[1] * reference)
     if not band.any():
         return 0.0
-    return float(power[band].max() / max(1e-9, power[1:].mean()))
+    return float(np.minimum(ratios[0], ratios[1])[band].max())
 
 
-def _tapering(widths: np.ndarray, i: int, step: int) -> bool:
+def _tapering(widths: np.ndarray, i: int, step: int, zoom: int = 1) -> bool:
     """The apex narrows steadily (a rounded or pointed tip), an abutment steps down at once."""
-    back = widths[i - 3 * step] if 0 <= i - 3 * step < widths.size else widths[i]
+    back = widths[i - 3 * zoom * step] if 0 <= i - 3 * zoom * step < widths.size else widths[i]
     return widths[i] - widths[i + step] <= max(2.0, 0.12 * back)
 
 

@@ -160,3 +160,32 @@ def test_generated_truth_is_consistent(condition):
     assert -20.5 <= truth["axis_deg"] <= 20.5
     # The box holds the brightest (metal) pixels of the film's fixture.
     assert as_grey(film.image)[y0:y1, x0:x1].max() >= 200
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_empty_films_give_no_fixture(index):
+    # Teeth, metal crowns, bridges, the film's bright edge, panoramics without implants (every third).
+    film = films.make_film("empty", index, seed=SEED)
+    assert find_fixtures(film.image).fixtures == []
+
+
+def test_apex_votes_follow_the_connection_and_are_unknown_without_cues():
+    from matching.fixtures import APEX_MARGIN, _apex_vote
+
+    side, top, bottom, breadth = 120, 10, 109, 30
+    widths = np.zeros(side, np.float32)
+    widths[top : bottom + 1] = breadth
+    shade = np.full((side, side), 60, np.uint8)
+    centre = side // 2
+    shade[top : bottom + 1, centre - breadth // 2 : centre + breadth // 2] = 240  # a plain metal rod
+    screw_rows = widths[top : bottom + 1]
+    plain, _ = _apex_vote(widths, shade, side, top, bottom, breadth, screw_rows, 60, 250)
+    assert abs(plain) < APEX_MARGIN  # no cue: the finder must say "unknown"
+    channel = shade.copy()
+    channel[top : top + 35, centre - 4 : centre + 5] = 150  # the connection at the top end
+    vote, cues = _apex_vote(widths, channel, side, top, bottom, breadth, screw_rows, 60, 250)
+    assert vote >= APEX_MARGIN and cues["connection"] > 0  # the apex is the bottom end
+    flipped, _ = _apex_vote(
+        widths, channel[::-1].copy(), side, side - 1 - bottom, side - 1 - top, breadth, screw_rows, 60, 250
+    )
+    assert flipped <= -APEX_MARGIN
