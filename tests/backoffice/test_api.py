@@ -48,8 +48,21 @@ def test_match_endpoint_answers_like_upload(client, people, catalog, settings, d
     done = client.get(f"/api/match/{token}/", **headers)
     assert done.status_code == 200
     body = done.json()
-    assert set(body) == {"status", "submission", "result_url", "status_url", "no_convincing_match", "implants"}
+    assert set(body) == {
+        "status",
+        "submission",
+        "result_url",
+        "status_url",
+        "no_convincing_match",
+        "implants",
+        "fixtures",
+        "no_fixture_found",
+        "quality_problems",
+    }
     assert body["status"] == "done" and len(body["implants"]) == 3
+    # The implant the finder found in the X-ray: its box in the X-ray's pixels, nothing else.
+    assert body["no_fixture_found"] is False and len(body["fixtures"]) == 1
+    assert set(body["fixtures"][0]) >= {"box", "axis_deg", "apex", "score"}
     assert [i["rank"] for i in body["implants"]] == [1, 2, 3]
     first = body["implants"][0]
     assert set(first) == {"id", "name", "manufacturer", "image_url", "similarity", "rank"}
