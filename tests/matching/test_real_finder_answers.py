@@ -1,7 +1,8 @@
 """The worker with the real fixture finder (``matching.fixtures.find_fixtures``) on generated films
-where the answer is obvious (``tests/films.py``): nothing on a blank film, one fixture on a film
-with one screw, three regions with their quadrants on a panoramic with three, the quality gate on
-a blurred film. The other worker tests script the finder; these check the two fit together."""
+with their truth: nothing on a blank film (``tests/films.py``), one fixture on a generated lower-jaw
+film, three regions with their quadrants on a generated panoramic of three
+(``implants.synthetic_films``), the quality gate on a blurred film. The other worker tests script
+the finder; these check the two fit together."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.test import Client
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create
-from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film, png
+from tests.films import Screw, film, png
 
 pytestmark = pytest.mark.django_db
 
@@ -37,23 +38,41 @@ def test_a_blank_film_has_no_fixture():
     assert Client().get(f"/r/{submission.token}/status.json").json()["no_fixture_found"] is True
 
 
-def test_a_film_with_one_screw_has_one_fixture_around_it(catalog):
-    screw = Screw(200, 150, 180, 50)
-    submission = _processed(film((400, 300), [screw]))
+def _generated(condition: str, index: int, seed: int):
+    """A generated film (``implants.synthetic_films``) with its truth: the seed catalogue's own
+    implants among teeth, crowns and bone, where each fixture is written down."""
+    from PIL import Image
+
+    from implants.synthetic_films import make_film
+
+    generated = make_film(condition, index, seed=seed)
+    return Image.fromarray(generated.image), generated.fixtures
+
+
+def test_a_film_with_one_implant_has_one_fixture_around_it(catalog):
+    image, truth = _generated("lower", 3, seed=5)
+    submission = _processed(image)
     assert len(submission.fixtures) == 1
-    assert _iou(submission.fixtures[0]["box"], screw.box) >= 0.5
+    assert _iou(submission.fixtures[0]["box"], truth[0]["box"]) >= 0.5
     assert submission.fixtures[0]["apex"] in ("down", "unknown")
     assert not submission.crops.exists()
 
 
-def test_a_panoramic_with_three_screws_gives_three_regions_with_their_quadrants():
-    panoramic = _processed(film(PANORAMIC_SIZE, PANORAMIC_SCREWS))
+def test_a_panoramic_with_three_implants_gives_three_regions_with_their_quadrants():
+    image, truth = _generated("panoramic", 6, seed=5)
+    assert len(truth) == 3
+    panoramic = _processed(image)
     children = list(panoramic.crops.order_by("pk"))
     assert len(children) == 3 and not panoramic.matches.exists()
-    assert [c.crop_box["suggested_quadrant"] for c in children] == [1, 4, 3]
-    for fixture, screw in zip(panoramic.fixtures, PANORAMIC_SCREWS, strict=True):
-        assert _iou(fixture["box"], screw.box) >= 0.5
-    assert panoramic.fixtures[0]["apex"] in ("up", "unknown")
+    # Each region is numbered like the fixture it was cut around, left to right, and suggests the
+    # quadrant the implant is really in (the film's left is the patient's right).
+    by_number = {f["number"]: f for f in panoramic.fixtures}
+    for child in children:
+        found = by_number[child.crop_box["region"]]
+        real = max(truth, key=lambda t: _iou(found["box"], t["box"]))
+        assert _iou(found["box"], real["box"]) >= 0.5
+        assert child.crop_box["suggested_quadrant"] == real["quadrant"]
+        assert found["apex"] in (real["apex"], "unknown")
     for child in children:
         tasks.process_submission(child.pk)
         child.refresh_from_db()

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+
+from tests.xrays import xray_image as drawn_xray
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JOTFORM_UPLOAD = "https:\\/\\/www.jotform.com\\/uploads\\/drsouza\\/231234567890123\\/5812345678901234567\\/"
@@ -19,15 +20,11 @@ JOTFORM_SUBMISSION_ID = "5812345678901234567"
 
 
 def xray_image(size: tuple[int, int] = (256, 192), fmt: str = "PNG", mode: str = "L", seed: int = 0) -> bytes:
-    """A small picture with an implant-like shape, distinct per seed."""
-    img = Image.new(mode, size, 30 if mode == "L" else (30, 30, 30))
-    draw = ImageDraw.Draw(img)
-    w, h = size
-    fill = 220 if mode == "L" else (220, 220, 220)
-    draw.rectangle([w // 3, h // 6, 2 * w // 3, 5 * h // 6], fill=fill)
-    for i in range(6):
-        y = h // 6 + i * h // 9 + seed % 7
-        draw.line([w // 3 - 8, y, 2 * w // 3 + 8, y + 4], fill=120 if mode == "L" else (120, 120, 120), width=3)
+    """A small X-ray of ``size`` with one implant drawn the catalogue's way (``tests.xrays``: the
+    worker's finder finds it), distinct per seed, in ``fmt`` and ``mode``."""
+    img = drawn_xray(seed, size)
+    if mode != "L":
+        img = img.convert(mode)
     out = io.BytesIO()
     img.save(out, format=fmt)
     return out.getvalue()
