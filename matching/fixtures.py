@@ -75,8 +75,9 @@ THREADS_ALONE = 16.0
 # The connection's dip: the collar end's centre this far (of the film's median-to-metal spread) below
 # its walls (generated films: fixtures >= 0.16; bridges, crowns, film edges <= 0.01).
 CONNECTION_MIN = 0.08
-# A fixture's length over its breadth (generated films: 1.95-3.42; strips and bridges are longer).
-ELONGATION = (1.8, 3.8)
+# A fixture's length over its breadth (generated films: 1.95-3.42; wide tapered bodies with deep square
+# threads, drawn the catalogue's way, down to 1.7; strips and bridges are longer).
+ELONGATION = (1.6, 3.8)
 # A part touching the picture's border whose axis is within ~30 degrees of that side (cos 30).
 ALONG_BORDER = 0.87
 # The apex votes (``_apex_vote``) must add up to at least this for an apex direction; below it, "unknown".
