@@ -391,6 +391,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kernel.errors.api_exception_handler",
+    # JSON bodies go through the one bounded parser (kernel.parsing: depth, size, numbers).
+    "DEFAULT_PARSER_CLASSES": [
+        "kernel.parsing.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Endpoints that accept images (match, reference image upload) are throttled per client.
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"images": env("RAIOX_API_IMAGE_RATE", "60/minute")},
