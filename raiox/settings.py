@@ -283,7 +283,13 @@ RAIOX_ALLOW_HTTP_DOWNLOADS = env_bool("RAIOX_ALLOW_HTTP_DOWNLOADS", False) and n
 RAIOX_SHARED_CACHE = "shared"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    RAIOX_SHARED_CACHE: {"BACKEND": "kernel.cache.AtomicDatabaseCache", "LOCATION": "raiox_shared_cache"},
+    RAIOX_SHARED_CACHE: {
+        "BACKEND": "kernel.cache.AtomicDatabaseCache",
+        "LOCATION": "raiox_shared_cache",
+        # Past this many rows a write first deletes the expired ones; live ones (counters, claims)
+        # are never culled, whatever other traffic writes (kernel.cache).
+        "OPTIONS": {"MAX_ENTRIES": 1000},
+    },
 }
 # Jotform's thank-you redirect opens a result page only for a submission received this recently.
 RAIOX_THANKYOU_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_WINDOW_SECONDS", 900)
