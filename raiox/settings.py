@@ -431,7 +431,11 @@ LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "raiox.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "raiox.logging.RequestIdFilter"},
+        # Result tokens (UUIDs) masked in every line, Django's "Not Found: /r/<token>/" included.
+        "mask_tokens": {"()": "raiox.logging.MaskTokensFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -443,7 +447,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "mask_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
