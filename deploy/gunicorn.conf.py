@@ -26,8 +26,8 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,
 proxy_allow_ips = forwarded_allow_ips
 accesslog = "-"
 # No query string (the Jotform token travels as ?token=) and no result token (/r/<token>/ opens a
-# patient's page) in the access log: %(U)s is the path alone, masked by PrivateAccessLogger below;
-# %(r)s (the raw request line) and %(q)s are never logged.
+# patient's page, /api/match/<token>/ reads it) in the access log: %(U)s is the path alone, masked
+# by PrivateAccessLogger below; %(r)s (the raw request line) and %(q)s are never logged.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
@@ -43,7 +43,8 @@ def child_exit(server, worker):
         multiprocess.mark_process_dead(worker.pid)
 
 
-_RESULT_TOKEN = re.compile(r"^/r/[^/]+")
+# A result token opens (/r/<token>/…) or reads (/api/match/<token>/, …/review/) a patient's result.
+_RESULT_TOKEN = re.compile(r"^/(r|api/match)/[^/]+")
 
 
 class PrivateAccessLogger(Logger):
@@ -51,7 +52,7 @@ class PrivateAccessLogger(Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        path = _RESULT_TOKEN.sub("/r/<token>", atoms.get("U") or "")
+        path = _RESULT_TOKEN.sub(r"/\1/<token>", atoms.get("U") or "")
         atoms.update({"U": path, "q": "-", "r": f"{atoms.get('m')} {path} {atoms.get('H')}", "f": "-"})
         return atoms
 

@@ -7,13 +7,15 @@ queues a new one; deactivating an implant removes it from results at once.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Prefetch, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from implants import services
 from implants.admin_bulk import BulkReferenceUploadMixin
 from implants.models import Implant, LookalikeGroup, Manufacturer, ReferenceImage
+from implants.selectors import reference_images_for
 
 
 def thumbnail(reference: ReferenceImage, size: int = 80) -> str:
@@ -28,6 +30,11 @@ def thumbnail(reference: ReferenceImage, size: int = 80) -> str:
 def _uploaded_bytes(upload) -> tuple[bytes, str]:
     upload.seek(0)
     return upload.read(), getattr(upload, "name", "") or "imagem.png"
+
+
+def _may_touch_confirmed_cases(request, references) -> bool:
+    """Whether ``request.user`` may act on ``references`` (every one visible to them)."""
+    return not references.exclude(pk__in=reference_images_for(request.user).values("pk")).exists()
 
 
 class CatalogueCss:
@@ -64,6 +71,10 @@ class ReferenceImageInline(admin.TabularInline):
     extra = 0
     fields = ["preview", "image", "source", "embedding_state"]
     readonly_fields = ["preview", "source", "embedding_state"]
+
+    def get_queryset(self, request):
+        # Confirmed cases (patients' X-rays) only for staff with view_patient_data.
+        return reference_images_for(request.user)
 
     @admin.display(description=_("miniatura"))
     def preview(self, obj: ReferenceImage) -> str:
@@ -133,8 +144,20 @@ class ImplantAdmin(BulkReferenceUploadMixin, admin.ModelAdmin):
             super()
             .get_queryset(request)
             .annotate(_images=Count("reference_images"))
-            .prefetch_related("reference_images")
+            .prefetch_related(Prefetch("reference_images", queryset=reference_images_for(request.user)))
         )
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an implant deletes its confirmed cases (patients' X-rays) with it: only for
+        # staff who may see them. (Not obj.reference_images: the page's prefetch filters it.)
+        if obj is not None and not _may_touch_confirmed_cases(request, ReferenceImage.objects.filter(implant=obj)):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        if not _may_touch_confirmed_cases(request, ReferenceImage.objects.filter(implant__in=queryset)):
+            raise PermissionDenied
+        super().delete_queryset(request, queryset)
 
     @admin.display(description=_("imagem"))
     def preview(self, obj: Implant) -> str:
@@ -154,6 +177,11 @@ class ReferenceImageAdmin(admin.ModelAdmin):
     list_select_related = ["implant__manufacturer"]
     readonly_fields = ["preview", "source", "content_hash", "embedding_model", "embedded_at"]
     Media = CatalogueCss
+
+    def get_queryset(self, request):
+        # Confirmed cases (patients' X-rays) only for staff with view_patient_data: without it
+        # they are not listed, and their change, move and delete pages answer "not found".
+        return reference_images_for(request.user).select_related("implant__manufacturer")
 
     def save_model(self, request, obj, form, change):
         upload = form.cleaned_data.get("image")

@@ -20,13 +20,16 @@ from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
+from django.db.models import Prefetch
 from django.utils.text import slugify
 
 from implants import services
 from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
-from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceImage, ReferenceSource
+from implants.selectors import catalog_images
 from kernel.errors import ApplicationError
 from kernel.imaging import decode_image
+from kernel.spreadsheet import safe_cell, unquote
 from kernel.storage_keys import SAFE_EXTENSIONS
 
 COLUMNS = [
@@ -131,7 +134,11 @@ def read_records(path: Path) -> list[tuple[str, dict]]:
         if missing:
             raise ValueError(f"colunas obrigatórias ausentes: {', '.join(missing)}")
         # Line numbers as an editor shows them: the header is line 1.
-        return [(f"linha {reader.line_num}", dict(record)) for record in reader]
+        # Cells our export quoted against spreadsheet formulas (kernel.spreadsheet) read as written.
+        return [
+            (f"linha {reader.line_num}", {k: unquote(v) if isinstance(v, str) else v for k, v in record.items()})
+            for record in reader
+        ]
 
 
 def _list(value: object) -> list[str]:
@@ -260,6 +267,11 @@ def _differs(implant: Implant, features: dict) -> bool:
     return False
 
 
+def is_confirmed_case(content_hash: str) -> bool:
+    """Whether these pixels are a confirmed case's (a patient's X-ray) in this database."""
+    return ReferenceImage.objects.filter(content_hash=content_hash).exclude(source=ReferenceSource.CATALOG).exists()
+
+
 def import_rows(
     rows: list[CatalogRow], source: FolderSource | BucketSource | None, *, batch_size: int = 32
 ) -> Iterator[RowOutcome]:
@@ -283,6 +295,8 @@ def import_rows(
                 for path, content_hash in zip(row.images, row.image_hashes, strict=True):
                     if content_hash in have:
                         continue  # the same picture is already a reference of this implant
+                    if is_confirmed_case(content_hash):
+                        continue  # a patient's X-ray (an old export held them): never a catalogue picture
                     reference = services.reference_image_create(
                         implant=implant,
                         image_bytes=source.read(path),  # type: ignore[union-attr]
@@ -310,14 +324,20 @@ def import_rows(
 
 
 def export_catalog(path: Path, images_dir: Path | None) -> int:
-    """Write every implant in the import format; with ``images_dir``, its reference images too
-    (``<manufacturer-slug>/<implant-slug>/<n>.<ext>``), listed in the ``images`` column."""
+    """Write every implant in the import format; with ``images_dir``, its catalogue pictures too
+    (``<manufacturer-slug>/<implant-slug>/<n>.<ext>``), listed in the ``images`` column.
+
+    Only catalogue pictures (``implants.selectors.catalog_images``): a confirmed case is a
+    patient's X-ray, for matching only; exported as a file it would leave the system, and imported
+    back it would become a catalogue picture shown to every dentist. The CSV's text cells are
+    quoted against spreadsheet formulas (``kernel.spreadsheet``; the import unquotes them)."""
     records: list[dict] = []
-    implants = Implant.objects.select_related("manufacturer").prefetch_related("reference_images")
+    pictures = Prefetch("reference_images", queryset=catalog_images(), to_attr="catalogue_pictures")
+    implants = Implant.objects.select_related("manufacturer").prefetch_related(pictures)
     for implant in implants.order_by("manufacturer__name", "name"):
         images: list[str] = []
         if images_dir is not None:
-            for n, reference in enumerate(implant.reference_images.order_by("pk"), 1):
+            for n, reference in enumerate(implant.catalogue_pictures, 1):
                 if not reference.image:
                     continue
                 relative = (
@@ -358,14 +378,13 @@ def export_catalog(path: Path, images_dir: Path | None) -> int:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             for record in records:
-                writer.writerow(
-                    {
-                        **record,
-                        "platform_switching": "sim" if record["platform_switching"] else "não",
-                        "is_active": "sim" if record["is_active"] else "não",
-                        "diameters_mm": ";".join(record["diameters_mm"]),
-                        "lengths_mm": ";".join(record["lengths_mm"]),
-                        "images": ";".join(record["images"]),
-                    }
-                )
+                row = {
+                    **record,
+                    "platform_switching": "sim" if record["platform_switching"] else "não",
+                    "is_active": "sim" if record["is_active"] else "não",
+                    "diameters_mm": ";".join(record["diameters_mm"]),
+                    "lengths_mm": ";".join(record["lengths_mm"]),
+                    "images": ";".join(record["images"]),
+                }
+                writer.writerow({key: safe_cell(value) for key, value in row.items()})
     return len(records)

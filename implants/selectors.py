@@ -6,6 +6,9 @@ its implant. A confirmed case is a patient's radiograph — health data, and pan
 carry the patient's name burned in — so it is for matching only: it is searched, never shown
 outside the staff admin. Every public or API listing and every result card takes its pictures
 from ``catalog_images`` (the one rule); the search in ``matching`` still reads all of them.
+Inside the staff admin, only staff holding ``view_patient_data`` see (and so may move or delete)
+confirmed cases (``reference_images_for``); catalogue editors see the catalogue pictures only.
+The catalogue export follows the same rule (``implants.catalog_io``).
 """
 
 from __future__ import annotations
@@ -24,3 +27,16 @@ def catalog_images() -> QuerySet[ReferenceImage]:
 def is_showable(reference: ReferenceImage | None) -> bool:
     """Whether this reference image may be shown outside staff admin pages."""
     return reference is not None and reference.source == ReferenceSource.CATALOG
+
+
+# The patient-data permission (defined on ``submissions.Submission``; named, not imported: the
+# catalogue may not import submissions).
+PATIENT_DATA_PERMISSION = "submissions.view_patient_data"
+
+
+def reference_images_for(user) -> QuerySet[ReferenceImage]:
+    """The reference images ``user`` may see in the staff admin: all of them with
+    ``view_patient_data``, the catalogue pictures otherwise."""
+    if user is not None and user.has_perm(PATIENT_DATA_PERMISSION):
+        return ReferenceImage.objects.order_by("id")
+    return catalog_images()

@@ -11,7 +11,6 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class ApplicationError(Exception):
@@ -50,6 +49,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if exc.status == 503:
             response["Retry-After"] = "30"
         return response
+    # Imported here: rest_framework.views reads the REST_FRAMEWORK settings at import, and those
+    # name kernel.parsing's parser, which needs this module (a cycle at module level).
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is not None and isinstance(exc, drf_exceptions.APIException):
         detail = response.data

@@ -23,6 +23,7 @@ and that hold when the app is reached another way.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -37,6 +38,15 @@ from django_ratelimit.core import get_usage
 from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
+
+
+def secret_matches(given: str | None, expected: str | None) -> bool:
+    """Whether a token a client sent is the configured one, in constant time. False when none is
+    configured. Compared as UTF-8 bytes: ``hmac.compare_digest`` refuses ``str`` with non-ASCII
+    characters (a TypeError, a 500), and a header may carry any character a client types."""
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
 def client_address(request: HttpRequest) -> str:

@@ -3,7 +3,16 @@
 - ``inspect_image`` runs in the web process: it reads what the file *declares* (format, dimensions,
   frames, samples per pixel × bits allocated, EXIF) and accepts or refuses the file without
   decoding its pixels, so a small file declaring a huge canvas costs the web process nothing.
-  Two cheap structural checks go with it: a PNG's chunk checksums (no inflating) and a JPEG
+  Before any reader is trusted with the bytes, each format's framing is walked with explicit caps
+  (``_walk_structure``; the caps are constants below, "the structure, walked with caps"): TIFF
+  pages (IFDs) and tags, JPEG markers and fill bytes, PNG chunks before IDAT and in all, WebP
+  chunks, HEIF boxes, DICOM elements and sequence depth (a deflated DICOM is refused). The same
+  walk checks what the header declares against what the file holds: an uncompressed TIFF's or
+  BMP's pixel bytes, every strip or tile inside the file, a RIFF's size, a JPEG reaching its EOI
+  (DICOM's uncompressed pixel data is checked in ``_inspect_dicom``). Its work is one pass over
+  lengths and offsets, bounded by the caps: a crafted file is refused in milliseconds
+  (``python -m bench.crafted --before`` prints each case beside the readers alone).
+  Two cheap structural checks follow: a PNG's chunk checksums (no inflating) and a JPEG
   decoded at 1/8 scale (at most 1/64 of its pixels), which catch truncated uploads at once.
 - ``decode_image`` runs in the worker (and for staff's reference images): the full decode, first
   DICOM frame only, normalised to a PNG holding pixels only (EXIF orientation applied, then every
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -304,6 +314,7 @@ def inspect_image(data: bytes, *, field: str = "file") -> ImageHeader:
 
 def _inspect(data: bytes, field: str, *, probe_jpeg: bool = True) -> ImageHeader:
     data = _check_bytes(data, field)
+    _walk_structure(data, field)  # bounded work before any decoder reads the file
     if _is_dicom(data):
         return _inspect_dicom(data, field)
     img = _open_pillow(data, field)
@@ -378,6 +389,341 @@ def _load_pillow(img: Image.Image, source_format: str, field: str) -> None:
         if source_format != "JPEG" or isinstance(exc, Image.DecompressionBombError):
             raise
         raise _structure_error(field) from exc
+
+
+# --- the structure, walked with caps before any decoder is trusted ------------------------------
+# Pillow's and pydicom's readers are written for honest files: a TIFF chaining 50 000 pages, a
+# JPEG of a million empty markers, a PNG of a million private chunks before its pixels or a DICOM
+# of 600 000 empty elements each cost them seconds of CPU or hundreds of MB. ``_walk_structure``
+# reads each container's own framing (lengths and offsets only, never the pixels) in one pass of
+# bounded work and refuses the file (400 ``corrupt_image``) when a cap below is passed, or when the
+# header declares more pixel bytes than the file holds. Caps (far above any X-ray we have seen):
+PNG_MAX_CHUNKS_BEFORE_IDAT = 256  # IHDR, palette, colour and text chunks: an X-ray has < 20
+PNG_MAX_CHUNKS = 20_000  # all chunks (IDAT of 1 kB each across a 20 MB file)
+JPEG_MAX_MARKERS = 2_000  # segments and fill bytes outside the scan data (progressive: ~10 scans)
+TIFF_MAX_PAGES = 64  # IFDs in the chain (Pillow's page count is quadratic in them)
+TIFF_MAX_ENTRIES = 4_096  # tags over all IFDs walked (an X-ray page has ~20)
+WEBP_MAX_CHUNKS = 1_024  # RIFF chunks (one image: 1 to 4)
+HEIF_MAX_BOXES = 1_024  # top-level ISO BMFF boxes (a HEIC has ~4)
+DICOM_MAX_ELEMENTS = 10_000  # data elements, nested ones included (a radiograph has ~100-500)
+DICOM_MAX_DEPTH = 8  # sequences within sequences
+
+
+def _walk_structure(data: bytes, field: str) -> None:
+    """Refuse a file whose framing passes a cap or declares more than it holds (module caps above)."""
+    try:
+        if _is_dicom(data):
+            _walk_dicom(data, field)
+        elif data.startswith(PNG_SIGNATURE):
+            _walk_png(data, field)
+        elif data.startswith(b"\xff\xd8"):
+            _walk_jpeg(data, field)
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+            _walk_tiff(data, field)
+        elif data.startswith(b"BM"):
+            _walk_bmp(data, field)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            _walk_riff(data, field)
+        elif _is_heif(data):
+            _walk_boxes(data, field)
+    except (struct.error, IndexError, ValueError) as exc:  # a length or offset pointing outside the file
+        raise _corrupt(field) from exc
+
+
+def _too_complex(field: str) -> InvalidImage:
+    return InvalidImage(
+        "A estrutura do arquivo é complexa demais para uma radiografia (partes ou páginas demais).",
+        field=field,
+        code="too_complex",
+    )
+
+
+def _walk_png(data: bytes, field: str) -> None:
+    pos, chunks, seen_idat = len(PNG_SIGNATURE), 0, False
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        chunks += 1
+        if kind == b"IDAT":
+            seen_idat = True
+        elif not seen_idat and chunks > PNG_MAX_CHUNKS_BEFORE_IDAT:
+            raise _too_complex(field)
+        if chunks > PNG_MAX_CHUNKS:
+            raise _too_complex(field)
+        pos += 12 + length
+        if kind == b"IEND":
+            return
+    raise _corrupt(field)  # cut short: no IEND
+
+
+# Scan data ends at the first 0xFF not followed by 0x00 (a stuffed byte) or a restart marker.
+_JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
+
+
+def _walk_jpeg(data: bytes, field: str) -> None:
+    pos, count, size = 2, 0, len(data)
+    while True:
+        if pos >= size:
+            raise _corrupt(field)  # no EOI
+        if data[pos] != 0xFF:
+            raise _corrupt(field)
+        while pos < size and data[pos] == 0xFF:  # the marker's prefix, and any fill bytes before it
+            pos += 1
+            count += 1
+            if count > JPEG_MAX_MARKERS:
+                raise _too_complex(field)
+        if pos >= size:
+            raise _corrupt(field)
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI: what follows (a camera's trailer) is not ours to read
+            return
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            continue  # standalone markers
+        (length,) = struct.unpack_from(">H", data, pos)
+        if length < 2 or pos + length > size:
+            raise _corrupt(field)
+        pos += length
+        if marker == 0xDA:  # start of scan: skip its entropy-coded data to the next marker
+            found = _JPEG_SCAN_END.search(data, pos)
+            if found is None:
+                raise _corrupt(field)
+            pos = found.start()
+
+
+# TIFF field types -> bytes per value (SHORT, LONG, and the others only for their size).
+_TIFF_TYPE_SIZES = {
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+    16: 8,
+    17: 8,
+    18: 8,
+}
+
+
+def _tiff_values(data: bytes, order: str, entry: int) -> list[int]:
+    """The SHORT/LONG values of one 12-byte IFD entry (inline or at their offset)."""
+    kind, count = struct.unpack_from(f"{order}HI", data, entry + 2)
+    if kind not in (3, 4):
+        return []
+    width = _TIFF_TYPE_SIZES[kind]
+    if count * width > len(data):
+        raise ValueError("values past the end of the file")
+    at = entry + 8 if count * width <= 4 else struct.unpack_from(f"{order}I", data, entry + 8)[0]
+    return list(struct.unpack_from(f"{order}{count}{'H' if kind == 3 else 'I'}", data, at))
+
+
+def _walk_tiff(data: bytes, field: str) -> None:
+    order = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack_from(f"{order}I", data, 4)
+    seen: set[int] = set()
+    pages = entries = 0
+    while offset:
+        if offset in seen:
+            raise _corrupt(field)  # a chain that loops
+        seen.add(offset)
+        pages += 1
+        if pages > TIFF_MAX_PAGES:
+            raise _too_complex(field)
+        (count,) = struct.unpack_from(f"{order}H", data, offset)
+        entries += count
+        if entries > TIFF_MAX_ENTRIES:
+            raise _too_complex(field)
+        if offset + 2 + 12 * count + 4 > len(data):
+            raise _corrupt(field)
+        if pages == 1:
+            _check_tiff_page(data, order, offset, count, field)
+        (offset,) = struct.unpack_from(f"{order}I", data, offset + 2 + 12 * count)
+
+
+def _check_tiff_page(data: bytes, order: str, offset: int, count: int, field: str) -> None:
+    """The first page (the one decoded): its strips or tiles lie inside the file, and an
+    uncompressed page holds every byte of pixels it declares."""
+    tags: dict[int, list[int]] = {}
+    for n in range(count):
+        entry = offset + 2 + 12 * n
+        (tag,) = struct.unpack_from(f"{order}H", data, entry)
+        if tag in (256, 257, 258, 259, 273, 277, 279, 324, 325):
+            tags[tag] = _tiff_values(data, order, entry)
+    offsets, counts = tags.get(273) or tags.get(324) or [], tags.get(279) or tags.get(325) or []
+    if not offsets or len(offsets) != len(counts):
+        raise _corrupt(field)
+    if any(start + length > len(data) for start, length in zip(offsets, counts, strict=True)):
+        raise _corrupt(field)
+    if (tags.get(259) or [1])[0] == 1 and 273 in tags:
+        width, height = (tags.get(256) or [0])[0], (tags.get(257) or [0])[0]
+        bits = sum(tags.get(258) or [1]) or 1
+        if sum(counts) < -(-width * bits // 8) * height:
+            raise _corrupt(field)
+
+
+def _walk_bmp(data: bytes, field: str) -> None:
+    (pixel_offset,) = struct.unpack_from("<I", data, 10)
+    (header_size,) = struct.unpack_from("<I", data, 14)
+    if header_size == 12:  # OS/2 core header
+        width, height, _planes, bits = struct.unpack_from("<HHHH", data, 18)
+        compression = 0
+    else:
+        width, height, _planes, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    if pixel_offset >= len(data):
+        raise _corrupt(field)  # a header and no pixels
+    if compression in (0, 3, 6):  # uncompressed (bit fields are uncompressed too)
+        row = (abs(width) * bits + 31) // 32 * 4
+        if pixel_offset + row * abs(height) > len(data):
+            raise _corrupt(field)
+
+
+def _walk_riff(data: bytes, field: str) -> None:
+    (riff_size,) = struct.unpack_from("<I", data, 4)
+    if riff_size + 8 > len(data):
+        raise _corrupt(field)
+    pos, chunks, end = 12, 0, riff_size + 8
+    while pos + 8 <= end:
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        chunks += 1
+        if chunks > WEBP_MAX_CHUNKS:
+            raise _too_complex(field)
+        pos += 8 + length + (length & 1)
+        if pos > end:
+            raise _corrupt(field)
+
+
+def _walk_boxes(data: bytes, field: str) -> None:
+    pos, boxes = 0, 0
+    while pos + 8 <= len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+        elif size == 0:
+            return  # the last box runs to the end of the file
+        if size < 8:
+            raise _corrupt(field)
+        boxes += 1
+        if boxes > HEIF_MAX_BOXES:
+            raise _too_complex(field)
+        pos += size
+    if pos != len(data):
+        raise _corrupt(field)
+
+
+# DICOM VRs whose explicit length takes 4 bytes (after 2 reserved ones).
+_DICOM_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_DICOM_ITEM, _DICOM_ITEM_END, _DICOM_SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def _walk_dicom(data: bytes, field: str) -> None:
+    """Every data element of the file meta (explicit VR little endian) and of the dataset (in its
+    transfer syntax), sequences and encapsulated pixel data included, counted and bounded."""
+    walk = _DicomWalk(data, field)
+    pos = walk.elements(132, len(data), depth=0, meta=True)
+    if walk.syntax == _DEFLATED:
+        raise InvalidImage(
+            "Arquivo DICOM comprimido por inteiro (deflate) não é aceito; envie-o sem essa compressão.",
+            field=field,
+            code="unsupported_dicom",
+        )
+    walk.explicit = walk.syntax != "1.2.840.10008.1.2"
+    walk.order = ">" if walk.syntax == "1.2.840.10008.1.2.2" else "<"
+    walk.elements(pos, len(data), depth=0)
+
+
+class _DicomWalk:
+    def __init__(self, data: bytes, field: str):
+        self.data, self.field = data, field
+        self.explicit, self.order, self.syntax, self.count = True, "<", "", 0
+
+    def _counted(self) -> None:
+        self.count += 1
+        if self.count > DICOM_MAX_ELEMENTS:
+            raise _too_complex(self.field)
+
+    def elements(self, pos: int, end: int, *, depth: int, meta: bool = False) -> int:
+        """Walk data elements from ``pos`` to ``end`` or past an item delimiter; returns where it
+        stopped. ``meta``: the file meta group (always explicit VR little endian), stopping at
+        the first element of another group."""
+        from pydicom.datadict import dictionary_VR
+
+        data = self.data
+        order = "<" if meta else self.order
+        while pos + 8 <= end:
+            group, element = struct.unpack_from(f"{order}HH", data, pos)
+            tag = group << 16 | element
+            if meta and group != 0x0002:
+                return pos
+            self._counted()
+            if tag == _DICOM_ITEM_END:
+                return pos + 8
+            if self.explicit or meta:
+                vr = data[pos + 4 : pos + 6]
+                if vr in _DICOM_LONG_VRS:
+                    (length,) = struct.unpack_from(f"{order}I", data, pos + 8)
+                    pos += 12
+                else:
+                    (length,) = struct.unpack_from(f"{order}H", data, pos + 6)
+                    pos += 8
+            else:
+                (length,) = struct.unpack_from(f"{order}I", data, pos + 4)
+                pos += 8
+                try:
+                    vr = b"SQ" if dictionary_VR(tag) == "SQ" else b"UN"
+                except KeyError:
+                    vr = b"UN"
+            if length == _UNDEFINED or vr == b"SQ":
+                # A sequence, or encapsulated pixel data: items, each a dataset or a fragment.
+                if depth + 1 > DICOM_MAX_DEPTH:
+                    raise _too_complex(self.field)
+                stop = end if length == _UNDEFINED else pos + length
+                if stop > end:
+                    raise _corrupt(self.field)
+                fragments = tag == 0x7FE00010
+                pos = self.items(pos, stop, depth=depth + 1, fragments=fragments, delimited=length == _UNDEFINED)
+                continue
+            if pos + length > end:
+                raise _corrupt(self.field)
+            if meta and tag == 0x00020010:
+                self.syntax = data[pos : pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
+            pos += length
+        return pos
+
+    def items(self, pos: int, end: int, *, depth: int, fragments: bool, delimited: bool) -> int:
+        data, order = self.data, self.order
+        while pos + 8 <= end:
+            group, element = struct.unpack_from(f"{order}HH", data, pos)
+            tag = group << 16 | element
+            (length,) = struct.unpack_from(f"{order}I", data, pos + 4)
+            pos += 8
+            self._counted()
+            if tag == _DICOM_SEQUENCE_END:
+                return pos
+            if tag != _DICOM_ITEM:
+                raise _corrupt(self.field)
+            if fragments:  # a compressed frame's bytes: opaque
+                if length == _UNDEFINED or pos + length > end:
+                    raise _corrupt(self.field)
+                pos += length
+            elif length == _UNDEFINED:
+                pos = self.elements(pos, end, depth=depth)
+            else:
+                if pos + length > end:
+                    raise _corrupt(self.field)
+                self.elements(pos, pos + length, depth=depth)
+                pos += length
+        if delimited:
+            raise _corrupt(self.field)  # no sequence delimiter before the end of the file
+        return pos
 
 
 # --- a PNG that already holds pixels only -------------------------------------------------------

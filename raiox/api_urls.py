@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.routers import DefaultRouter
 
 from implants.api import ImplantViewSet, ManufacturerViewSet, ReferenceImageViewSet
+from kernel.parsing import BoundedJSONParser
 from submissions.api import MatchResultView, MatchReviewView, MatchView, SubmissionViewSet
+
+# DRF's token view names its own parsers (its JSON one unbounded): ours instead.
+obtain_auth_token = ObtainAuthToken.as_view(parser_classes=[FormParser, MultiPartParser, BoundedJSONParser])
 
 router = DefaultRouter(trailing_slash=True)
 router.register("manufacturers", ManufacturerViewSet, basename="manufacturer")

@@ -37,6 +37,34 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# A result token is a UUID, and a UUID in a URL is always one (/r/<token>/, /api/match/<token>/…).
+_TOKEN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+
+def mask_tokens(text: str) -> str:
+    return _TOKEN.sub("<token>", text)
+
+
+class MaskTokensFilter(logging.Filter):
+    """Result tokens out of log lines: Django's request logger writes the path of every 4xx and
+    5xx (``Not Found: /r/<uuid>/``), and a token opens a patient's result. Masks the message and
+    its arguments, and drops the request object the record carries (its repr holds the path, and
+    the JSON formatter writes every extra attribute)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_tokens(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: mask_tokens(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if getattr(record, "request", None) is not None:
+            record.request = (
+                f"{getattr(record.request, 'method', '')} {mask_tokens(getattr(record.request, 'path', ''))}"
+            )
+        return True
+
+
 class JsonFormatter(_BaseJsonFormatter):
     """python-json-logger with stable key names for log shippers."""
 

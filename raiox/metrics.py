@@ -17,7 +17,6 @@ advertised).
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -34,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from kernel.http import client_address
+from kernel.http import client_address, secret_matches
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +208,7 @@ def _address_allowed(address: str) -> bool:
 def metrics_allowed(request: HttpRequest) -> bool:
     token = settings.RAIOX_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+    if token and header.startswith("Bearer ") and secret_matches(header[7:].strip(), token):
         return True
     return _address_allowed(client_address(request))
 

@@ -283,7 +283,13 @@ RAIOX_ALLOW_HTTP_DOWNLOADS = env_bool("RAIOX_ALLOW_HTTP_DOWNLOADS", False) and n
 RAIOX_SHARED_CACHE = "shared"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    RAIOX_SHARED_CACHE: {"BACKEND": "kernel.cache.AtomicDatabaseCache", "LOCATION": "raiox_shared_cache"},
+    RAIOX_SHARED_CACHE: {
+        "BACKEND": "kernel.cache.AtomicDatabaseCache",
+        "LOCATION": "raiox_shared_cache",
+        # Past this many rows a write first deletes the expired ones; live ones (counters, claims)
+        # are never culled, whatever other traffic writes (kernel.cache).
+        "OPTIONS": {"MAX_ENTRIES": 1000},
+    },
 }
 # Jotform's thank-you redirect opens a result page only for a submission received this recently.
 RAIOX_THANKYOU_WINDOW_SECONDS = env_int("RAIOX_THANKYOU_WINDOW_SECONDS", 900)
@@ -391,6 +397,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kernel.errors.api_exception_handler",
+    # JSON bodies go through the one bounded parser (kernel.parsing: depth, size, numbers).
+    "DEFAULT_PARSER_CLASSES": [
+        "kernel.parsing.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Endpoints that accept images (match, reference image upload) are throttled per client.
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"images": env("RAIOX_API_IMAGE_RATE", "60/minute")},
@@ -419,7 +431,11 @@ LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "raiox.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "raiox.logging.RequestIdFilter"},
+        # Result tokens (UUIDs) masked in every line, Django's "Not Found: /r/<token>/" included.
+        "mask_tokens": {"()": "raiox.logging.MaskTokensFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -431,7 +447,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "mask_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -9,12 +9,13 @@ from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.errors import ApplicationError
+from kernel.parsing import BoundedJSONParser
 from submissions.intake.form import submit_and_wait
 from submissions.models import Source, Status, Submission
 from submissions.results import match_api_url, review_state, with_matches
@@ -184,7 +185,7 @@ class MatchReviewView(APIView):
     request with 200), or read its state and answer (``GET``)."""
 
     permission_classes = [permissions.IsAuthenticated]
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
         operation_id="match_review_create",

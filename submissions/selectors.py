@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from kernel.spreadsheet import safe_cell
 from submissions.models import Submission
 from submissions.results import with_top_match
 
@@ -27,11 +28,4 @@ def submissions_csv_rows(submissions: QuerySet[Submission], *, with_patient: boo
         similarity = f"{s.top_similarity:.4f}" if s.top_similarity is not None else ""
         secs = f"{s._secs.total_seconds():.1f}" if s._secs is not None else ""
         row += [top, similarity, str(s.confirmed_implant or ""), secs, s.failure_reason]
-        yield [_csv_safe(v) for v in row]
-
-
-def _csv_safe(value: object) -> object:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+        yield [safe_cell(v) for v in row]

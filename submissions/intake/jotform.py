@@ -14,7 +14,6 @@ The old form posts ``file`` (the bytes), ``nome``, ``email``, ``paciente``, ``de
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.http import HttpRequest
 
 from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
+from kernel.parsing import parse_json
 from submissions.intake import fields
 from submissions.intake.form import PLAIN_FORM_REQUIRED, intake_from_form
 from submissions.models import Source
@@ -43,10 +43,7 @@ def is_jotform_payload(request: HttpRequest) -> bool:
 
 
 def parse_raw_request(raw: str) -> dict[str, Any]:
-    try:
-        answers = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApplicationError("rawRequest não é um JSON válido.", field="rawRequest", code="invalid_payload") from exc
+    answers = parse_json(raw, field="rawRequest", code="invalid_payload")
     if not isinstance(answers, dict):
         raise ApplicationError("rawRequest deve ser um objeto JSON.", field="rawRequest", code="invalid_payload")
     return answers

@@ -11,7 +11,6 @@ least ``RAIOX_MIN_IMAGE_SIDE`` pixels on each side, not overlap another, and a f
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from django.conf import settings
 from PIL import Image
 
 from kernel.errors import ApplicationError
+from kernel.parsing import parse_json
 from submissions.intake import fields
 from submissions.models import Submission
 from submissions.services import IntakeRecord
@@ -60,16 +60,29 @@ def _refuse(message: str, code: str, field: str = FIELD) -> ApplicationError:
     return ApplicationError(message, field=field, code=code)
 
 
+# A coordinate is a pixel of a film: none of its sides exceeds the pixel cap (and a text value
+# needs no more characters than such a number with a fraction). Checked before any arithmetic, so
+# a 400-digit integer is a 400, never an OverflowError.
+_NUMBER_TEXT_LIMIT = 32
+
+
 def _number(value: object, name: str, label: str, field: str) -> int:
     message = f"{label}: {name} deve ser um número."
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _refuse(message, "invalid_region", field)
+    if isinstance(value, str) and len(value) > _NUMBER_TEXT_LIMIT:
+        raise _refuse(message, "invalid_region", field)
+    bound = settings.RAIOX_MAX_IMAGE_PIXELS
+    if isinstance(value, int) and abs(value) > bound:
+        raise _refuse(f"{label}: {name} fora da imagem.", "region_outside_image", field)
     try:
         number = float(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise _refuse(message, "invalid_region", field) from exc
-    if number != number or number in (float("inf"), float("-inf")):
+    if number != number:
         raise _refuse(message, "invalid_region", field)
+    if abs(number) > bound:
+        raise _refuse(f"{label}: {name} fora da imagem.", "region_outside_image", field)
     return round(number)
 
 
@@ -121,8 +134,8 @@ def parse_regions(raw: object, *, width: int, height: int) -> list[Region]:
         return []
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except ValueError as exc:
+            raw = parse_json(raw, field=FIELD)  # the one bounded parser (depth, numbers)
+        except ApplicationError as exc:
             raise _refuse("regions deve ser uma lista JSON de regiões.", "invalid_regions") from exc
     if not isinstance(raw, list):
         raise _refuse("regions deve ser uma lista de regiões.", "invalid_regions")

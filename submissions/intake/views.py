@@ -12,7 +12,6 @@ only a sender with the configured token is also told the first delivery's token 
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -24,7 +23,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from kernel.errors import ApplicationError
-from kernel.http import RateLimited, check_rate
+from kernel.http import RateLimited, check_rate, secret_matches
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
 from submissions.intake.regions import create_with_regions
@@ -54,7 +53,7 @@ def _authenticate(request: HttpRequest, expected: str, given: str) -> bool:
     configured token every request is anonymous (the ``intake`` limit). A wrong token is counted as
     anonymous (guessing is limited too) and refused with 403.
     """
-    authenticated = bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    authenticated = secret_matches(given, expected)
     check_rate(request, "machine" if authenticated else "intake")
     if expected and not authenticated:
         raise ApplicationError("Token inválido.", field="token", status=403, code="forbidden")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.http import HttpRequest
 
 from kernel.downloads import URL_LIMIT, check_remote_url
 from kernel.errors import ApplicationError
+from kernel.parsing import parse_json
 from submissions.intake import fields
 from submissions.intake.form import PLAIN_FORM_REQUIRED
 from submissions.models import Source
@@ -146,10 +146,7 @@ def _decode_base64(value: object) -> bytes:
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body)
-    except (ValueError, RecursionError) as exc:
-        raise ApplicationError("Corpo JSON inválido.", code="invalid_json") from exc
+    body = parse_json(request.body)
     if not isinstance(body, dict):
         raise ApplicationError("O corpo deve ser um objeto JSON.", code="invalid_json")
     return body

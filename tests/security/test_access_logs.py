@@ -28,6 +28,10 @@ REQUESTS = [
     (f"/r/{RESULT_TOKEN}/status.json?since=1", {}),
     (f"/jotform?token={JOTFORM_TOKEN}", {}),
     ("/enviar/", {"Referer": f"https://raiox.example.com/r/{RESULT_TOKEN}/?token={JOTFORM_TOKEN}"}),
+    # Issue 22: the API's result and review paths carry the same token.
+    (f"/api/match/{RESULT_TOKEN}/", {}),
+    (f"/api/match/{RESULT_TOKEN}/review/", {}),
+    ("/api/match/", {"Referer": f"https://raiox.example.com/api/match/{RESULT_TOKEN}/"}),
 ]
 
 
@@ -79,6 +83,8 @@ def test_nginx_access_log_keeps_no_query_string_and_masks_result_tokens(nginx_si
     assert RESULT_TOKEN not in log and JOTFORM_TOKEN not in log and "token=" not in log
     assert "GET /r/<token>/ " in log and "GET /r/<token>/status.json " in log and "GET /jotform " in log
     assert '"https://raiox.example.com/r/<token>/"' in log  # the Referer, masked the same way
+    assert "GET /api/match/<token>/ " in log and "GET /api/match/<token>/review/ " in log
+    assert "GET /api/match/ " in log and '"https://raiox.example.com/api/match/<token>/"' in log
 
 
 def _gunicorn_line(path: str, query: str, referer: str = "") -> str:
@@ -133,6 +139,9 @@ def _gunicorn_cfg(config: dict) -> dict:
         (f"/r/{RESULT_TOKEN}/", "", "GET /r/<token>/ HTTP/1.1"),
         (f"/r/{RESULT_TOKEN}/status.json", "since=1", "GET /r/<token>/status.json HTTP/1.1"),
         ("/jotform", f"token={JOTFORM_TOKEN}", "GET /jotform HTTP/1.1"),
+        (f"/api/match/{RESULT_TOKEN}/", "", "GET /api/match/<token>/ HTTP/1.1"),
+        (f"/api/match/{RESULT_TOKEN}/review/", "", "GET /api/match/<token>/review/ HTTP/1.1"),
+        ("/api/match/", "", "GET /api/match/ HTTP/1.1"),
     ],
 )
 def test_gunicorn_access_log_keeps_no_query_string_and_masks_result_tokens(path, query, shown):
@@ -140,3 +149,41 @@ def test_gunicorn_access_log_keeps_no_query_string_and_masks_result_tokens(path,
     assert shown in line
     assert RESULT_TOKEN not in line and JOTFORM_TOKEN not in line and "token=" not in line
     assert "rid=rid-12345678" in line
+
+
+def _django_console_lines(client, paths: list[str]) -> str:
+    """What the configured console handler (raiox.settings LOGGING) writes for ``paths``."""
+    import io
+
+    from raiox.logging import MaskTokensFilter
+
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, MaskTokensFilter) for f in h.filters))
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        for path in paths:
+            client.get(path)
+    finally:
+        handler.setStream(old)
+    return stream.getvalue()
+
+
+@pytest.mark.django_db
+def test_django_request_log_masks_result_tokens(client):
+    """Django's request logger writes the path of every 4xx ("Not Found: /r/<uuid>/")."""
+    token = str(uuid.uuid4())
+    paths = [f"/r/{token}/", f"/r/{token}/status.json", f"/api/match/{token}/", f"/api/match/{token}/review/"]
+    text = _django_console_lines(client, paths)
+    assert token not in text and token.replace("-", "") not in text
+    assert "/r/<token>/" in text and "/api/match/<token>/review/" in text
+
+
+def test_the_mask_covers_json_lines_and_the_request_attribute():
+    from raiox.logging import JsonFormatter, MaskTokensFilter
+
+    token = str(uuid.uuid4())
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found: %s", (f"/r/{token}/",), None)
+    record.request = SimpleNamespace(method="GET", path=f"/api/match/{token}/")
+    assert MaskTokensFilter().filter(record)
+    line = JsonFormatter("%(levelname)s %(name)s %(message)s").format(record)
+    assert token not in line and "/r/<token>/" in line

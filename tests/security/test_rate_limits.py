@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -244,3 +245,27 @@ def test_an_unreachable_count_lets_the_request_meet_the_outage_itself(client, se
     }
     settings.RATELIMIT_USE_CACHE = "unreachable"
     assert upload(client, ALICE).status_code == 202
+
+
+def test_other_traffic_never_culls_a_limit_or_a_claim(settings):
+    """Issue 22: Django's database cache culled a third of its live keys past 300 entries, the
+    rate-limit counters first: a flood of other keys served a limited client again at once, and
+    dropped the thank-you claims."""
+    settings.RAIOX_THANKYOU_RATE_LIMIT = 2
+    cache = caches[settings.RAIOX_SHARED_CACHE]
+    alice = Client()
+    codes = [alice.get(THANKS, {"sid": "5800000000000000010"}, **ALICE).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    claim = cache.get("thankyou-claim:5800000000000000010")
+    assert claim
+    # Other traffic, far past the old 300 and the new MAX_ENTRIES (each with an expiry, as every
+    # entry of this cache has): many addresses' counters, many claims.
+    for n in range(1100):
+        cache.set(f"zz-other-{n:05d}", n, timeout=600)
+    assert alice.get(THANKS, {"sid": "5800000000000000010"}, **ALICE).status_code == 429
+    assert cache.get("thankyou-claim:5800000000000000010") == claim
+    # Expired rows do make room.
+    cache.set("short-lived", 1, timeout=0.001)
+    time.sleep(0.01)
+    cache.set("one-more", 1, timeout=600)
+    assert cache.get("zz-other-00000") == 0 and cache.get("short-lived") is None

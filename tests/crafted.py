@@ -1,0 +1,124 @@
+"""One builder for the crafted structures of issue 22 (the security tests and ``bench.crafted``):
+files small enough to upload whose framing makes an honest reader work without end, and files
+whose header declares pixels they do not hold."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from tests.dicom import dicom_file
+
+
+def _image(fmt: str, size: tuple[int, int] = (128, 128), mode: str = "L", **options) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, 90).save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def tiff_chained_pages(pages: int = 50_000) -> bytes:
+    """A real TIFF page whose IFD is repeated ``pages`` more times, chained: each copy a whole page
+    (its values out of line point to the first page's, strips included), ~130 bytes each."""
+    data = bytearray(_image("TIFF"))
+    (first,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, first)
+    entries = bytes(data[first + 2 : first + 2 + 12 * count])
+    next_at = first + 2 + 12 * count
+    for n in range(pages):
+        here = len(data)
+        struct.pack_into("<I", data, next_at, here)
+        data += struct.pack("<H", count) + entries + b"\0\0\0\0"
+        next_at = here + 2 + 12 * count
+    return bytes(data)
+
+
+def tiff_cut_short() -> bytes:
+    """An uncompressed TIFF whose only strip is cut in half."""
+    data = _image("TIFF", size=(256, 256))
+    return data[: len(data) // 2]
+
+
+def jpeg_fill_bytes(count: int = 1_000_000) -> bytes:
+    """A JPEG with ``count`` 0xFF fill bytes before its first marker after SOI."""
+    good = _image("JPEG")
+    return good[:2] + b"\xff" * count + good[2:]
+
+
+def jpeg_empty_segments(count: int = 250_000) -> bytes:
+    """A JPEG with ``count`` empty APP15 segments (4 bytes each) before its frame header."""
+    good = _image("JPEG")
+    return good[:2] + b"\xff\xef\x00\x02" * count + good[2:]
+
+
+def png_private_chunks(count: int = 200_000) -> bytes:
+    """A PNG with ``count`` empty private chunks (12 bytes each) between IHDR and IDAT."""
+    good = _image("PNG")
+    at = 8 + 25  # signature, then IHDR (13 bytes of data + 12 of framing)
+    return good[:at] + _png_chunk(b"prIv", b"") * count + good[at:]
+
+
+def _dicom_insert(data: bytes, extra: bytes) -> bytes:
+    """``extra`` inserted right after the file meta group (its length from (0002,0000))."""
+    (meta_length,) = struct.unpack_from("<I", data, 132 + 8)
+    at = 132 + 12 + meta_length
+    return data[:at] + extra + data[at:]
+
+
+def _small_dicom() -> bytes:
+    return dicom_file(rows=128, columns=128, pixel_data=bytes(128 * 128))
+
+
+def dicom_empty_elements(count: int = 600_000) -> bytes:
+    """A DICOM with ``count`` empty private elements (0009,0010) LO (8 bytes each)."""
+    return _dicom_insert(_small_dicom(), struct.pack("<HH2sH", 0x0009, 0x0010, b"LO", 0) * count)
+
+
+def dicom_deep_sequences(depth: int = 200) -> bytes:
+    """A DICOM with a private sequence nested ``depth`` deep (undefined lengths)."""
+    open_one = struct.pack("<HH2sHI", 0x0009, 0x1010, b"SQ", 0, 0xFFFFFFFF) + struct.pack(
+        "<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF
+    )
+    close_one = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return _dicom_insert(_small_dicom(), open_one * depth + close_one * depth)
+
+
+def bmp_without_pixels() -> bytes:
+    """A BMP's headers (and palette), and not one pixel."""
+    data = _image("BMP", size=(512, 512))
+    (offset,) = struct.unpack_from("<I", data, 10)
+    return data[:offset]
+
+
+def bmp_cut_short() -> bytes:
+    """A BMP holding half the pixel rows its header declares."""
+    data = _image("BMP", size=(512, 512))
+    (offset,) = struct.unpack_from("<I", data, 10)
+    return data[: offset + (len(data) - offset) // 2]
+
+
+def webp_cut_short() -> bytes:
+    """A WebP whose RIFF header declares more bytes than the file holds."""
+    data = _image("WEBP", size=(256, 256), mode="RGB", lossless=True)
+    return data[: len(data) - 16]
+
+
+# name -> (bytes, the refusal's code)
+CRAFTED_STRUCTURES = {
+    "tiff-50k-chained-pages": (tiff_chained_pages, "too_complex"),
+    "tiff-strip-cut-short": (tiff_cut_short, "corrupt_image"),
+    "jpeg-1m-fill-bytes": (jpeg_fill_bytes, "too_complex"),
+    "jpeg-250k-empty-segments": (jpeg_empty_segments, "too_complex"),
+    "png-200k-private-chunks-before-idat": (png_private_chunks, "too_complex"),
+    "dicom-600k-empty-elements": (dicom_empty_elements, "too_complex"),
+    "dicom-sequences-200-deep": (dicom_deep_sequences, "too_complex"),
+    "bmp-header-without-pixels": (bmp_without_pixels, "corrupt_image"),
+    "bmp-half-the-pixels": (bmp_cut_short, "corrupt_image"),
+    "webp-cut-short": (webp_cut_short, "corrupt_image"),
+}
