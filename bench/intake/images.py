@@ -11,7 +11,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
+
+from implants.catalog import CATALOG
+from implants.synthetic import Silhouette, implant_layer
 
 # (width, height, format): ~0.6, 1.0, 1.5, 1.3 and 1.8 MB.
 SHAPES = [(1200, 800, "PNG"), (1600, 1000, "PNG"), (1900, 1250, "PNG"), (2400, 1300, "JPEG"), (3000, 1500, "JPEG")]
@@ -25,17 +28,16 @@ def radiograph(seed: int, width: int, height: int, fmt: str) -> bytes:
     base = np.asarray(Image.fromarray(small.astype(np.uint8)).resize((width, height), Image.BICUBIC), np.float32)
     rows = np.linspace(-1, 1, height)[:, None]
     picture = Image.fromarray(np.clip(base * (1 - 0.35 * rows**2), 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(picture)
-    # One implant, a bright body with thread teeth on both sides: each upload is one answer (a film
-    # of several becomes one region per fixture: bench.fixtures measures the finder on those).
-    for _ in range(1):
-        cx = int(rng.integers(width // 5, 4 * width // 5))
-        top, length, body = int(height * 0.25), int(height * 0.45), int(width * 0.05)
-        draw.rectangle((cx - body // 2, top, cx + body // 2, top + length), fill=235)
-        pitch = max(6, height // 90)
-        for y in range(top, top + length, pitch):
-            for edge, side in ((cx - body // 2, -1), (cx + body // 2, 1)):
-                draw.polygon([(edge, y), (edge + side * body // 6, y + pitch // 2), (edge, y + pitch)], fill=230)
+    # One implant of the seed catalogue, drawn the catalogue's way (what the worker's finder reads),
+    # scaled to the film: each upload is one answer (a film of several becomes one region per
+    # fixture: bench.fixtures measures the finder on those).
+    items = [item for group in CATALOG.values() for item in group]
+    layer = implant_layer(Silhouette(**items[seed % len(items)]["drawing"]))
+    scale = 0.45 * height / layer.height * 1.3
+    layer = layer.resize((round(layer.width * scale), round(layer.height * scale)), Image.BICUBIC)
+    cx = int(rng.integers(width // 5, 4 * width // 5))
+    at = (max(0, min(width - layer.width, cx - layer.width // 2)), max(0, (height - layer.height) // 2))
+    picture.paste(layer, at, mask=layer.point(lambda v: 255 if v > 0 else 0))
     picture = picture.filter(ImageFilter.GaussianBlur(1.2))
     grain = np.asarray(picture, np.float32) + rng.normal(0, 6.0, size=(height, width))
     picture = Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8))
