@@ -39,7 +39,7 @@ def _seconds(value: float | None) -> str:
 
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     daily = stats.submissions_per_day(days=30)
-    times = stats.processing_times(days=30)
+    times = stats.answer_times(days=30)
     queue = queue_state()
     failures = stats.failure_reasons(days=30)
     top_implants, top_manufacturers = stats.top_matched(days=30)

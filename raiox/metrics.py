@@ -55,7 +55,7 @@ EMBEDDING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
 def _histogram_from_queryset(qs, duration: ExpressionWrapper, buckets: Iterable[float]) -> tuple[list, float]:
-    """Cumulative bucket counts and the sum of a duration, in one SQL aggregate."""
+    """Cumulative bucket counts and the sum of a duration, in one SQL aggregate (worker tasks)."""
     qs = qs.annotate(duration=duration)
     aggregates = {
         f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound))) for i, bound in enumerate(buckets)
@@ -91,15 +91,13 @@ class DatabaseCollector(Collector):
 
         from implants.models import ReferenceImage
         from matching.state import model_state, queue_state
-        from submissions.models import Source, Status, Submission
+        from submissions import stats
+        from submissions.models import Source, Status
 
         submissions = GaugeMetricFamily(
             "raiox_submissions", "Submissions in the database, by source and status.", labels=["source", "status"]
         )
-        counts = {
-            (row["source"], row["status"]): row["n"]
-            for row in Submission.objects.values("source", "status").annotate(n=Count("pk")).order_by()
-        }
+        counts = stats.submission_counts()
         for source in Source.values:
             for status in Status.values:
                 submissions.add_metric([source, status], counts.get((source, status), 0))
@@ -114,18 +112,23 @@ class DatabaseCollector(Collector):
             failed.add_metric([source], counts.get((source, Status.FAILED), 0))
         yield failed
 
-        finished = Submission.objects.filter(finished_at__isnull=False, started_at__isnull=False)
-        buckets, total = _histogram_from_queryset(
-            finished,
-            ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()),
-            PROCESSING_BUCKETS,
+        # The dashboard's "tempo de resposta" and these two come from the same definitions
+        # (submissions.models ANSWER_TIME / WORKER_TIME): Grafana and the dashboard agree.
+        buckets, total = stats.answer_time_histogram(PROCESSING_BUCKETS)
+        answer = HistogramMetricFamily(
+            "raiox_submission_answer_seconds",
+            "Answer time per answered submission: received to result, the queue wait included "
+            "(the staff dashboard's 'tempo de resposta').",
         )
-        processing = HistogramMetricFamily(
-            "raiox_submission_processing_seconds",
-            "Worker time per finished submission (start of processing to result).",
+        answer.add_metric([], buckets, total)
+        yield answer
+        buckets, total = stats.worker_time_histogram(PROCESSING_BUCKETS)
+        worker = HistogramMetricFamily(
+            "raiox_submission_worker_seconds",
+            "Worker time per answered submission: start of processing to result (answer time less the queue wait).",
         )
-        processing.add_metric([], buckets, total)
-        yield processing
+        worker.add_metric([], buckets, total)
+        yield worker
 
         # django-q2 records each task's start and stop; an embed_reference_image task is one
         # embedding (read the image, run CLIP, save). Successful tasks are kept up to save_limit.

@@ -83,7 +83,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "dentist_name",
         "top_match",
         "confirmed_implant",
-        "processing_time",
+        "answer_time",
     ]
     list_filter = [
         "status",
@@ -118,11 +118,10 @@ class SubmissionAdmin(admin.ModelAdmin):
             return "—"
         return _render("_top_match.html", submission=obj, similarity=f"{obj.top_similarity:.2f}")
 
-    @admin.display(description=gettext_lazy("tempo"))
-    def processing_time(self, obj: Submission) -> str:
-        if obj.finished_at is None:
-            return "—"
-        return f"{(obj.finished_at - obj.received_at).total_seconds():.1f} s"
+    @admin.display(description=gettext_lazy("tempo de resposta"))
+    def answer_time(self, obj: Submission) -> str:
+        seconds = obj.answer_seconds
+        return "—" if seconds is None else f"{seconds:.1f} s"
 
     # --- detail: read-only, patient only with permission ----------------------------------
 

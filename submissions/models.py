@@ -123,10 +123,23 @@ class Submission(models.Model):
         return f"Envio #{self.pk} ({self.get_source_display()})"
 
     @property
-    def processing_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.received_at).total_seconds()
-        return None
+    def answer_seconds(self) -> float | None:
+        """The answer time of this submission (``ANSWER_TIME``), None until it has finished."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.received_at).total_seconds()
+
+
+# Two durations, two names, each defined once. "Answer time" is what the dentist waits: received ->
+# finished, the queue included; the dashboard, the CSV export, the admin column and /metrics'
+# ``raiox_submission_answer_seconds`` all read it. "Worker time" is started -> finished, the
+# worker's own share (``raiox_submission_worker_seconds``); the gap between them is the queue wait.
+ANSWER_TIME = models.ExpressionWrapper(
+    models.F("finished_at") - models.F("received_at"), output_field=models.DurationField()
+)
+WORKER_TIME = models.ExpressionWrapper(
+    models.F("finished_at") - models.F("started_at"), output_field=models.DurationField()
+)
 
 
 class Match(models.Model):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from kernel.spreadsheet import safe_cell
-from submissions.models import Submission
+from submissions.models import ANSWER_TIME, Submission
 from submissions.results import with_top_match
 
 
@@ -21,7 +21,7 @@ def submissions_csv_rows(submissions: QuerySet[Submission], *, with_patient: boo
     header += ["candidato_1", "similaridade_1", "implante_confirmado", "tempo_s", "motivo_falha"]
     yield header
     rows = with_top_match(submissions.select_related("confirmed_implant__manufacturer")).order_by("received_at")
-    for s in rows.annotate(_secs=F("finished_at") - F("received_at")):
+    for s in rows.annotate(_secs=ANSWER_TIME):
         row: list[object] = [s.pk, timezone.localtime(s.received_at).isoformat(), s.source, s.status, s.dentist_name]
         row += [s.dentist_email, s.tooth] + ([s.patient] if with_patient else [])
         top = f"{s.top_manufacturer} {s.top_implant}" if s.top_implant else ""

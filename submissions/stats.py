@@ -8,14 +8,15 @@ dashboard stays fast as submissions grow; the web process never loads the model.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models import Aggregate, Count, Exists, FloatField, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Extract, TruncDate, TruncWeek
 from django.utils import timezone
 
-from submissions.models import Match, Source, Status, Submission
+from submissions.models import ANSWER_TIME, WORKER_TIME, Match, Source, Status, Submission
 
 
 def _since(days: int) -> dt.datetime:
@@ -55,29 +56,73 @@ def submissions_per_day(*, days: int = 30) -> DailySeries:
     return DailySeries(days=day_list, by_source=by_source, by_status=by_status)
 
 
+class _PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(f) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, *, fraction: float, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def _answered() -> QuerySet[Submission]:
+    """The submissions whose answer time is counted: finished with a result."""
+    return Submission.objects.filter(status=Status.DONE, finished_at__isnull=False)
+
+
 @dataclass
-class ProcessingTimes:
+class AnswerTimes:
     count: int
-    p50: float | None  # seconds from received to finished
+    p50: float | None  # seconds of ``ANSWER_TIME``: received -> finished
     p95: float | None
 
 
-def processing_times(*, days: int = 30) -> ProcessingTimes:
-    """Median and 95th percentile of received -> finished for finished submissions (one query)."""
-    table = Submission._meta.db_table
-    sql = f"""
-        SELECT count(*),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - received_at)),
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - received_at))
-        FROM {table}
-        WHERE status = %s AND finished_at IS NOT NULL AND received_at >= %s
-    """  # noqa: S608 - the table name is ours, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Status.DONE, _since(days)])
-        count, p50, p95 = cursor.fetchone()
-    return ProcessingTimes(
-        count=count, p50=float(p50) if p50 is not None else None, p95=float(p95) if p95 is not None else None
+def answer_times(*, days: int = 30) -> AnswerTimes:
+    """Median and 95th percentile of the answer time (``submissions.models.ANSWER_TIME``) of the
+    submissions answered in the last ``days`` (one query)."""
+    seconds = Extract(ANSWER_TIME, "epoch")
+    row = (
+        _answered()
+        .filter(received_at__gte=_since(days))
+        .aggregate(
+            count=Count("pk"),
+            p50=_PercentileCont(seconds, fraction=0.5),
+            p95=_PercentileCont(seconds, fraction=0.95),
+        )
     )
+    return AnswerTimes(count=row["count"], p50=row["p50"], p95=row["p95"])
+
+
+def _histogram(duration, buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
+    """Cumulative bucket counts (Prometheus' ``le`` labels, then ``+Inf``) and the sum of seconds of
+    ``duration`` over the answered submissions, in one aggregate."""
+    buckets = list(buckets)
+    qs = _answered().annotate(duration=duration)
+    aggregates = {
+        f"le_{i}": Count("pk", filter=Q(duration__lte=dt.timedelta(seconds=bound))) for i, bound in enumerate(buckets)
+    }
+    row = qs.aggregate(total=Count("pk"), seconds=Sum("duration"), **aggregates)
+    out = [(str(float(bound)), row[f"le_{i}"]) for i, bound in enumerate(buckets)]
+    out.append(("+Inf", row["total"]))
+    return out, row["seconds"].total_seconds() if row["seconds"] else 0.0
+
+
+def answer_time_histogram(buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
+    """``ANSWER_TIME`` of every answered submission, as a histogram (for ``/metrics``)."""
+    return _histogram(ANSWER_TIME, buckets)
+
+
+def worker_time_histogram(buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
+    """``WORKER_TIME`` (started -> finished) of every answered submission, as a histogram."""
+    return _histogram(WORKER_TIME, buckets)
+
+
+def submission_counts() -> dict[tuple[str, str], int]:
+    """How many submissions there are, by (source, status), all time (one query)."""
+    rows = Submission.objects.values("source", "status").annotate(n=Count("pk")).order_by()
+    return {(row["source"], row["status"]): row["n"] for row in rows}
 
 
 def failure_reasons(*, days: int = 30, limit: int = 10) -> list[dict]:

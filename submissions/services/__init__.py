@@ -35,7 +35,6 @@ from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,
     remote_image_download,
     submission_decode_pending_image,
-    submission_fetch_remote_image,
     submission_prepare_image,
 )
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401

@@ -11,8 +11,10 @@ Failures come in two kinds:
   with a Portuguese reason, which the task records with ``submission_fail``; a file that does not
   decode raises its subclass ``kernel.imaging.InvalidImage`` (poison: never retried).
 
-``submission_prepare_image`` is the worker's one entry: it also decodes an original kept at intake
-(the web process only read its headers) and replaces it by the normalised PNG.
+The worker (``matching.services``) takes an image in two halves: ``submission_decode_pending_image``
+(download, or decode the original kept at intake — the web process only read its headers; no
+write, so a batch decodes several at once in threads) and then ``submission_attach_image`` (stores
+the normalised PNG). ``submission_prepare_image`` is the two halves for one submission, in order.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ __all__ = [
     "allowed_hosts_for",
     "remote_image_download",
     "submission_decode_pending_image",
-    "submission_fetch_remote_image",
     "submission_prepare_image",
 ]
 
@@ -79,19 +80,6 @@ def remote_image_download(*, submission_id: int, url: str, source: str) -> Valid
     image = decode_image(data, field="file")
     logger.info("remote image: submission %s fetched (%s bytes, %s)", submission_id, len(data), image.source_format)
     return image
-
-
-def submission_fetch_remote_image(*, submission_id: int) -> Submission:
-    """Download, validate and store the image of a submission created with only a URL."""
-    submission = Submission.objects.get(pk=submission_id)
-    if submission.image:
-        return submission
-    if not submission.remote_image_url:
-        raise ApplicationError("Nenhuma imagem foi enviada.", field="file", code="missing_file")
-    image = remote_image_download(
-        submission_id=submission_id, url=submission.remote_image_url, source=submission.source
-    )
-    return submission_attach_image(submission_id=submission_id, image=image)
 
 
 def submission_decode_pending_image(submission: Submission) -> ValidatedImage | None:

@@ -59,7 +59,7 @@ def test_processing_percentiles(db):
         make_submission(received_at=now - dt.timedelta(hours=2), seconds=float(seconds))
     make_submission(status=Status.FAILED, seconds=5000.0)  # failures are not processing times
     make_submission(status=Status.RECEIVED, seconds=None)
-    times = stats.processing_times()
+    times = stats.answer_times()
     assert times.count == 100
     assert times.p50 == pytest.approx(50.5)
     assert times.p95 == pytest.approx(95.05)

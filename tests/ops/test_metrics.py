@@ -14,7 +14,8 @@ SERIES = [
     "raiox_http_request_duration_seconds",
     "raiox_submissions",
     "raiox_submissions_failed",
-    "raiox_submission_processing_seconds",
+    "raiox_submission_answer_seconds",
+    "raiox_submission_worker_seconds",
     "raiox_embedding_seconds",
     "raiox_task_failures",
     "raiox_queue_depth",
@@ -57,8 +58,9 @@ def test_metrics_expose_the_named_series_with_values_from_the_database(client, c
     assert values[("raiox_submissions", (("source", "jotform"), ("status", "failed")))] == 1
     assert values[("raiox_submissions", (("source", "api"), ("status", "received")))] == 1
     assert values[("raiox_submissions_failed", (("source", "jotform"),))] == 1
-    # The failed one never started processing: only the finished-and-started one is timed.
-    assert values[("raiox_submission_processing_seconds_count", ())] == 1
+    # The failed one has no answer: only the answered one is timed.
+    assert values[("raiox_submission_answer_seconds_count", ())] == 1
+    assert values[("raiox_submission_worker_seconds_count", ())] == 1
     assert values[("raiox_queue_depth", ())] == 2
     assert values[("raiox_worker_model_info", (("model", "ViT-B-32/untrained-seed0"), ("untrained", "true")))] == 1
     assert values[("raiox_database_up", ())] == 1
@@ -68,6 +70,33 @@ def test_metrics_expose_the_named_series_with_values_from_the_database(client, c
         if key[0] == "raiox_http_request_duration_seconds_count" and ("view", "healthcheck") in key[1]
     ]
     assert latency and values[latency[0]] >= 1
+
+
+def test_metrics_and_the_dashboard_time_the_same_answer(client, admin_client, catalog, make_submission):
+    """One submission waited 10 s in the queue and took the worker 2 s: the dashboard's "tempo de
+    resposta" and /metrics' answer time both say 12 s; /metrics' worker time says 2 s."""
+    import datetime as dt
+
+    from submissions import stats
+    from submissions.models import Submission
+
+    done = make_submission(source="upload")
+    finish(done)
+    received = Submission.objects.get(pk=done.pk).received_at
+    Submission.objects.filter(pk=done.pk).update(
+        started_at=received + dt.timedelta(seconds=10), finished_at=received + dt.timedelta(seconds=12)
+    )
+
+    values = samples(client.get("/metrics").content.decode())
+    assert values[("raiox_submission_answer_seconds_sum", ())] == pytest.approx(12.0)
+    assert values[("raiox_submission_worker_seconds_sum", ())] == pytest.approx(2.0)
+    assert values[("raiox_submission_answer_seconds_bucket", (("le", "10.0"),))] == 0
+    assert values[("raiox_submission_answer_seconds_bucket", (("le", "20.0"),))] == 1
+    assert stats.answer_times().p50 == pytest.approx(12.0)
+    page = admin_client.get("/admin/dashboard/")
+    assert page.status_code == 200
+    assert "Tempo de resposta" in page.content.decode()
+    assert "12.0 s" in page.content.decode()
 
 
 def test_metrics_count_failed_worker_tasks(client, db):

@@ -78,13 +78,13 @@ def test_fetch_remote_image_then_process(client, upload_host, settings):
     assert post(client, body, content_type).status_code == 201
     submission = Submission.objects.get()
 
-    stored = services.submission_fetch_remote_image(submission_id=submission.pk)
+    stored = services.submission_prepare_image(submission_id=submission.pk)
 
     assert stored.image.name and stored.content_hash
     # Forms that require log-in to view uploads: the API key goes in the APIKEY header.
     assert upload_host.requests[0]["headers"]["APIKEY"] == "jotform-api-key-123"
     # Idempotent: a second call (task re-delivered) downloads nothing more.
-    services.submission_fetch_remote_image(submission_id=submission.pk)
+    services.submission_prepare_image(submission_id=submission.pk)
     assert len(upload_host.requests) == 1
     assert process_submission(submission.pk) == "done"
 
@@ -315,7 +315,7 @@ def test_redirect_on_allowed_host_is_followed(client, upload_host):
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(source="jotform", external_id="r2", remote_image_url=upload_host.url("/u/x.png"))
     )
-    assert services.submission_fetch_remote_image(submission_id=submission.pk).image
+    assert services.submission_prepare_image(submission_id=submission.pk).image
 
 
 @pytest.mark.django_db
@@ -381,7 +381,7 @@ def test_unreachable_host_raises_for_retry(client, settings):
         intake=services.IntakeRecord(source="jotform", external_id="t3", remote_image_url="http://127.0.0.1:9/x.png")
     )
     with pytest.raises(services.RemoteFetchError):
-        services.submission_fetch_remote_image(submission_id=submission.pk)
+        services.submission_prepare_image(submission_id=submission.pk)
 
 
 @pytest.mark.django_db
