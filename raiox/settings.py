@@ -377,6 +377,11 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Tarefas",
 }
+# LISTEN/NOTIFY wake-ups (kernel/queue.py: the worker woken by a queued task, a waiting /upload by
+# its result). 0 behind PgBouncer in transaction mode, which forwards no notification and would
+# leave LISTENs on pooled server connections: the worker then reads the queue every RAIOX_Q_POLL
+# seconds, a waiting request its submission every 0.25 s.
+RAIOX_DB_LISTEN = env_bool("RAIOX_DB_LISTEN", True)
 # Scaling out: when the PostgreSQL-backed queue is no longer enough, set RAIOX_REDIS_URL
 # (redis://host:6379/0; `pip install redis`) and every web node and worker uses Redis instead.
 RAIOX_REDIS_URL = env("RAIOX_REDIS_URL")
