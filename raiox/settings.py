@@ -142,6 +142,10 @@ if DATABASE_URL is None:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
 }
+# Behind PgBouncer in transaction mode (deploy/README.md) each transaction may get another server
+# connection: a server-side cursor (QuerySet.iterator()) must not be used there. Set with
+# DB_CONN_MAX_AGE=0 and RAIOX_DB_LISTEN=0.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django_q.models import OrmQ
 from implants.models import Implant, ReferenceImage
 from kernel.queue import NotifyingORMBroker, notifications
 from matching.search import EF_SEARCH, _one_round_trip, forget_images_per_implant, nearest_implants
+from tests.ops.helpers import env_example, manage
 
 MODEL_ID = "test/pgbouncer"
 
@@ -31,6 +32,20 @@ def _ef_search() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW hnsw.ef_search")
         return cursor.fetchone()[0]
+
+
+def test_the_transaction_mode_settings_come_from_the_environment(settings):
+    """What deploy/README.md tells the operator to set behind the pool reaches Django."""
+    env = {**env_example(), "DATABASE_URL": settings.DATABASE_URL}
+    show = (
+        "from django.conf import settings; from django.db import connection; "
+        "print(settings.RAIOX_DB_LISTEN, connection.settings_dict['DISABLE_SERVER_SIDE_CURSORS'], "
+        "connection.settings_dict['CONN_MAX_AGE'])"
+    )
+    assert manage(["shell", "--no-imports", "-c", show], env).stdout.split() == ["True", "False", "60"]
+    pooled = {**env, "RAIOX_DB_LISTEN": "0", "DB_DISABLE_SERVER_SIDE_CURSORS": "1", "DB_CONN_MAX_AGE": "0"}
+    result = manage(["shell", "--no-imports", "-c", show], pooled)
+    assert result.stdout.split() == ["False", "True", "0"], result.stderr
 
 
 @pytest.mark.django_db(transaction=True)
