@@ -13,7 +13,8 @@ waits without reading the database more often:
   pusher LISTENs on its own connection and waits on it instead of sleeping; ``poll`` stays as the
   longest wait without a notification, which still finds tasks whose retry lock expired (nobody
   notifies those) and keeps the queue working where notifications cannot arrive (PgBouncer in
-  transaction mode forwards no LISTEN).
+  transaction mode forwards no LISTEN: there ``RAIOX_DB_LISTEN = False`` turns listening off, and
+  the worker and the waiting requests simply poll).
 - ``enqueue_on_commit`` queues a task so that it exists exactly when the caller's transaction
   commits: with the ORM broker the task row is written *in* that transaction (one commit for the
   submission and its task: no window where a committed submission has no task, or a task points at
@@ -30,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -42,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 # How long the pusher waits before trying again to open its listening connection after it failed.
 LISTEN_RETRY_SECONDS = 5.0
+
+
+def listening() -> bool:
+    """Whether wake-ups are listened for (``RAIOX_DB_LISTEN``; off behind PgBouncer in transaction
+    mode). NOTIFYs are still sent: they cost nothing where nobody listens."""
+    return getattr(settings, "RAIOX_DB_LISTEN", True)
 
 
 def channel_name(name: str) -> str:
@@ -92,6 +100,8 @@ class NotifyingORMBroker(ORM):
     def _listener(self):
         """The pusher's own autocommit connection, LISTENing on the queue's channel; None (sleep
         instead) when it cannot be opened, tried again after LISTEN_RETRY_SECONDS."""
+        if not listening():
+            return None
         listener = getattr(self, "_listen_conn", None)
         if listener is not None and not listener.closed:
             return listener
@@ -182,9 +192,10 @@ def notifications(name: str) -> Iterator[Callable[[float, str | None], bool]]:
     ``wait(timeout, payload=None) -> bool`` (True when woken, False after ``timeout``).
 
     Where notifications cannot arrive (inside a transaction, which holds them until it ends; a
-    database other than PostgreSQL) ``wait`` simply sleeps, so callers re-check and stay correct."""
+    database other than PostgreSQL; listening turned off, ``listening``) ``wait`` simply sleeps,
+    so callers re-check and stay correct."""
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if connection.vendor != "postgresql" or connection.in_atomic_block or not listening():
         yield _sleep
         return
     connection.ensure_connection()

@@ -142,6 +142,10 @@ if DATABASE_URL is None:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
 }
+# Behind PgBouncer in transaction mode (deploy/README.md) each transaction may get another server
+# connection: a server-side cursor (QuerySet.iterator()) must not be used there. Set with
+# DB_CONN_MAX_AGE=0 and RAIOX_DB_LISTEN=0.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n -------------------------------------------------------------------------------
@@ -377,6 +381,11 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Tarefas",
 }
+# LISTEN/NOTIFY wake-ups (kernel/queue.py: the worker woken by a queued task, a waiting /upload by
+# its result). 0 behind PgBouncer in transaction mode, which forwards no notification and would
+# leave LISTENs on pooled server connections: the worker then reads the queue every RAIOX_Q_POLL
+# seconds, a waiting request its submission every 0.25 s.
+RAIOX_DB_LISTEN = env_bool("RAIOX_DB_LISTEN", True)
 # Scaling out: when the PostgreSQL-backed queue is no longer enough, set RAIOX_REDIS_URL
 # (redis://host:6379/0; `pip install redis`) and every web node and worker uses Redis instead.
 RAIOX_REDIS_URL = env("RAIOX_REDIS_URL")
