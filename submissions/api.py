@@ -4,8 +4,8 @@ endpoint for API clients (``POST /api/match/``), which answers like the old ``PO
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -107,38 +107,9 @@ class MatchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
     throttle_scope = "images"
 
-    @extend_schema(
-        operation_id="match_create",
-        request={
-            "multipart/form-data": inline_serializer(
-                "MatchRequest",
-                {
-                    "file": serializers.FileField(
-                        help_text="A radiografia (JPEG, PNG, WebP, TIFF, BMP, HEIC ou DICOM)."
-                    ),
-                    "nome": serializers.CharField(required=False, help_text="Nome do dentista."),
-                    "email": serializers.EmailField(required=False, help_text="E-mail do dentista."),
-                    "paciente": serializers.CharField(required=False, help_text="Paciente (opcional)."),
-                    "dente": serializers.CharField(required=False, help_text="Dente, notação FDI (ex.: 36)."),
-                    "regions": serializers.CharField(
-                        required=False,
-                        help_text=(
-                            "Implantes marcados (opcional): lista JSON [{x, y, width, height, tooth}] em pixels "
-                            "da imagem; cada um é identificado à parte (até RAIOX_MAX_REGIONS, sem sobreposição)."
-                        ),
-                    ),
-                },
-            )
-        },
-        responses={
-            200: MatchResult,
-            202: OpenApiResponse(MatchResult, description="Ainda processando: consulte o Location."),
-            400: ErrorBody,
-            413: ErrorBody,
-            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
-            503: ErrorBody,
-        },
-    )
+    # Its body and answers are intake's, documented from the field specification the code
+    # validates with (submissions.intake.schema, applied by raiox.openapi's hook).
+    @extend_schema(operation_id="match_create", request=None, responses=None)
     def post(self, request: Request) -> Response:
         submission = submit_and_wait(
             request.data, request.FILES, source=Source.API, regions=request.data.get("regions")
