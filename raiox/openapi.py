@@ -113,6 +113,27 @@ LEGACY_PATHS: dict[str, dict] = {
 }
 
 
+PAGINATION_PARAMETERS = {"page", "page_size"}
+
+
+def _document_filter_refusals(paths: dict) -> None:
+    """A list with filters (django-filter, ``kernel.filters``) answers a value a filter cannot take
+    with 400 and the error body: say so on each of them."""
+    for route, operations in paths.items():
+        operation = operations.get("get")
+        if not route.startswith("/api/") or operation is None:
+            continue
+        names = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+        if names - PAGINATION_PARAMETERS:
+            operation["responses"].setdefault(
+                "400",
+                {
+                    "description": "Um filtro com valor que ele não aceita: `field` diz qual.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            )
+
+
 def add_legacy_paths(result: dict, generator, request, public) -> dict:
     """drf-spectacular postprocessing hook: append the plain-Django endpoints, and give every
     intake operation (these and ``POST /api/match/``) its body and answers from the intake spec."""
@@ -123,6 +144,7 @@ def add_legacy_paths(result: dict, generator, request, public) -> dict:
         operation = paths.get(route, {}).get(method)
         if operation is not None:  # absent from a schema generated for part of the API
             operation.update(described)
+    _document_filter_refusals(paths)
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(intake_schema.components())
     tags = result.setdefault("tags", [])

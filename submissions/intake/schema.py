@@ -211,6 +211,26 @@ def _jotform_plain_form() -> Schema:
     }
 
 
+def _jotform_form() -> Schema:
+    """``/jotform``'s multipart body, either shape: Jotform's (``rawRequest`` present: read as
+    Jotform's) or the old plain form. One object with every part, and which are required in each
+    shape (tools that fill forms need the parts at the top)."""
+    payload, plain = _jotform_payload(), _jotform_plain_form()
+    return {
+        "type": "object",
+        "description": "O que o Jotform envia (com `rawRequest`), ou o formulário antigo (o arquivo e as respostas).",
+        "properties": {**payload["properties"], **plain["properties"]},
+        "oneOf": [
+            {
+                "title": "Jotform",
+                "required": payload["required"],
+                "properties": {"submissionID": payload["properties"]["submissionID"]},
+            },
+            {"title": "Formulário antigo", "required": plain["required"], "not": {"required": ["rawRequest"]}},
+        ],
+    }
+
+
 ERROR: Schema = {
     "type": "object",
     "description": "Uma recusa: a mensagem em português, o campo como o cliente o enviou (ou null) e um código.",
@@ -232,8 +252,8 @@ def components() -> dict[str, Schema]:
         "MatchForm": _upload_form(regions=True),
         "WebhookJSON": _webhook(json=True),
         "WebhookForm": _webhook(json=False),
+        "JotformForm": _jotform_form(),
         "JotformPayload": _jotform_payload(),
-        "JotformPlainForm": _jotform_plain_form(),
         "IntakeReceipt": {
             "type": "object",
             "description": "Envio recebido: seu token, situação e página de resultado.",
@@ -296,7 +316,7 @@ def _match_answers(*, authenticated: bool) -> dict[str, Schema]:
     return answers
 
 
-def _receipt_answers(*, created: str) -> dict[str, Schema]:
+def _receipt_answers(*, created: str, forbidden: str) -> dict[str, Schema]:
     return {
         "200": _json(
             {"oneOf": [_ref("IntakeReceipt"), _ref("RepeatedDelivery")]},
@@ -304,7 +324,7 @@ def _receipt_answers(*, created: str) -> dict[str, Schema]:
         ),
         "201": _json(_ref("IntakeReceipt"), created),
         "400": _error(REFUSED),
-        "403": _error("Token errado, ou formulário não autorizado."),
+        "403": _error(forbidden),
         "413": _error(TOO_LARGE),
         "422": _error("URL da imagem num servidor não permitido."),
         "429": _error(LIMITED, RETRY_AFTER),
@@ -321,7 +341,7 @@ def _multipart(schema: Schema, *, regions: bool) -> Schema:
 
 def operations() -> dict[tuple[str, str], Schema]:
     """(path, method) -> the operation's ``requestBody`` and ``responses``."""
-    webhook_answers = _receipt_answers(created="Recebido.")
+    webhook_answers = _receipt_answers(created="Recebido.", forbidden="Token errado (RAIOX_WEBHOOK_TOKEN).")
     webhook_answers["415"] = _error("Tipo de conteúdo não aceito (use JSON ou multipart).")
     return {
         ("/api/match/", "post"): {
@@ -344,6 +364,8 @@ def operations() -> dict[tuple[str, str], Schema]:
                 "content": {
                     "application/json": {"schema": _ref("WebhookJSON")},
                     "multipart/form-data": _multipart(_ref("WebhookForm"), regions=True),
+                    # Accepted too, for senders that post a form without a file (image_url).
+                    "application/x-www-form-urlencoded": _multipart(_ref("WebhookForm"), regions=True),
                 },
             },
             "responses": webhook_answers,
@@ -352,10 +374,13 @@ def operations() -> dict[tuple[str, str], Schema]:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "multipart/form-data": {"schema": {"oneOf": [_ref("JotformPayload"), _ref("JotformPlainForm")]}},
+                    "multipart/form-data": {"schema": _ref("JotformForm")},
                     "application/x-www-form-urlencoded": {"schema": _ref("JotformPayload")},
                 },
             },
-            "responses": _receipt_answers(created="Recebido; o arquivo será baixado do Jotform."),
+            "responses": _receipt_answers(
+                created="Recebido; o arquivo será baixado do Jotform.",
+                forbidden="Token errado (JOTFORM_WEBHOOK_TOKEN) ou formulário fora de JOTFORM_FORM_IDS.",
+            ),
         },
     }

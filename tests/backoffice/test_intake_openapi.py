@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import io
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.core.cache import cache
@@ -52,6 +53,8 @@ def _send(client, path: str, case: Case):
     data = {k: (_file() if v is _file else v) for k, v in case.data.items()}
     if case.media_type == "application/json":
         return client.post(path, json.dumps(data), content_type="application/json", **case.headers)
+    if case.media_type == "application/x-www-form-urlencoded":
+        return client.post(path, urlencode(data), content_type=case.media_type, **case.headers)
     if case.media_type == "text/plain":
         return client.post(path, "nome=Ana", content_type="text/plain", **case.headers)
     return client.post(path, data, **case.headers)  # multipart
@@ -66,7 +69,7 @@ def exchange(client, openapi: dict, path: str, cases: list[Case]) -> list[dict]:
         body = check(openapi, path, "post", response)
         if case.field is not None:
             assert body["field"] == case.field, (case.label, body)
-        if case.media_type in ("multipart/form-data", "application/json"):
+        if case.media_type != "text/plain":
             errors = request_errors(openapi, path, "post", case.media_type, case.data)
             if response.status_code < 300 or case.schema_refuses is False:
                 assert errors == [], (case.label, errors)
@@ -203,6 +206,13 @@ def test_webhook(client, openapi, intake, settings, upload_host):
                 "multipart com regiões",
                 {"nome": "Ana", "email": "ana@example.com", "file": _file, "regions": json.dumps([REGION])},
                 201,
+                headers=auth,
+            ),
+            Case(
+                "formulário urlencoded com URL",
+                {"nome": "Ana", "email": "ana@example.com", "image_url": url, "id": "ext-2"},
+                201,
+                media_type="application/x-www-form-urlencoded",
                 headers=auth,
             ),
             Case("sem e-mail", {"nome": "Ana", "file": encoded}, 400, "email", **as_json),
