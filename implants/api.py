@@ -7,7 +7,8 @@ admin."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+import django_filters
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -19,6 +20,7 @@ from implants import services
 from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceImage
 from implants.selectors import catalog_images
 from kernel.errors import ApplicationError
+from kernel.filters import BooleanFilter
 from kernel.imaging import inspect_image
 
 
@@ -82,6 +84,44 @@ class ReferenceImageUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
 
 
+# --- the lists' filters (kernel.filters: a value a filter cannot take is a 400 naming it) ---------
+
+
+class ManufacturerFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Parte do nome (sem diferenciar maiúsculas).")
+
+    class Meta:
+        model = Manufacturer
+        fields = ["name"]
+
+
+class ImplantFilter(django_filters.FilterSet):
+    manufacturer = django_filters.ModelChoiceFilter(
+        queryset=Manufacturer.objects.all(), help_text="Filtra por fabricante (id de um fabricante existente)."
+    )
+    active = BooleanFilter(field_name="is_active", help_text="Só ativos (true) ou só inativos (false).")
+
+    class Meta:
+        model = Implant
+        fields = ["manufacturer", "active"]
+
+
+class ReferenceImageFilter(django_filters.FilterSet):
+    implant = django_filters.ModelChoiceFilter(
+        queryset=Implant.objects.all(), help_text="Filtra por implante (id de um implante existente)."
+    )
+    embedded = BooleanFilter(
+        field_name="embedded_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Só as já indexadas para a busca (true) ou só as pendentes (false).",
+    )
+
+    class Meta:
+        model = ReferenceImage
+        fields = ["implant", "embedded"]
+
+
 class ManufacturerViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -91,6 +131,7 @@ class ManufacturerViewSet(
 ):
     queryset = Manufacturer.objects.order_by("name")
     serializer_class = ManufacturerSerializer
+    filterset_class = ManufacturerFilter
     permission_classes = [CatalogPermission]
     lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
 
@@ -104,12 +145,6 @@ class ManufacturerViewSet(
         services.manufacturer_save(manufacturer=manufacturer)
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("manufacturer", int, description="Filtra por fabricante (id)."),
-        OpenApiParameter("active", bool, description="Só ativos (true) ou só inativos (false)."),
-    ]
-)
 class ImplantViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -118,6 +153,7 @@ class ImplantViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ImplantSerializer
+    filterset_class = ImplantFilter
     permission_classes = [CatalogPermission]
     lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
     queryset = Implant.objects.none()  # for the permission class's model lookup
@@ -126,11 +162,6 @@ class ImplantViewSet(
         from django.db.models import Count
 
         qs = Implant.objects.select_related("manufacturer").annotate(_images=Count("reference_images"))
-        params = self.request.query_params
-        if params.get("manufacturer", "").isdigit():
-            qs = qs.filter(manufacturer_id=int(params["manufacturer"]))
-        if params.get("active") in ("true", "false"):
-            qs = qs.filter(is_active=params["active"] == "true")
         return qs.order_by("manufacturer__name", "name")
 
     def perform_create(self, serializer):
@@ -163,6 +194,7 @@ class ReferenceImageViewSet(
 
     queryset = ReferenceImage.objects.none()  # for the permission class's model lookup
     serializer_class = ReferenceImageSerializer
+    filterset_class = ReferenceImageFilter
     permission_classes = [CatalogPermission]
     lookup_value_regex = r"\d+"  # ids only: anything else is a 404, not a failed query
     parser_classes = [MultiPartParser, FormParser]

@@ -1,21 +1,14 @@
 """OpenAPI additions: the plain Django endpoints kept from the old system (webhooks, /upload,
 /implants, /healthcheck, the result status) are described here, so /docs lists every endpoint
-without wrapping their views in DRF."""
+without wrapping their views in DRF. Intake's bodies and answers — ``/webhook``, ``/upload``,
+``/jotform`` and ``/api/match/`` alike — come from ``submissions.intake.schema``, generated from
+the field specification the code validates with; nothing about their fields is written here."""
 
 from __future__ import annotations
 
 from copy import deepcopy
 
-ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string", "description": "Mensagem em português."},
-        "field": {"type": "string", "nullable": True},
-        "code": {"type": "string"},
-    },
-    "required": ["error", "code"],
-}
-
+from submissions.intake import schema as intake_schema
 
 HEALTH = {
     "type": "object",
@@ -28,17 +21,6 @@ HEALTH = {
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
-
-def _error(description: str) -> dict:
-    return _json({"$ref": "#/components/schemas/LegacyError"}, description)
-
-
-INTAKE_FIELDS = {
-    "nome": {"type": "string", "maxLength": 200, "description": "Nome do dentista."},
-    "email": {"type": "string", "format": "email", "description": "E-mail do dentista."},
-    "paciente": {"type": "string", "maxLength": 200, "description": "Paciente (opcional)."},
-    "dente": {"type": "string", "pattern": "^[1-8][1-8]$", "description": "Dente, notação FDI (ex.: 36)."},
-}
 
 LEGACY_PATHS: dict[str, dict] = {
     "/healthcheck": {
@@ -66,7 +48,14 @@ LEGACY_PATHS: dict[str, dict] = {
             "security": [{}],
             "responses": {
                 "200": _json(
-                    {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                    {
+                        "type": "object",
+                        "required": ["count", "implants"],
+                        "properties": {
+                            "count": {"type": "integer"},
+                            "implants": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                        },
+                    },
                     "Implantes ativos com fabricante e imagem de referência.",
                 )
             },
@@ -78,26 +67,6 @@ LEGACY_PATHS: dict[str, dict] = {
             "tags": ["legado"],
             "summary": "Envio de radiografia (formato do sistema antigo); igual a POST /api/match/.",
             "security": [{}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}, **INTAKE_FIELDS},
-                            "required": ["file"],
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": _json({"$ref": "#/components/schemas/MatchResult"}, "Resultado pronto."),
-                "202": _json({"$ref": "#/components/schemas/MatchResult"}, "Ainda processando."),
-                "400": _error("Entrada inválida."),
-                "413": _error("Arquivo grande demais."),
-                "422": _json({"$ref": "#/components/schemas/MatchResult"}, "Imagem não processável."),
-                "503": _error("Indisponível; tente de novo."),
-            },
         }
     },
     "/jotform": {
@@ -105,37 +74,12 @@ LEGACY_PATHS: dict[str, dict] = {
             "operationId": "jotform_webhook",
             "tags": ["webhooks"],
             "summary": "Webhook do Jotform (o formulário público posta aqui).",
-            "description": "Campos do Jotform (`submissionID`, `formID`, `rawRequest` com q<N>_nome, q<N>_email, "
-            "q<N>_paciente, q<N>_dente, q<N>_file). Entregas repetidas do mesmo submissionID geram um só envio.",
+            "description": "O Jotform posta `submissionID`, `formID` e `rawRequest`; o formulário antigo, o "
+            "arquivo e as respostas como campos. Entregas repetidas do mesmo submissionID geram um só envio.",
             "security": [{}],
             "parameters": [
                 {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
             ],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "submissionID": {"type": "string"},
-                                "formID": {"type": "string"},
-                                "rawRequest": {"type": "string", "description": "JSON com os campos do formulário."},
-                            },
-                        }
-                    },
-                    "application/x-www-form-urlencoded": {
-                        "schema": {"type": "object", "additionalProperties": {"type": "string"}}
-                    },
-                },
-            },
-            "responses": {
-                "200": _json({"type": "object", "additionalProperties": True}, "Recebido (ou já recebido)."),
-                "302": {"description": "Formulário antigo: redireciona para a página de resultado."},
-                "400": _error("Carga malformada."),
-                "403": _error("Token ou formulário não autorizado."),
-                "503": _error("Indisponível; o Jotform tentará de novo."),
-            },
         }
     },
     "/webhook": {
@@ -143,37 +87,12 @@ LEGACY_PATHS: dict[str, dict] = {
             "operationId": "generic_webhook",
             "tags": ["webhooks"],
             "summary": "Webhook genérico: JSON ou multipart com a imagem (ou sua URL).",
+            "description": "O token (RAIOX_WEBHOOK_TOKEN), quando configurado: `Authorization: Bearer <token>` "
+            "ou `?token=`.",
             "security": [{}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "id": {"type": "string", "description": "Id externo (deduplicação)."},
-                                "image_url": {"type": "string", "format": "uri"},
-                                **INTAKE_FIELDS,
-                            },
-                        }
-                    },
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}, **INTAKE_FIELDS},
-                        }
-                    },
-                },
-            },
-            "responses": {
-                "200": _json({"type": "object", "additionalProperties": True}, "Já recebido."),
-                "201": _json({"type": "object", "additionalProperties": True}, "Recebido."),
-                "202": _json({"type": "object", "additionalProperties": True}, "Recebido; processando."),
-                "400": _error("Entrada inválida."),
-                "403": _error("Não autorizado."),
-                "413": _error("Arquivo grande demais."),
-                "503": _error("Indisponível; tente de novo."),
-            },
+            "parameters": [
+                {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
         }
     },
     "/r/{token}/status.json": {
@@ -194,13 +113,40 @@ LEGACY_PATHS: dict[str, dict] = {
 }
 
 
+PAGINATION_PARAMETERS = {"page", "page_size"}
+
+
+def _document_filter_refusals(paths: dict) -> None:
+    """A list with filters (django-filter, ``kernel.filters``) answers a value a filter cannot take
+    with 400 and the error body: say so on each of them."""
+    for route, operations in paths.items():
+        operation = operations.get("get")
+        if not route.startswith("/api/") or operation is None:
+            continue
+        names = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+        if names - PAGINATION_PARAMETERS:
+            operation["responses"].setdefault(
+                "400",
+                {
+                    "description": "Um filtro com valor que ele não aceita: `field` diz qual.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            )
+
+
 def add_legacy_paths(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: append the plain-Django endpoints."""
+    """drf-spectacular postprocessing hook: append the plain-Django endpoints, and give every
+    intake operation (these and ``POST /api/match/``) its body and answers from the intake spec."""
     paths = result.setdefault("paths", {})
     for route, operations in LEGACY_PATHS.items():
         paths.setdefault(route, deepcopy(operations))
+    for (route, method), described in intake_schema.operations().items():
+        operation = paths.get(route, {}).get(method)
+        if operation is not None:  # absent from a schema generated for part of the API
+            operation.update(described)
+    _document_filter_refusals(paths)
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas.setdefault("LegacyError", ERROR)
+    schemas.update(intake_schema.components())
     tags = result.setdefault("tags", [])
     known = {t["name"] for t in tags}
     for name, description in (

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
+    "django_filters",  # the API lists' filters (kernel.filters)
     "django_q",
     "corsheaders",
     "csp",
@@ -404,6 +405,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Every list's query-string filters are a FilterSet (kernel.filters): a bad value is a 400.
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kernel.errors.api_exception_handler",
     # JSON bodies go through the one bounded parser (kernel.parsing: depth, size, numbers).

@@ -3,11 +3,9 @@ endpoint for API clients (``POST /api/match/``), which answers like the old ``PO
 
 from __future__ import annotations
 
-import datetime as dt
-
-from django.utils.dateparse import parse_date
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status, viewsets
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -15,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.errors import ApplicationError
+from kernel.filters import BooleanFilter, IsoDateFilter
 from kernel.parsing import BoundedJSONParser
 from submissions.intake.form import submit_and_wait
 from submissions.models import Source, Status, Submission
@@ -45,33 +44,35 @@ class SubmissionPagination(PageNumberPagination):
     max_page_size = 200
 
 
-def _date_param(request: Request, name: str) -> dt.date | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = parse_date(raw)
-    except ValueError:
-        value = None
-    if value is None:
-        raise ApplicationError("Data inválida (use AAAA-MM-DD).", field=name)
-    return value
+class SubmissionFilter(django_filters.FilterSet):
+    """The staff list's filters (``kernel.filters``: a value a filter cannot take is a 400 naming it)."""
+
+    status = django_filters.ChoiceFilter(choices=Status.choices, help_text="Situação do envio.")
+    source = django_filters.ChoiceFilter(choices=Source.choices, help_text="Por onde chegou.")
+    received_after = IsoDateFilter(
+        field_name="received_at", lookup_expr="date__gte", help_text="Recebidos a partir desta data (inclusive)."
+    )
+    received_before = IsoDateFilter(
+        field_name="received_at", lookup_expr="date__lte", help_text="Recebidos até esta data (inclusive)."
+    )
+    confirmed = BooleanFilter(
+        field_name="confirmed_implant",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Só os com implante confirmado (true) ou só os sem (false).",
+    )
+
+    class Meta:
+        model = Submission
+        fields = ["status", "source", "received_after", "received_before", "confirmed"]
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("status", str, enum=Status.values),
-        OpenApiParameter("source", str, enum=Source.values),
-        OpenApiParameter("received_after", dt.date, description="Recebidos a partir desta data (inclusive)."),
-        OpenApiParameter("received_before", dt.date, description="Recebidos até esta data (inclusive)."),
-        OpenApiParameter("confirmed", bool),
-    ]
-)
 class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
     """Submissions for staff. The patient's name appears only with ``view_patient_data``."""
 
     permission_classes = [StaffSubmissionPermission]
     serializer_class = SubmissionSerializer
+    filterset_class = SubmissionFilter
     pagination_class = SubmissionPagination
     lookup_value_regex = r"\d+"
     queryset = Submission.objects.none()
@@ -81,23 +82,7 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
         return {**super().get_serializer_context(), "show_patient": bool(user and user.has_perm(PATIENT_PERMISSION))}
 
     def get_queryset(self):
-        qs = with_matches(Submission.objects.order_by("-received_at", "-id"))
-        params = self.request.query_params
-        if params.get("status"):
-            if params["status"] not in Status.values:
-                raise ApplicationError("Situação desconhecida.", field="status")
-            qs = qs.filter(status=params["status"])
-        if params.get("source"):
-            if params["source"] not in Source.values:
-                raise ApplicationError("Origem desconhecida.", field="source")
-            qs = qs.filter(source=params["source"])
-        if after := _date_param(self.request, "received_after"):
-            qs = qs.filter(received_at__date__gte=after)
-        if before := _date_param(self.request, "received_before"):
-            qs = qs.filter(received_at__date__lte=before)
-        if params.get("confirmed") in ("true", "false"):
-            qs = qs.filter(confirmed_implant__isnull=params["confirmed"] == "false")
-        return qs
+        return with_matches(Submission.objects.order_by("-received_at", "-id"))
 
 
 # --- POST /api/match/ ---------------------------------------------------------------------
@@ -122,38 +107,9 @@ class MatchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
     throttle_scope = "images"
 
-    @extend_schema(
-        operation_id="match_create",
-        request={
-            "multipart/form-data": inline_serializer(
-                "MatchRequest",
-                {
-                    "file": serializers.FileField(
-                        help_text="A radiografia (JPEG, PNG, WebP, TIFF, BMP, HEIC ou DICOM)."
-                    ),
-                    "nome": serializers.CharField(required=False, help_text="Nome do dentista."),
-                    "email": serializers.EmailField(required=False, help_text="E-mail do dentista."),
-                    "paciente": serializers.CharField(required=False, help_text="Paciente (opcional)."),
-                    "dente": serializers.CharField(required=False, help_text="Dente, notação FDI (ex.: 36)."),
-                    "regions": serializers.CharField(
-                        required=False,
-                        help_text=(
-                            "Implantes marcados (opcional): lista JSON [{x, y, width, height, tooth}] em pixels "
-                            "da imagem; cada um é identificado à parte (até RAIOX_MAX_REGIONS, sem sobreposição)."
-                        ),
-                    ),
-                },
-            )
-        },
-        responses={
-            200: MatchResult,
-            202: OpenApiResponse(MatchResult, description="Ainda processando: consulte o Location."),
-            400: ErrorBody,
-            413: ErrorBody,
-            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
-            503: ErrorBody,
-        },
-    )
+    # Its body and answers are intake's, documented from the field specification the code
+    # validates with (submissions.intake.schema, applied by raiox.openapi's hook).
+    @extend_schema(operation_id="match_create", request=None, responses=None)
     def post(self, request: Request) -> Response:
         submission = submit_and_wait(
             request.data, request.FILES, source=Source.API, regions=request.data.get("regions")

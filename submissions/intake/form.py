@@ -33,6 +33,7 @@ from submissions.services import IntakeRecord
 # What the dentist must fill in on each route that sends this shape.
 PAGE_REQUIRED = ("dentist_name", "dentist_email", "patient", "tooth")
 PLAIN_FORM_REQUIRED = ("dentist_name", "dentist_email")
+API_REQUIRED: tuple[str, ...] = ()  # POST /upload and /api/match/: only the file
 
 
 def intake_from_form(
@@ -91,7 +92,9 @@ def submit_and_wait(
     status URL at once. The web process only polls the database."""
     busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
-        submission, _created, _regions = create_with_regions(intake_from_form(data, files, source=source), regions)
+        submission, _created, _regions = create_with_regions(
+            intake_from_form(data, files, source=source, required=API_REQUIRED), regions
+        )
     if not busy:
         wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)
         submission.refresh_from_db()

@@ -139,7 +139,7 @@ def jotform_webhook(request: HttpRequest) -> HttpResponse:
 
 @machine_endpoint
 def generic_webhook(request: HttpRequest) -> HttpResponse:
-    """Generic intake: JSON or multipart; see ``webhook.WEBHOOK_REQUEST_SCHEMA``."""
+    """Generic intake: JSON or multipart; documented by ``submissions.intake.schema``."""
     auth = request.headers.get("Authorization", "")
     given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.GET.get("token", "")
     authenticated = _authenticate(request, settings.RAIOX_WEBHOOK_TOKEN, given)

@@ -1,8 +1,8 @@
 """The generic ``POST /webhook`` (the old system's path): JSON or multipart, the same fields as the
 form, and either the file itself or an image URL on an allowed host.
 
-``WEBHOOK_REQUEST_SCHEMA`` documents the body (JSON Schema, usable by drf-spectacular as an
-``OpenApiRequest``); ``WEBHOOK_RESPONSE_SCHEMA`` the answer.
+Its body and answers are documented from the same field specification by
+``submissions.intake.schema`` (``WebhookJSON``, ``WebhookForm``, ``IntakeReceipt`` in /api/schema/).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from kernel.downloads import URL_LIMIT, check_remote_url
+from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
 from kernel.parsing import parse_json
 from submissions.intake import fields
@@ -22,116 +22,6 @@ from submissions.intake.form import PLAIN_FORM_REQUIRED
 from submissions.models import Source
 from submissions.services import IntakeRecord
 from submissions.services.remote import allowed_hosts_for
-from submissions.validators import FDI_TOOTH_PATTERN
-
-WEBHOOK_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": (
-        "Envio de uma radiografia. JSON (application/json) ou multipart/form-data com os mesmos campos. "
-        "Informe exatamente um entre `file` e `image_url`. Em JSON, `file` é o arquivo em base64."
-    ),
-    "required": ["nome", "email"],
-    "properties": {
-        "nome": {"type": "string", "maxLength": fields.NAME_LIMIT, "description": "Nome do dentista."},
-        "email": {
-            "type": "string",
-            "format": "email",
-            "maxLength": fields.EMAIL_LIMIT,
-            "description": "E-mail do dentista.",
-        },
-        "paciente": {
-            "type": "string",
-            "maxLength": fields.PATIENT_LIMIT,
-            "description": "Nome do paciente (opcional).",
-        },
-        "dente": {
-            "type": "string",
-            "pattern": f"^({FDI_TOOTH_PATTERN})$",
-            "description": "Dente em notação FDI (11–18, 21–28, 31–38, 41–48; decíduos 51–55, 61–65, 71–75, 81–85).",
-        },
-        "file": {
-            "type": "string",
-            "format": "binary",
-            "description": "A imagem: JPEG, PNG, WebP, TIFF, BMP, HEIC ou DICOM (base64 em JSON). Até 20 MB.",
-        },
-        "filename": {
-            "type": "string",
-            "maxLength": fields.FILENAME_LIMIT,
-            "description": "Nome do arquivo (só em JSON, opcional; guardamos só o último componente).",
-        },
-        "image_url": {
-            "type": "string",
-            "format": "uri",
-            "maxLength": URL_LIMIT,
-            "description": "URL https da imagem num servidor permitido (RAIOX_WEBHOOK_FILE_HOSTS).",
-        },
-        "regions": {
-            "type": "array",
-            "maxItems": settings.RAIOX_MAX_REGIONS,
-            "description": (
-                "Implantes marcados na radiografia (opcional; só com `file`): cada um é identificado à parte. "
-                "Pixels da imagem; dentro dela, sem sobreposição, cada lado com ao menos RAIOX_MIN_IMAGE_SIDE "
-                "pixels. Em multipart, a lista em JSON como texto."
-            ),
-            "items": {
-                "type": "object",
-                "required": ["x", "y", "width", "height", "tooth"],
-                "properties": {
-                    "x": {"type": "number"},
-                    "y": {"type": "number"},
-                    "width": {"type": "number"},
-                    "height": {"type": "number"},
-                    "tooth": {"type": "string", "pattern": f"^({FDI_TOOTH_PATTERN})$"},
-                },
-            },
-        },
-        "id": {
-            "type": "string",
-            "maxLength": fields.EXTERNAL_ID_LIMIT,
-            "pattern": "^[A-Za-z0-9_-]+$",
-            "description": "Identificador do envio no sistema de origem: reenvios com o mesmo id não duplicam.",
-        },
-    },
-    "additionalProperties": True,
-}
-
-WEBHOOK_RESPONSE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": (
-        "201: envio novo. 200: reenvio de um `id` já recebido — só `duplicate`, a menos que a requisição "
-        "traga o token do webhook (RAIOX_WEBHOOK_TOKEN configurado): então também `token`, `status` e `result_url`."
-    ),
-    "required": ["duplicate"],
-    "properties": {
-        "token": {"type": "string", "format": "uuid"},
-        "status": {"type": "string", "enum": ["received", "processing", "done", "failed"]},
-        "result_url": {"type": "string", "format": "uri"},
-        "duplicate": {"type": "boolean", "description": "true quando o mesmo id já tinha sido recebido"},
-        "regions": {
-            "type": "array",
-            "description": "Só quando regiões foram marcadas: um envio por implante, com sua página de resultado.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "region": {"type": "integer"},
-                    "tooth": {"type": "string"},
-                    "token": {"type": "string", "format": "uuid"},
-                    "status": {"type": "string"},
-                    "result_url": {"type": "string", "format": "uri"},
-                },
-            },
-        },
-    },
-}
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string", "description": "Mensagem em português."},
-        "field": {"type": ["string", "null"]},
-        "code": {"type": "string"},
-    },
-}
 
 
 def _decode_base64(value: object) -> bytes:

@@ -38,6 +38,14 @@ class Client:
 
 
 @pytest.fixture
+def openapi(client) -> dict:
+    """/api/schema/ as served (what /docs shows)."""
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture
 def roles(db) -> None:
     call_command("create_roles", stdout=io.StringIO())
 

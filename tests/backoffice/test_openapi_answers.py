@@ -8,53 +8,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_q.conf import Conf
 from django_q.models import OrmQ
-from jsonschema import Draft202012Validator, FormatChecker
 
 from implants.models import Implant, ReferenceImage
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import MatchCandidate, submission_fail, submission_record_result
 from tests.backoffice.conftest import make_submission, png_bytes
-
-
-def _json_schema(node: object, components: dict) -> object:
-    """OpenAPI 3.0 schema -> JSON Schema: refs inlined, ``nullable`` as a null type, and objects
-    closed (``additionalProperties: false``) so that an undocumented key fails."""
-    if isinstance(node, list):
-        return [_json_schema(item, components) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        return _json_schema(components[node["$ref"].rsplit("/", 1)[1]], components)
-    out = {key: _json_schema(value, components) for key, value in node.items() if key not in ("nullable", "readOnly")}
-    if out.get("type") == "object" and "properties" in out:
-        out.setdefault("additionalProperties", False)
-    if node.get("nullable"):
-        if "enum" in out:
-            out["enum"] = [*out["enum"], None]
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
-@pytest.fixture
-def openapi(client):
-    response = client.get("/api/schema/?format=json")
-    assert response.status_code == 200
-    return response.json()
-
-
-def check(openapi: dict, path: str, method: str, response) -> dict:
-    """Validate one real answer against the schema of (path, method, status); returns its JSON."""
-    documented = openapi["paths"][path][method]["responses"]
-    assert str(response.status_code) in documented, f"{method.upper()} {path}: {response.status_code} undocumented"
-    schema = documented[str(response.status_code)]["content"]["application/json"]["schema"]
-    body = response.json()
-    validator = Draft202012Validator(
-        _json_schema(schema, openapi["components"]["schemas"]), format_checker=FormatChecker()
-    )
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
-    assert not errors, f"{method.upper()} {path} {response.status_code}: {errors}"
-    return body
+from tests.openapi_check import check
 
 
 def _xray(seed: int = 1) -> SimpleUploadedFile:
