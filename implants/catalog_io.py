@@ -25,8 +25,8 @@ from django.utils.text import slugify
 
 from implants import services
 from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
-from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceImage, ReferenceSource
-from implants.selectors import catalog_images
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
+from implants.selectors import catalog_images, confirmed_cases
 from kernel.errors import ApplicationError
 from kernel.imaging import decode_image
 from kernel.spreadsheet import safe_cell, unquote
@@ -269,7 +269,7 @@ def _differs(implant: Implant, features: dict) -> bool:
 
 def is_confirmed_case(content_hash: str) -> bool:
     """Whether these pixels are a confirmed case's (a patient's X-ray) in this database."""
-    return ReferenceImage.objects.filter(content_hash=content_hash).exclude(source=ReferenceSource.CATALOG).exists()
+    return confirmed_cases().filter(content_hash=content_hash).exists()
 
 
 def import_rows(
