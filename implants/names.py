@@ -115,7 +115,7 @@ class ImplantMatch:
         if self.kind == CONFERIR:
             listed = ", ".join(f"«{name}»" for name in self.resembles)
             return (
-                f"conferir: «{old_name}» parece {listed} do catálogo; nada foi gravado. Se for um deles, rode de "
+                f"«{old_name}» parece {listed} do catálogo; nada foi gravado. Se for um deles, rode de "
                 f'novo com --alias "{manufacturer}: {old_name}={self.resembles[0]}"; se for um implante novo, com '
                 f'--alias "{manufacturer}: {old_name}={old_name}"'
             )
