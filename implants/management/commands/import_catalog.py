@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from implants.bulk import CONFERIR, SKIPPED, ImportReport, RowOutcome, bucket_problem
 from implants.catalog_io import BucketSource, FolderSource, import_rows, read_records, validate_file
 from implants.names import ALIAS_HELP, AliasError, CatalogueNames, parse_aliases
+from kernel.commands import RaioxCommand
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Importa um catálogo (CSV ou JSON) de fabricantes, implantes e imagens de referência."
 
     def add_arguments(self, parser):

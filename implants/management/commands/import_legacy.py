@@ -16,15 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from implants.bulk import CONFERIR, SKIPPED, ImportReport, bucket_problem
 from implants.legacy import BucketImages, FolderImages, import_legacy_rows, rows_from_csv, rows_from_database
 from implants.names import ALIAS_HELP, AliasError, parse_aliases
+from kernel.commands import RaioxCommand
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Importa o catálogo do Raiox AI antigo (tabela implants + imagens referencia/)."
 
     def add_arguments(self, parser):
