@@ -13,11 +13,12 @@ in the same way:
   other rows of the same table: two different names there are two implants), leaving out those that
   another row names exactly:
 
-  - if exactly one of ours holds every word of the old name, or the old name every word of it
-    ("Brånemark Mk III" / "Brånemark System Mk III"; "Mk IV" beside it does not, so it does not
-    count), it is that implant: *linked*, and the report shows both names;
+  - if exactly one of ours holds every word of the old name ("Brånemark Mk III" / "Brånemark
+    System Mk III"; "Mk IV" beside it does not, so it does not count), it is that implant:
+    *linked*, and the report shows both names (old tables shorten names);
   - if several do ("Titamax" / "Titamax CM", "Titamax GM"), or none does but some share words
-    with it ("Titamax EX" / "Titamax CM"), the row is listed as **conferir** with the names it
+    with it ("Titamax EX" / "Titamax CM"; "Drive CM Acqua" / "Drive CM": a longer name may be
+    another product of the line), the row is listed as **conferir** with the names it
     resembles, and nothing is
     written: the operator says which it is, or that it is new, with
     ``--alias "Fabricante: nome antigo=nome nosso"`` and runs again;
@@ -48,7 +49,7 @@ MANUFACTURER_ALIASES: dict[str, str] = {
 }
 
 EXACT = "exact"  # same key (or an operator's alias naming one of ours)
-NEAR = "near"  # one of ours contains every word of it, or the other way round: linked
+NEAR = "near"  # exactly one of ours holds every word of it: linked
 NEW = "new"  # resembles none of ours (or an operator's alias names a new one)
 
 ALIAS_HELP = (
@@ -192,14 +193,17 @@ class CatalogueNames:
             if key in taken:
                 continue
             their = name_words(ours)
-            if words and (words <= their or their <= words):
+            if words and words <= their:
                 containing.append(ours)
             elif words & their:
-                sharing.append(ours)
+                sharing.append((len(words & their), ours))
         if len(containing) == 1:
             return ImplantMatch(NEAR, containing[0])
-        if containing or sharing:
-            return ImplantMatch(CONFERIR, plain(name), tuple(containing or sharing))
+        if containing:
+            return ImplantMatch(CONFERIR, plain(name), tuple(containing))
+        if sharing:  # those sharing the most words
+            most = max(n for n, _ in sharing)
+            return ImplantMatch(CONFERIR, plain(name), tuple(ours for n, ours in sharing if n == most))
         return ImplantMatch(NEW, plain(name))
 
     def remember_implant(self, manufacturer: str, name: str) -> None:

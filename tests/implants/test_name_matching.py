@@ -238,3 +238,23 @@ def test_catalogue_api_keeps_letters_and_trims_names(client, people, db):  # noq
     created = client.post("/api/manufacturers/", {"name": " ÿ Brånemark "}, content_type="application/json", **headers)
     assert created.status_code == 201, created.content
     assert Manufacturer.objects.get().name == "ÿ Brånemark"
+
+
+@pytest.mark.parametrize(
+    ("maker", "old", "kind", "ours"),
+    [
+        ("NEODENT ", "titamax  CM", "exact", "Titamax CM"),
+        ("Zimmer Biomet", "Screw Vent", "exact", "Screw-Vent"),
+        ("Nobel", "Brånemark Mk IV", "near", "Brånemark System Mk IV"),
+        ("neodent", "Alvim", "near", "Alvim CM"),
+        ("Straumann", "Standard", "conferir", "Standard (TL), Standard Plus (TL)"),
+        ("Neodent", "Drive CM Acqua", "conferir", "Drive CM"),  # a longer name may be another product
+        ("Neodent", "Linha Nova", "new", "Linha Nova"),
+    ],
+)
+def test_how_an_old_name_matches_ours(catalog, maker, old, kind, ours):
+    from implants.names import CatalogueNames
+
+    match = CatalogueNames().implant(maker, old)
+    assert match.kind == kind
+    assert (", ".join(match.resembles) if kind == "conferir" else match.name) == ours
