@@ -10,18 +10,17 @@ in the same way:
   matches none is a new manufacturer (under the alias's name when it has one).
 - **Implants** are matched within their manufacturer: equal keys are the same implant. Otherwise a
   *near match* is looked for among the implants that were already in the catalogue (never among the
-  other rows of the same table: two different names there are two implants), leaving out those that
-  another row names exactly:
+  other rows of the same table: two different names there are two implants):
 
   - if exactly one of ours holds every word of the old name ("Brånemark Mk III" / "Brånemark
-    System Mk III"; "Mk IV" beside it does not, so it does not count), it is that implant:
-    *linked*, and the report shows both names (old tables shorten names);
-  - if several do ("Titamax" / "Titamax CM", "Titamax GM"), or none does but some share words
-    with it ("Titamax EX" / "Titamax CM"; "Drive CM Acqua" / "Drive CM": a longer name may be
-    another product of the line), the row is listed as **conferir** with the names it
-    resembles, and nothing is
-    written: the operator says which it is, or that it is new, with
-    ``--alias "Fabricante: nome antigo=nome nosso"`` and runs again;
+    System Mk III"; "Mk IV" beside it does not, so it does not count) and no other row of the
+    import names it exactly, it is that implant: *linked*, and the report shows both names (old
+    tables shorten names);
+  - if several do ("Titamax" / "Titamax CM", "Titamax EX", "Titamax GM"), or the one that does is
+    another row's, or none does but some share words with it ("Drive CM Acqua" / "Drive CM": a
+    longer name may be another product of the line), the row is listed as **conferir** with the
+    names it resembles, and nothing is written: the operator says which it is, or that it is
+    new, with ``--alias "Fabricante: nome antigo=nome nosso"`` and runs again;
   - a name that shares no word with any of ours is a new implant.
 
 Names themselves follow ``kernel.text`` (trimmed, no control or bidi characters), as intake's do.
@@ -174,8 +173,8 @@ class CatalogueNames:
     def implant(self, manufacturer: str, name: str, *, named_exactly: Iterable[str] = ()) -> ImplantMatch:
         """How ``name`` of ``manufacturer`` (as written elsewhere) matches our implants.
 
-        ``named_exactly``: keys of the names the other rows of the same import carry; those of ours
-        are theirs, never another row's near match."""
+        ``named_exactly``: keys of the names the other rows of the same import carry; one of ours
+        that such a row names is that row's, never linked to this one."""
         maker = self.manufacturer_key(manufacturer)
         before = self._before.get(maker, {})
         known = {**before, **self._planned.get(maker, {})}
@@ -187,20 +186,18 @@ class CatalogueNames:
         if found is not None:
             return ImplantMatch(EXACT, found)
         words = name_words(name)
-        taken = set(named_exactly)
-        containing, sharing = [], []
+        containing: list[tuple[str, str]] = []  # (key, our name)
+        sharing: list[tuple[int, str]] = []  # (words shared, our name)
         for key, ours in sorted(before.items(), key=lambda item: item[1]):
-            if key in taken:
-                continue
             their = name_words(ours)
             if words and words <= their:
-                containing.append(ours)
+                containing.append((key, ours))
             elif words & their:
                 sharing.append((len(words & their), ours))
-        if len(containing) == 1:
-            return ImplantMatch(NEAR, containing[0])
+        if len(containing) == 1 and containing[0][0] not in set(named_exactly):
+            return ImplantMatch(NEAR, containing[0][1])
         if containing:
-            return ImplantMatch(CONFERIR, plain(name), tuple(containing))
+            return ImplantMatch(CONFERIR, plain(name), tuple(ours for _, ours in containing))
         if sharing:  # those sharing the most words
             most = max(n for n, _ in sharing)
             return ImplantMatch(CONFERIR, plain(name), tuple(ours for n, ours in sharing if n == most))

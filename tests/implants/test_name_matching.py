@@ -208,8 +208,7 @@ def test_import_catalog_matches_names_the_same_way(catalog, tmp_path):
     call_command("import_catalog", str(path), stdout=out, stderr=io.StringIO())
     assert Implant.objects.count() == 32 and Manufacturer.objects.count() == 4
     assert "0 created" in out.getvalue() and "1 conferir" in out.getvalue()
-    # "Titamax CM" is another row's own name: the ambiguous row resembles the two left.
-    assert "«Titamax» parece «Titamax EX», «Titamax GM»" in out.getvalue()
+    assert "«Titamax» parece «Titamax CM», «Titamax EX», «Titamax GM»" in out.getvalue()
     assert Implant.objects.get(manufacturer__name="Nobel Biocare", name="Brånemark System Mk III").connection == (
         "external_hex"
     )
@@ -258,3 +257,12 @@ def test_how_an_old_name_matches_ours(catalog, maker, old, kind, ours):
     match = CatalogueNames().implant(maker, old)
     assert match.kind == kind
     assert (", ".join(match.resembles) if kind == "conferir" else match.name) == ours
+
+
+def test_a_near_name_is_not_linked_to_an_implant_another_row_names(catalog):
+    from implants.names import CatalogueNames, name_key
+
+    names = CatalogueNames()
+    assert names.implant("Neodent", "Alvim").kind == "near"
+    taken = names.implant("Neodent", "Alvim", named_exactly={name_key("Alvim CM")})
+    assert (taken.kind, taken.resembles) == ("conferir", ("Alvim CM",))
