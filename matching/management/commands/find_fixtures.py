@@ -55,9 +55,7 @@ class Command(RaioxCommand):
     def handle(self, *args: object, **options: object) -> None:
         missing = [given for given in options["paths"] if not Path(given).exists()]
         if missing:
-            raise CommandError(
-                f"Não encontrado: {', '.join(missing)}: passe arquivos de imagem ou pastas que existam."
-            )
+            raise CommandError(f"Não encontrado: {', '.join(missing)}: passe arquivos de imagem ou pastas que existam.")
         results = [find_in_file(name, path) for name, path in _files(list(options["paths"]))]
         if options["json"]:
             self.stdout.write(json.dumps({"results": results}, ensure_ascii=False))
