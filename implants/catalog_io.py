@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -24,9 +25,10 @@ from django.db.models import Prefetch
 from django.utils.text import slugify
 
 from implants import services
-from implants.bulk import CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing
-from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceImage, ReferenceSource
-from implants.selectors import catalog_images
+from implants.bulk import CONFERIR, CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing, refusal
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
+from implants.names import CatalogueNames, name_key
+from implants.selectors import catalog_images, confirmed_cases
 from kernel.errors import ApplicationError
 from kernel.imaging import decode_image
 from kernel.spreadsheet import safe_cell, unquote
@@ -81,6 +83,10 @@ class BucketSource:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
+
+    def check(self) -> None:
+        """Raises (botocore) when the bucket cannot be read: before any row is read."""
+        self.client.head_bucket(Bucket=self.bucket)
 
     def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
         start = f"{self.prefix}{manufacturer_slug}/{implant_slug}/"
@@ -232,15 +238,17 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
 
 
 def validate_file(
-    path: Path, source: FolderSource | BucketSource | None, progress=None
+    path: Path, source: FolderSource | BucketSource | None, progress=None, *, names: CatalogueNames | None = None
 ) -> tuple[list[CatalogRow], list[tuple[str, list[str]]]]:
-    """Every row, and the errors of the wrong ones with where they are."""
+    """Every row, and the errors of the wrong ones with where they are. Two rows naming the same
+    implant (spelled alike, ``implants.names``) are an error."""
+    names = names or CatalogueNames()
     rows: list[CatalogRow] = []
     problems: list[tuple[str, list[str]]] = []
     seen: dict[tuple[str, str], str] = {}
     for where, record in read_records(path):
         row, errors = parse_row(where, record, source)
-        key = (row.manufacturer["name"].lower(), row.name.lower())
+        key = (names.manufacturer_key(row.manufacturer["name"]), name_key(row.name))
         if row.name and key in seen:
             errors.append(f"implante repetido (já na {seen[key]})")
         seen.setdefault(key, where)
@@ -269,55 +277,111 @@ def _differs(implant: Implant, features: dict) -> bool:
 
 def is_confirmed_case(content_hash: str) -> bool:
     """Whether these pixels are a confirmed case's (a patient's X-ray) in this database."""
-    return ReferenceImage.objects.filter(content_hash=content_hash).exclude(source=ReferenceSource.CATALOG).exists()
+    return confirmed_cases().filter(content_hash=content_hash).exists()
 
 
 def import_rows(
-    rows: list[CatalogRow], source: FolderSource | BucketSource | None, *, batch_size: int = 32
+    rows: list[CatalogRow],
+    source: FolderSource | BucketSource | None,
+    *,
+    batch_size: int = 32,
+    names: CatalogueNames | None = None,
+    dry_run: bool = False,
 ) -> Iterator[RowOutcome]:
-    """Write each validated row whole or not at all; yields its outcome (for the progress bar)."""
+    """Write each validated row whole or not at all; yields its outcome (for the progress bar).
+
+    Manufacturers and implants are matched to ours by ``implants.names`` (spelling, aliases, near
+    names); a row that only resembles some of ours is "conferir" and not written. A dry run
+    yields what the real run would do, writing nothing."""
+    names = names or CatalogueNames()
+    named: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        named[names.manufacturer_key(row.manufacturer["name"])].add(name_key(row.name))
     pending: list[int] = []
     for row in rows:
         try:
-            with all_or_nothing() as stored:
-                manufacturer, _ = services.manufacturer_get_or_create(**row.manufacturer)
-                implant, created = services.implant_get_or_create(
-                    manufacturer=manufacturer, name=row.name, **row.features
-                )
-                status = CREATED if created else UNCHANGED
-                if not created and _differs(implant, row.features):
-                    for key, value in row.features.items():
-                        setattr(implant, key, value)
-                    services.implant_save(implant=implant)
-                    status = UPDATED
-                have = set(implant.reference_images.values_list("content_hash", flat=True))
-                new_ids: list[int] = []
-                for path, content_hash in zip(row.images, row.image_hashes, strict=True):
-                    if content_hash in have:
-                        continue  # the same picture is already a reference of this implant
-                    if is_confirmed_case(content_hash):
-                        continue  # a patient's X-ray (an old export held them): never a catalogue picture
-                    reference = services.reference_image_create(
-                        implant=implant,
-                        image_bytes=source.read(path),  # type: ignore[union-attr]
-                        filename=PurePosixPath(path).name,
-                        source=ReferenceSource.CATALOG,
-                        queue=False,
-                    )
-                    stored.append(reference.image.name)
-                    have.add(content_hash)
-                    new_ids.append(reference.pk)
-                if new_ids and status == UNCHANGED:
-                    status = UPDATED
-            pending += new_ids
-            yield RowOutcome(row.line, row.label, status, images=len(new_ids))
-        except (ValidationError, IntegrityError, ApplicationError, FileNotFoundError) as exc:
-            yield RowOutcome(row.line, row.label, SKIPPED, str(exc))
+            maker, _known = names.manufacturer(row.manufacturer["name"])
+            match = names.implant(maker, row.name, named_exactly=named[name_key(maker)])
+            if match.kind == CONFERIR:
+                yield RowOutcome(row.line, row.label, CONFERIR, match.note(row.name, maker))
+                continue
+            note = match.note(row.name, maker)
+            if dry_run:
+                yield _planned(row, maker, match.name, note)
+            else:
+                yield from _write(row, source, maker, match.name, note, pending)
+            names.remember_manufacturer(maker)
+            names.remember_implant(maker, match.name)
+        except ValidationError as exc:
+            yield RowOutcome(row.line, row.label, SKIPPED, refusal(exc))
+        except IntegrityError:
+            yield RowOutcome(
+                row.line,
+                row.label,
+                SKIPPED,
+                "recusado pelo catálogo: outro registro igual foi gravado agora; rode de novo",
+            )
+        except ApplicationError as exc:
+            yield RowOutcome(row.line, row.label, SKIPPED, f"recusado: {exc.message}")
+        except FileNotFoundError as exc:
+            yield RowOutcome(row.line, row.label, SKIPPED, f"imagem não encontrada: {exc}")
         while len(pending) >= batch_size:  # full batches now, the rest with the next rows
             services.reference_images_queue_embedding(reference_ids=pending[:batch_size], batch_size=batch_size)
             pending = pending[batch_size:]
     if pending:
         services.reference_images_queue_embedding(reference_ids=pending, batch_size=batch_size)
+
+
+def _new_pictures(implant: Implant | None, row: CatalogRow) -> list[tuple[str, str]]:
+    """(path, hash) of the row's pictures that this implant lacks; never a confirmed case's pixels
+    (an old export held patients' X-rays: they are never catalogue pictures)."""
+    have = set(implant.reference_images.values_list("content_hash", flat=True)) if implant is not None else set()
+    new: list[tuple[str, str]] = []
+    for path, content_hash in zip(row.images, row.image_hashes, strict=True):
+        if content_hash in have or is_confirmed_case(content_hash):
+            continue
+        have.add(content_hash)
+        new.append((path, content_hash))
+    return new
+
+
+def _planned(row: CatalogRow, maker: str, implant_name: str, note: str) -> RowOutcome:
+    implant = Implant.objects.filter(manufacturer__name=maker, name=implant_name).first()
+    pictures = len(_new_pictures(implant, row))
+    if implant is None:
+        status = CREATED
+    else:
+        status = UPDATED if pictures or _differs(implant, row.features) else UNCHANGED
+    return RowOutcome(row.line, row.label, status, note, images=pictures)
+
+
+def _write(
+    row: CatalogRow, source, maker: str, implant_name: str, note: str, pending: list[int]
+) -> Iterator[RowOutcome]:
+    with all_or_nothing() as stored:
+        manufacturer, _ = services.manufacturer_get_or_create(**{**row.manufacturer, "name": maker})
+        implant, created = services.implant_get_or_create(manufacturer=manufacturer, name=implant_name, **row.features)
+        status = CREATED if created else UNCHANGED
+        if not created and _differs(implant, row.features):
+            for key, value in row.features.items():
+                setattr(implant, key, value)
+            services.implant_save(implant=implant)
+            status = UPDATED
+        new_ids: list[int] = []
+        for path, _hash in _new_pictures(implant, row):
+            reference = services.reference_image_create(
+                implant=implant,
+                image_bytes=source.read(path),  # type: ignore[union-attr]
+                filename=PurePosixPath(path).name,
+                source=ReferenceSource.CATALOG,
+                queue=False,
+            )
+            stored.append(reference.image.name)
+            new_ids.append(reference.pk)
+        if new_ids and status == UNCHANGED:
+            status = UPDATED
+    pending += new_ids
+    yield RowOutcome(row.line, row.label, status, note, images=len(new_ids))
 
 
 # --- export ---------------------------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 The old table is ``implants (id, name, manufacturer, type, image_url, embedding vector(512))``.
 Every row becomes (or finds again, by ``Implant.legacy_id``) one implant with one reference image
-of source "imported". A row is imported whole or not at all: its image is fetched and validated
-before anything is written, and a failure after that rolls back the row and deletes its file.
+of source "imported" (a catalogue picture: shown like any, ``implants.selectors``). Its
+manufacturer and name are matched to ours first (``implants.names``: spelling, aliases, near
+names): a row that is one of our implants is *linked* to it, one that only resembles some is
+listed as "conferir" and left for the operator. A row is imported whole or not at all: its image
+is fetched and validated before anything is written, and a failure after that rolls back the row
+and deletes its file.
 
 Images are read only from the bucket the operator names (S3 API, the usual AWS variables) or from a
 local folder: an ``image_url`` that points anywhere else is refused, never fetched.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,11 +28,23 @@ from django.db import IntegrityError
 from django.utils.text import slugify
 
 from implants import services
-from implants.bulk import CREATED, LINKED, SKIPPED, UNCHANGED, RowOutcome, RowSkipped, all_or_nothing
+from implants.bulk import (
+    CONFERIR,
+    CREATED,
+    LINKED,
+    SKIPPED,
+    UNCHANGED,
+    RowOutcome,
+    RowSkipped,
+    all_or_nothing,
+    refusal,
+)
 from implants.catalog import CATALOG
 from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceSource
+from implants.names import Aliases, CatalogueNames, name_key
 from kernel.errors import ApplicationError
 from kernel.imaging import decode_image
+from kernel.text import has_control
 
 LEGACY_QUERY = "SELECT id, name, manufacturer, type, image_url, embedding::text FROM implants ORDER BY id"
 
@@ -104,6 +121,10 @@ class BucketImages:
         self.endpoint_host = urlparse(endpoint_url).hostname if endpoint_url else None
         self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
 
+    def check(self) -> None:
+        """Raises (botocore) when the bucket cannot be read: before any row is decided."""
+        self.client.head_bucket(Bucket=self.bucket)
+
     def key_for(self, url: str) -> str:
         parsed = urlparse(url)
         path = unquote(parsed.path).lstrip("/")
@@ -161,7 +182,7 @@ def _plain(text: str) -> str:
 
 
 _KNOWN = {
-    (_plain(manufacturer), _plain(item["name"])): item["features"]
+    (name_key(manufacturer), name_key(item["name"])): item["features"]
     for manufacturer, items in CATALOG.items()
     for item in items
 }
@@ -186,7 +207,7 @@ def features_for(manufacturer: str, name: str, legacy_type: str) -> tuple[dict, 
     """Our feature fields for an old row, and whether they are certain. A line we know (the
     reference catalogue) gets its real features; otherwise they are read from ``type`` and name
     where a word says so, with neutral defaults flagged for review in ``notes``."""
-    known = _KNOWN.get((_plain(manufacturer), _plain(name)))
+    known = _KNOWN.get((name_key(manufacturer), name_key(name)))
     if known is not None:
         return dict(known), True
     text = _plain(f"{legacy_type} {name}")
@@ -222,37 +243,79 @@ def import_legacy_rows(
     legacy_model: str = "",
     dry_run: bool = False,
     batch_size: int = 32,
+    aliases: Aliases | None = None,
 ) -> Iterator[RowOutcome]:
-    """Import each row (yielding its outcome as it goes, for the progress bar)."""
+    """Import each row (yielding its outcome as it goes, for the progress bar). Names are matched
+    to ours by ``implants.names``; a dry run decides every row as the real run would (its outcomes
+    are what would happen) and writes nothing."""
     rows = list(rows)
-    # Duplicate names in the old table: the first row wins, the others are reported.
+    names = CatalogueNames(aliases)
+
+    def row_key(row: LegacyRow) -> tuple[str, str]:
+        return names.manufacturer_key(row.manufacturer), name_key(row.name)
+
+    # Duplicate names in the old table (spelled alike): the first row wins, the others are reported.
     first_of: dict[tuple[str, str], int] = {}
+    named: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        first_of.setdefault((row.manufacturer.lower(), row.name.lower()), row.legacy_id)
+        if row.name and row.manufacturer:
+            first_of.setdefault(row_key(row), row.legacy_id)
+            named[row_key(row)[0]].add(row_key(row)[1])
+    claimed: dict[tuple[str, str], int] = {}  # our implant (maker key, name key) -> the old row that took it
     new_refs: list[int] = []
     for row in rows:
         key, label = f"id {row.legacy_id}", f"{row.manufacturer} {row.name}".strip()
         try:
             if not row.name or not row.manufacturer:
-                raise RowSkipped("sem nome ou sem fabricante")
-            if first_of[(row.manufacturer.lower(), row.name.lower())] != row.legacy_id:
-                first = first_of[(row.manufacturer.lower(), row.name.lower())]
-                raise RowSkipped(f"nome duplicado (igual ao id {first})")
-            existing = Implant.objects.filter(legacy_id=row.legacy_id).first()
+                raise RowSkipped("sem nome ou sem fabricante: preencha-os na tabela antiga")
+            if has_control(row.name) or has_control(row.manufacturer):
+                raise RowSkipped("nome com caracteres de controle invisíveis: corrija-o na tabela antiga")
+            if first_of[row_key(row)] != row.legacy_id:
+                raise RowSkipped(f"nome duplicado (igual ao id {first_of[row_key(row)]})")
+            existing = Implant.objects.filter(legacy_id=row.legacy_id).select_related("manufacturer").first()
             if existing is not None and existing.reference_images.filter(source=ReferenceSource.IMPORTED).exists():
                 yield RowOutcome(key, label, UNCHANGED)
                 continue
+            notes: list[str] = []
+            if existing is not None:
+                maker, implant_name, status = existing.manufacturer.name, existing.name, CREATED
+            else:
+                maker, _known = names.manufacturer(row.manufacturer)
+                if name_key(maker) != name_key(row.manufacturer):
+                    notes.append(f"fabricante «{row.manufacturer}» = «{maker}»")
+                match = names.implant(maker, row.name, named_exactly=named[name_key(maker)])
+                if match.kind == CONFERIR:
+                    yield RowOutcome(key, label, CONFERIR, match.note(row.name, maker))
+                    continue
+                implant_name = match.name
+                if match.note(row.name, maker):
+                    notes.append(match.note(row.name, maker))
+                ours = Implant.objects.filter(manufacturer__name=maker, name=implant_name).first()
+                if ours is not None and ours.legacy_id is not None:
+                    raise RowSkipped(f"nome duplicado (implante já importado do id {ours.legacy_id})")
+                status = LINKED if ours is not None else CREATED
+            claim = (name_key(maker), name_key(implant_name))
+            if claim in claimed:
+                raise RowSkipped(f"nome duplicado (o mesmo implante do id {claimed[claim]})")
             data = _validated(read, row)
-            if dry_run:
-                yield RowOutcome(key, label, f"{CREATED} (simulação)")
-                continue
-            status, reference_id = _write_row(row, data, existing, legacy_model)
-            new_refs.append(reference_id)
-            yield RowOutcome(key, label, status, images=1)
+            if not dry_run:
+                reference_id = _write_row(row, data, existing, legacy_model, maker=maker, implant_name=implant_name)
+                new_refs.append(reference_id)
+            claimed[claim] = row.legacy_id
+            names.remember_manufacturer(maker)
+            names.remember_implant(maker, implant_name)
+            yield RowOutcome(key, label, status, "; ".join(notes), images=0 if dry_run else 1)
         except RowSkipped as exc:
             yield RowOutcome(key, label, SKIPPED, str(exc))
-        except (IntegrityError, ApplicationError) as exc:
-            yield RowOutcome(key, label, SKIPPED, f"recusado pelo catálogo: {exc}")
+        except IntegrityError:
+            yield RowOutcome(
+                key,
+                label,
+                SKIPPED,
+                "recusado pelo catálogo: outro registro com o mesmo nome foi gravado agora; rode de novo",
+            )
+        except ApplicationError as exc:
+            yield RowOutcome(key, label, SKIPPED, f"recusado: {exc.message}")
         while len(new_refs) >= batch_size:  # full batches now, the rest with the next rows
             services.reference_images_queue_embedding(reference_ids=new_refs[:batch_size], batch_size=batch_size)
             new_refs = new_refs[batch_size:]
@@ -260,26 +323,26 @@ def import_legacy_rows(
         services.reference_images_queue_embedding(reference_ids=new_refs, batch_size=batch_size)
 
 
-def _write_row(row: LegacyRow, data: bytes, existing: Implant | None, legacy_model: str) -> tuple[str, int]:
+def _write_row(
+    row: LegacyRow, data: bytes, existing: Implant | None, legacy_model: str, *, maker: str, implant_name: str
+) -> int:
+    """Write one row whole (manufacturer, implant or its link, picture, old embedding): the new
+    reference image's id."""
     from django.core.exceptions import ValidationError
 
-    features, _certain = features_for(row.manufacturer, row.name, row.type)
     try:
         with all_or_nothing() as stored:
-            status = CREATED
             implant = existing
             if implant is None:
-                manufacturer, _ = services.manufacturer_get_or_create(name=row.manufacturer)
-                implant = Implant.objects.filter(manufacturer=manufacturer, name=row.name).first()
+                manufacturer, _ = services.manufacturer_get_or_create(name=maker)
+                implant = Implant.objects.filter(manufacturer=manufacturer, name=implant_name).first()
                 if implant is not None:  # already here (e.g. seed_catalog): remember the old id
-                    if implant.legacy_id is not None:
-                        raise RowSkipped(f"nome duplicado (implante já importado do id {implant.legacy_id})")
                     services.implant_link_legacy(implant=implant, legacy_id=row.legacy_id, legacy_type=row.type)
-                    status = LINKED
                 else:
+                    features, _certain = features_for(maker, implant_name, row.type)
                     implant, _ = services.implant_get_or_create(
                         manufacturer=manufacturer,
-                        name=row.name,
+                        name=implant_name,
                         legacy_id=row.legacy_id,
                         legacy_type=row.type,
                         **features,
@@ -298,6 +361,6 @@ def _write_row(row: LegacyRow, data: bytes, existing: Implant | None, legacy_mod
                 services.reference_image_set_embedding(
                     reference_id=reference.pk, embedding=row.embedding, model_id=legacy_model
                 )
-            return status, reference.pk
+            return reference.pk
     except ValidationError as exc:
-        raise RowSkipped(f"recusado pelo catálogo: {'; '.join(exc.messages)}") from exc
+        raise RowSkipped(refusal(exc)) from exc

@@ -11,12 +11,14 @@ from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
 from kernel.storage_keys import reference_image_key
+from kernel.text import validate_plain_text
 
 EMBEDDING_DIMENSIONS = 512
 
 
 class Manufacturer(models.Model):
-    name = models.CharField(_("nome"), max_length=120, unique=True)
+    # Names follow the one text rule (kernel.text): no control or bidi characters; the services trim.
+    name = models.CharField(_("nome"), max_length=120, unique=True, validators=[validate_plain_text])
     slug = models.SlugField(_("slug"), max_length=120, unique=True)
     country = models.CharField(_("país"), max_length=80, blank=True)
     website = models.URLField(_("site"), blank=True)
@@ -72,7 +74,7 @@ class Implant(models.Model):
     manufacturer = models.ForeignKey(
         Manufacturer, on_delete=models.PROTECT, related_name="implants", verbose_name=_("fabricante")
     )
-    name = models.CharField(_("nome"), max_length=160)
+    name = models.CharField(_("nome"), max_length=160, validators=[validate_plain_text])
     connection = models.CharField(_("conexão"), max_length=20, choices=Connection.choices)
     body_shape = models.CharField(_("formato do corpo"), max_length=20, choices=BodyShape.choices)
     level = models.CharField(_("nível"), max_length=20, choices=Level.choices, default=Level.BONE)

@@ -14,6 +14,7 @@ from kernel.files import stored_file
 from kernel.imaging import ValidatedImage, decode_image, inspect_image
 from kernel.queue import enqueue_on_commit
 from kernel.storage_keys import reference_image_key
+from kernel.text import plain
 
 # Queued by dotted path so that implants never imports matching (dependencies run one way).
 EMBED_REFERENCE_TASK = "matching.tasks.embed_reference_image"
@@ -48,6 +49,7 @@ def implant_link_legacy(*, implant: Implant, legacy_id: int, legacy_type: str) -
 
 @transaction.atomic
 def manufacturer_get_or_create(*, name: str, country: str = "", website: str = "") -> tuple[Manufacturer, bool]:
+    name = plain(name)
     existing = Manufacturer.objects.filter(name=name).first()
     if existing is not None:
         return existing, False
@@ -59,6 +61,7 @@ def manufacturer_get_or_create(*, name: str, country: str = "", website: str = "
 
 @transaction.atomic
 def implant_get_or_create(*, manufacturer: Manufacturer, name: str, **features: object) -> tuple[Implant, bool]:
+    name = plain(name)
     existing = Implant.objects.filter(manufacturer=manufacturer, name=name).first()
     if existing is not None:
         return existing, False
@@ -144,6 +147,7 @@ def reference_image_set_embedding(*, reference_id: int, embedding: list[float], 
 @transaction.atomic
 def manufacturer_save(*, manufacturer: Manufacturer) -> Manufacturer:
     """Create or update a manufacturer from an already-filled instance (admin form, API)."""
+    manufacturer.name = plain(manufacturer.name or "")
     if not manufacturer.slug:
         manufacturer.slug = slugify(manufacturer.name)
     manufacturer.full_clean()
@@ -155,6 +159,7 @@ def manufacturer_save(*, manufacturer: Manufacturer) -> Manufacturer:
 def implant_save(*, implant: Implant) -> Implant:
     """Create or update an implant from an already-filled instance (admin form, API). Its
     reference images keep their embeddings: they depend on the pictures, not on these fields."""
+    implant.name = plain(implant.name or "")
     implant.full_clean()
     implant.save()
     return implant

@@ -83,7 +83,12 @@ def _run(args: list[str]) -> None:
     result = subprocess.run(args, env=_libpq_env(), capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         # stderr of pg_dump/pg_restore names objects and errors, never row contents.
-        raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        last = (result.stderr.strip().splitlines() or [""])[-1][-300:]
+        raise ApplicationError(
+            f"{Path(args[0]).name} falhou ({result.returncode}: {last}): confira DATABASE_URL, se o PostgreSQL "
+            "está no ar e RAIOX_PG_BIN_DIR.",
+            code="backup_failed",
+        )
 
 
 def backup_list() -> list[str]:

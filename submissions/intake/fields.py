@@ -11,7 +11,7 @@ adapter then renames ``field`` back to what its client sent with ``client_names`
 Decisions taken here, once:
 - text with control or bidirectional-override characters is *refused*, not silently cleaned: the
   sender learns the value was not what they meant, and nothing invisible reaches the e-mail or
-  the admin;
+  the admin (the rule is ``kernel.text``'s, shared with the catalogue's names);
 - a value longer than the model's column is refused, never cut;
 - the sender's file name is only *sanitised* (directories, control characters dropped): it is
   shown to staff and never reaches a storage key, so a hostile name is harmless and no X-ray is
@@ -34,6 +34,7 @@ from django.utils.datastructures import MultiValueDict
 
 from kernel.errors import ApplicationError
 from kernel.imaging import file_too_large
+from kernel.text import has_control, plain, without_controls
 from submissions.models import Submission
 from submissions.services import IntakeRecord
 from submissions.validators import FDI_TOOTH_MESSAGE, is_fdi_tooth
@@ -73,9 +74,6 @@ FORM_NAMES = {
     "file": "file",
 }
 
-# Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"); no name needs them.
-BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
-
 
 class IntakeInvalid(ApplicationError):
     """Several fields refused at once (the upload page shows them all); as an ``ApplicationError``
@@ -85,10 +83,6 @@ class IntakeInvalid(ApplicationError):
         first = errors[0]
         super().__init__(first.message, field=first.field, status=first.status, code=first.code)
         self.errors = errors
-
-
-def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS
 
 
 def missing(field: str) -> ApplicationError:
@@ -113,8 +107,8 @@ def text(value: object, *, field: str, limit: int | None, required: bool = False
         raise ApplicationError(
             f"Valor inválido para {LABELS.get(field, field)}: esperado um texto.", field=field, code="invalid_type"
         )
-    cleaned = unicodedata.normalize("NFC", str(value)).strip()
-    if any(_is_control(ch) for ch in cleaned):
+    cleaned = plain(str(value))
+    if has_control(cleaned):
         raise ApplicationError(
             f"O campo {LABELS.get(field, field)} contém caracteres de controle; envie apenas texto.",
             field=field,
@@ -166,7 +160,7 @@ def filename(value: object) -> str:
     if value is not None and not isinstance(value, str):
         raise ApplicationError("O nome do arquivo deve ser um texto.", field="filename", code="invalid_type")
     name = unicodedata.normalize("NFC", value or "").replace("\\", "/")
-    base = posixpath.basename("".join(ch for ch in name if not _is_control(ch)).strip())
+    base = posixpath.basename(without_controls(name).strip())
     return "" if base in {".", ".."} else base[:FILENAME_LIMIT]
 
 

@@ -8,7 +8,6 @@ import json
 import uuid
 from urllib.parse import quote
 
-import boto3
 import numpy as np
 import psycopg
 import pytest
@@ -55,17 +54,6 @@ def _vector(seed: int) -> str:
     v = np.random.default_rng(seed).normal(size=512)
     v /= np.linalg.norm(v)
     return "[" + ",".join(f"{x:.6f}" for x in v) + "]"
-
-
-@pytest.fixture
-def old_bucket(moto_server, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    bucket = f"raiox-images-{uuid.uuid4().hex[:8]}"
-    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-    client.create_bucket(Bucket=bucket)
-    return {"bucket": bucket, "client": client, "endpoint": moto_server}
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from implants.catalog_io import export_catalog
+from kernel.commands import RaioxCommand
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Exporta o catálogo (CSV ou JSON) e, com --images-dir, as imagens de referência."
 
     def add_arguments(self, parser):

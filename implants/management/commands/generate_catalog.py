@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from implants.synthetic_catalog import write_catalog, write_heldout_for_catalog
 from implants.synthetic_films import CONDITIONS, write_films
+from kernel.commands import RaioxCommand
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Gera um catálogo sintético (CSV + imagens) e cópias distorcidas para avaliação."
 
     def add_arguments(self, parser):

@@ -6,7 +6,6 @@ second run changes nothing (and never overwrites a real image that staff uploade
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
 from django.utils.text import slugify
 from tqdm import tqdm
 
@@ -14,9 +13,10 @@ from implants import services
 from implants.catalog import CATALOG, MANUFACTURERS
 from implants.models import ReferenceSource
 from implants.synthetic import Silhouette, render_png
+from kernel.commands import RaioxCommand
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Carrega o catálogo de referência (4 fabricantes x 8 implantes) com imagens geradas."
 
     def handle(self, *args: object, **options: object) -> None:

@@ -17,12 +17,13 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
 from implants.models import ReferenceImage
+from kernel.commands import RaioxCommand
 from matching.embedder import ModelSpec, get_embedder, pick_device, resolve_spec
 from matching.evaluation import (
     DatabaseSearch,
@@ -41,7 +42,7 @@ def _pct(value: float) -> str:
     return f"{value * 100:5.1f}%"
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Mede o acerto da identificação (top-1/3/5, confiança, limiares) num conjunto rotulado."
 
     def add_arguments(self, parser):

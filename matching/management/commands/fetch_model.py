@@ -12,8 +12,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from kernel.commands import RaioxCommand
 from matching.embedder import _cached_weights, pretrained_cfg
 
 HF_HOST = "huggingface.co"
@@ -31,7 +32,7 @@ def _offline_reason(host: str) -> str | None:
         return f"{host} is unreachable ({type(exc).__name__})"
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Baixa os pesos do modelo CLIP configurado para RAIOX_CLIP_CACHE_DIR (precisa de internet)."
 
     def add_arguments(self, parser):

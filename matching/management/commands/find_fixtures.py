@@ -13,9 +13,10 @@ import io
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
 from PIL import Image
 
+from kernel.commands import RaioxCommand
 from kernel.imaging import InvalidImage, decode_image
 from kernel.storage_keys import SAFE_EXTENSIONS
 from matching.fixtures import find_fixtures
@@ -44,7 +45,7 @@ def find_in_file(name: str, path: Path) -> dict:
     return {"file": name, "fixtures": [f.as_json() for f in report.fixtures], "quality": report.quality}
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Encontra os implantes (fixações) em radiografias: caixa, eixo, ápice, nota e qualidade."
 
     def add_arguments(self, parser):
@@ -52,6 +53,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     def handle(self, *args: object, **options: object) -> None:
+        missing = [given for given in options["paths"] if not Path(given).exists()]
+        if missing:
+            raise CommandError(f"Não encontrado: {', '.join(missing)}: passe arquivos de imagem ou pastas que existam.")
         results = [find_in_file(name, path) for name, path in _files(list(options["paths"]))]
         if options["json"]:
             self.stdout.write(json.dumps({"results": results}, ensure_ascii=False))

@@ -13,17 +13,17 @@ under the current model id before it starts.
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
 from django.db.models import Q
 from tqdm import tqdm
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
+from kernel.commands import RaioxCommand
 from matching.services import PoisonImage, _read, reusable_embedding, worker_embedder
 from submissions.models import Submission
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Recalcula os embeddings com o modelo atual (imagens de referência e, opcionalmente, envios)."
 
     def add_arguments(self, parser):

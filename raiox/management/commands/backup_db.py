@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
+from kernel.commands import RaioxCommand
 from raiox.backups import backup_create, backup_list
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Grava um backup do banco (pg_dump) em backups/ no armazenamento e apaga os mais antigos."
 
     def add_arguments(self, parser) -> None:

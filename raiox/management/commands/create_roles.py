@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.apps import apps
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from kernel.commands import RaioxCommand
 
 CATALOGUE_EDITORS = "Editores de catálogo"
 CASE_REVIEWERS = "Revisores de casos"
@@ -51,7 +52,7 @@ def _permission(label: str) -> Permission:
     return Permission.objects.get(content_type__app_label=app_label, codename=codename)
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Cria os grupos da equipe (editores de catálogo, revisores de casos) com suas permissões."
 
     def handle(self, *args, **options) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from kernel.commands import RaioxCommand
 
 DEV_USERNAME = "admin"
 DEV_PASSWORD = "raiox-admin"  # noqa: S105 - development only, refused in production below
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Cria um usuário administrador de desenvolvimento (admin / raiox-admin), se não houver um."
 
     def handle(self, *args: object, **options: object) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 from django_q.models import Schedule
+
+from kernel.commands import RaioxCommand
 
 SCHEDULES = [
     # name, function, type, minutes (for MINUTES), first run (hour, minute) local time or None (now)
@@ -18,7 +19,7 @@ SCHEDULES = [
 ]
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = (
         "Cria (ou atualiza) as tarefas periódicas: backup diário do banco, retenção (LGPD) e "
         "reenfileiramento de envios parados."

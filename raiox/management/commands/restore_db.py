@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from kernel.commands import RaioxCommand
 from kernel.errors import ApplicationError
 from raiox.backups import backup_restore
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Restaura um backup de backups/ sobre o banco atual (tudo ou nada, numa transação)."
 
     def add_arguments(self, parser) -> None:

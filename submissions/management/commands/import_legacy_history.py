@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from kernel.commands import RaioxCommand
 from submissions.legacy_history import history_keys, import_history
 
 
-class Command(BaseCommand):
+class Command(RaioxCommand):
     help = "Importa os envios antigos do bucket como envios passados sem rótulo (sem e-mails)."
 
     def add_arguments(self, parser):
