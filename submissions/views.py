@@ -26,7 +26,7 @@ from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
 from submissions.forms import CropForm, UploadForm
-from submissions.intake.crop import intake_from_crop
+from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.results import finding, result_path, submission_result_view
@@ -184,11 +184,10 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
         messages.error(request, _("Desenhe um retângulo em volta do implante antes de recortar."))
         return _back(submission)
     try:
-        child, _created = submission_create(intake=intake_from_crop(submission, form.cleaned_data))
+        child = crop_create(submission, form.cleaned_data)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(submission)
-    logger.info("crop: submission %s -> %s", submission.pk, child.pk)
     return _back(child)
 
 

@@ -231,6 +231,7 @@ def intake_record(
     external_id_value: object = "",
     parent_id: int | None = None,
     crop_box: dict | None = None,
+    owner_id: int | None = None,
     errors: list[ApplicationError] | None = None,
 ) -> IntakeRecord:
     """The one mapping from a route's answers (keyed by the spec's names) to an ``IntakeRecord``.
@@ -258,6 +259,7 @@ def intake_record(
         remote_image_url=remote_image_url,
         parent_id=parent_id,
         crop_box=crop_box,
+        owner_id=owner_id,
         **clean,
     )
 
