@@ -196,8 +196,10 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
 # Jotform redirects the dentist's browser to /jotform/obrigado/?sid={submissionID} after the form
 # is sent. Jotform's submission ids are sequential-ish and the redirect carries no secret, so the
 # sid alone must never open a result page. The rule (why it is safe):
-#   * the first browser session that asks for a sid claims it (an atomic ``cache.add``); the
-#     dentist's own browser arrives within seconds of sending, before anyone could learn the id;
+#   * the first browser session that asks for a sid *whose submission exists* claims it (an
+#     atomic ``cache.add``); the dentist's own browser arrives within seconds of sending (and keeps
+#     asking while the webhook is pending), before anyone could learn the id; nobody can claim an
+#     id ahead of its submission;
 #   * a second session asking for the same sid marks it "contested", and from then on nobody is
 #     redirected: a guesser can at worst make the dentist wait for the e-mail, never see a result;
 #   * only submissions received in the last RAIOX_THANKYOU_WINDOW_SECONDS are ever redirected,
@@ -264,17 +266,19 @@ def jotform_thanks(request: HttpRequest) -> HttpResponse:
         context.update(pending=False, limited=True)
         response = render(request, "submissions/jotform_thanks.html", context, status=429)
         return rate_limited_response(limited, response)
-    if not SID_RE.match(sid) or not _claim(request, sid):
+    if not SID_RE.match(sid):
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     submission = Submission.objects.filter(source=Source.JOTFORM, external_id=sid).only("token", "received_at").first()
     if submission is None:
         # The webhook has not arrived yet: say "recebido" and look again shortly, for a while.
+        # No claim is taken for an id with no submission: claiming future ids ahead of their
+        # submissions would let a guesser hold them (and be the one redirected when they arrive).
         if not _still_waiting(request, sid):
             context.update(pending=False, late=True)
         return render(request, "submissions/jotform_thanks.html", context)
     age = (timezone.now() - submission.received_at).total_seconds()
-    if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS:
+    if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS or not _claim(request, sid):
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     return redirect(result_path(submission))

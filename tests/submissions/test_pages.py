@@ -405,11 +405,12 @@ def test_guessing_another_submission_id_reveals_nothing():
     assert "enviaremos o link do resultado para o seu e-mail" in html
 
 
-def test_a_guesser_who_asks_first_gets_nothing_and_the_dentist_falls_back_to_email():
+def test_a_guesser_who_asks_first_claims_nothing():
     guesser, dentist = Client(), Client()
-    guesser.get(THANKS, {"sid": "5801234567890123457"})  # predicted a future id
+    guesser.get(THANKS, {"sid": "5801234567890123457"})  # predicted a future id: no claim for it
     submission = jotform_submission("5801234567890123457")
-    for client in (dentist, guesser, dentist):
+    assert dentist.get(THANKS, {"sid": "5801234567890123457"})["Location"] == result_url(submission)
+    for client in (guesser, dentist):  # a second browser contests it: nobody is redirected again
         response = client.get(THANKS, {"sid": "5801234567890123457"})
         assert response.status_code == 200
         assert str(submission.token) not in response.content.decode()
