@@ -91,6 +91,15 @@ class ImageHeader:
     width: int
     height: int
     frames: int = 1
+    orientation: int = 1  # EXIF orientation (1: as stored; 5-8: the decode turns it a quarter)
+
+    @property
+    def oriented_size(self) -> tuple[int, int]:
+        """The size of the picture ``decode_image`` makes of this file (it applies the EXIF
+        orientation): what regions and crops are measured in, known without decoding."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.height, self.width
+        return self.width, self.height
 
     @property
     def filename(self) -> str:
@@ -325,7 +334,21 @@ def _inspect(data: bytes, field: str, *, probe_jpeg: bool = True) -> ImageHeader
         raise _corrupt(field) from exc
     _check_size(img.width, img.height, field=field)
     _check_structure(data, img, field, probe_jpeg=probe_jpeg)
-    return ImageHeader(source_format, img.width, img.height, frames)
+    return ImageHeader(source_format, img.width, img.height, frames, _orientation(img))
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation read from the header (already parsed by ``_check_structure``); a PNG's
+    eXIf chunk only when found before the pixels, as there."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = img.getexif().get(0x0112, 1)
+        return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:
+        return 1
 
 
 def decode_image(data: bytes, *, field: str = "file") -> ValidatedImage:

@@ -481,7 +481,8 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
             for i in items
             if i.vector is None
             and not i.submission.content_hash
-            and (i.submission.image or i.submission.remote_image_url)
+            # A region without pixels yet is cut from its film here (``submission_decode_pending_image``).
+            and (i.submission.image or i.submission.remote_image_url or i.submission.parent_id)
         ]
     )
     to_embed = []

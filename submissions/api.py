@@ -26,7 +26,7 @@ from submissions.serializers import (
     SubmissionSerializer,
     match_result_answer,
 )
-from submissions.services import review_request_create, submission_get_by_token
+from submissions.services import access_submission_by_token, may_read_every_submission, review_request_create
 
 PATIENT_PERMISSION = "submissions.view_patient_data"
 
@@ -35,8 +35,7 @@ class StaffSubmissionPermission(permissions.BasePermission):
     """Staff with the model's view permission (reviewers); everyone else gets 401/403."""
 
     def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff and user.has_perm("submissions.view_submission"))
+        return may_read_every_submission(request.user)
 
 
 class SubmissionPagination(PageNumberPagination):
@@ -112,13 +111,14 @@ class MatchView(APIView):
     @extend_schema(operation_id="match_create", request=None, responses=None)
     def post(self, request: Request) -> Response:
         submission = submit_and_wait(
-            request.data, request.FILES, source=Source.API, regions=request.data.get("regions")
+            request.data, request.FILES, source=Source.API, regions=request.data.get("regions"), owner=request.user
         )
         return _match_response(request, submission)
 
 
 class MatchResultView(APIView):
-    """The result of an earlier ``POST /api/match/``, by its token."""
+    """The result of an earlier ``POST /api/match/``, by its token (its sender's, or staff's:
+    ``access_submission_by_token``)."""
 
     permission_classes = [permissions.IsAuthenticated]
 
@@ -132,7 +132,7 @@ class MatchResultView(APIView):
         },
     )
     def get(self, request: Request, token: str) -> Response:
-        submission = submission_get_by_token(token)
+        submission = access_submission_by_token(token, user=request.user)
         return _match_response(request, submission)
 
 
@@ -155,7 +155,7 @@ class MatchReviewView(APIView):
         },
     )
     def post(self, request: Request, token: str) -> Response:
-        submission = submission_get_by_token(token)
+        submission = access_submission_by_token(token, user=request.user)
         note = request.data.get("note", "") if hasattr(request.data, "get") else ""
         _review, created = review_request_create(submission=submission, note=note)
         body = ReviewRequestSerializer(review_state(submission)).data
@@ -163,7 +163,7 @@ class MatchReviewView(APIView):
 
     @extend_schema(operation_id="match_review_retrieve", responses={200: ReviewRequestSerializer, 404: ErrorBody})
     def get(self, request: Request, token: str) -> Response:
-        submission = submission_get_by_token(token)
+        submission = access_submission_by_token(token, user=request.user)
         state = review_state(submission)
         if state is None:
             raise ApplicationError("Nenhuma revisão pedida para este envio.", code="not_found", status=404)

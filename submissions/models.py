@@ -66,6 +66,19 @@ class Submission(models.Model):
     # Why the result e-mail was not sent (e.g. the address's daily limit), for staff; empty otherwise.
     email_skipped_reason = models.CharField(_("e-mail não enviado"), max_length=200, blank=True)
 
+    # The API user who sent it (``POST /api/match/``): only they (or staff) read it or ask its
+    # review through the API (``submissions.selectors.submission_for_api``). Empty for the anonymous
+    # routes (upload page, /upload, Jotform, webhook), where the token is the capability.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("cliente da API"),
+    )
+
     # Crop and re-match: a new Submission made from a region of another one.
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="crops", verbose_name=_("original")
@@ -220,6 +233,8 @@ class ReviewRequest(models.Model):
     )
     answered_at = models.DateTimeField(_("respondido em"), null=True, blank=True, db_index=True)
     notified_at = models.DateTimeField(_("e-mail enviado em"), null=True, blank=True)
+    # Why the answer's e-mail was not sent (the address's daily limit), for staff; empty otherwise.
+    email_skipped_reason = models.CharField(_("e-mail não enviado"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["requested_at"]

@@ -26,7 +26,7 @@ from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
 from submissions.forms import CropForm, UploadForm
-from submissions.intake.crop import intake_from_crop
+from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.results import finding, result_path, submission_result_view
@@ -184,11 +184,10 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
         messages.error(request, _("Desenhe um retângulo em volta do implante antes de recortar."))
         return _back(submission)
     try:
-        child, _created = submission_create(intake=intake_from_crop(submission, form.cleaned_data))
+        child = crop_create(submission, form.cleaned_data)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(submission)
-    logger.info("crop: submission %s -> %s", submission.pk, child.pk)
     return _back(child)
 
 
@@ -197,8 +196,10 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
 # Jotform redirects the dentist's browser to /jotform/obrigado/?sid={submissionID} after the form
 # is sent. Jotform's submission ids are sequential-ish and the redirect carries no secret, so the
 # sid alone must never open a result page. The rule (why it is safe):
-#   * the first browser session that asks for a sid claims it (an atomic ``cache.add``); the
-#     dentist's own browser arrives within seconds of sending, before anyone could learn the id;
+#   * the first browser session that asks for a sid *whose submission exists* claims it (an
+#     atomic ``cache.add``); the dentist's own browser arrives within seconds of sending (and keeps
+#     asking while the webhook is pending), before anyone could learn the id; nobody can claim an
+#     id ahead of its submission;
 #   * a second session asking for the same sid marks it "contested", and from then on nobody is
 #     redirected: a guesser can at worst make the dentist wait for the e-mail, never see a result;
 #   * only submissions received in the last RAIOX_THANKYOU_WINDOW_SECONDS are ever redirected,
@@ -265,17 +266,19 @@ def jotform_thanks(request: HttpRequest) -> HttpResponse:
         context.update(pending=False, limited=True)
         response = render(request, "submissions/jotform_thanks.html", context, status=429)
         return rate_limited_response(limited, response)
-    if not SID_RE.match(sid) or not _claim(request, sid):
+    if not SID_RE.match(sid):
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     submission = Submission.objects.filter(source=Source.JOTFORM, external_id=sid).only("token", "received_at").first()
     if submission is None:
         # The webhook has not arrived yet: say "recebido" and look again shortly, for a while.
+        # No claim is taken for an id with no submission: claiming future ids ahead of their
+        # submissions would let a guesser hold them (and be the one redirected when they arrive).
         if not _still_waiting(request, sid):
             context.update(pending=False, late=True)
         return render(request, "submissions/jotform_thanks.html", context)
     age = (timezone.now() - submission.received_at).total_seconds()
-    if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS:
+    if age > settings.RAIOX_THANKYOU_WINDOW_SECONDS or not _claim(request, sid):
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     return redirect(result_path(submission))

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -125,13 +126,35 @@ def text(value: object, *, field: str, limit: int | None, required: bool = False
     return cleaned
 
 
+def _invalid_email() -> ApplicationError:
+    return ApplicationError("E-mail inválido.", field="dentist_email", code="invalid_email")
+
+
 def email(value: object, *, required: bool = False) -> str:
-    address = text(value, field="dentist_email", limit=EMAIL_LIMIT, required=required).lower()
-    if address:
-        try:
-            validate_email(address)
-        except ValidationError as exc:
-            raise ApplicationError("E-mail inválido.", field="dentist_email", code="invalid_email") from exc
+    """An address in its one canonical form, so that the per-address daily cap of the e-mails
+    (``submissions.services.notify``) counts every spelling of one mailbox as that mailbox:
+    NFKC (full-width ``ｅｘａｍｐｌｅ．ｃｏｍ`` is ``example.com``), the domain as its IDNA A-label
+    (``bücher.de`` is ``xn--bcher-kva.de``), all lower-case. A quoted local part (``"a b"@x``)
+    and an IP-literal domain (``a@[10.0.0.1]``) are refused: a dentist never needs them, and each
+    would be one more spelling of an address."""
+    address = text(value, field="dentist_email", limit=EMAIL_LIMIT, required=required)
+    if not address:
+        return address
+    address = unicodedata.normalize("NFKC", address)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or '"' in local or domain.startswith("["):
+        raise _invalid_email()
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _invalid_email() from exc
+    address = f"{local}@{domain}".lower()
+    if len(address) > EMAIL_LIMIT:
+        raise _invalid_email()
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise _invalid_email() from exc
     return address
 
 
@@ -202,6 +225,7 @@ def intake_record(
     external_id_value: object = "",
     parent_id: int | None = None,
     crop_box: dict | None = None,
+    owner_id: int | None = None,
     errors: list[ApplicationError] | None = None,
 ) -> IntakeRecord:
     """The one mapping from a route's answers (keyed by the spec's names) to an ``IntakeRecord``.
@@ -229,6 +253,7 @@ def intake_record(
         remote_image_url=remote_image_url,
         parent_id=parent_id,
         crop_box=crop_box,
+        owner_id=owner_id,
         **clean,
     )
 

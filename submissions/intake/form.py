@@ -43,6 +43,7 @@ def intake_from_form(
     source: str,
     required: Collection[str] = (),
     external_id_value: object = "",
+    owner_id: int | None = None,
 ) -> IntakeRecord:
     """The form's answers and file as an ``IntakeRecord``; every refusal at once (``IntakeInvalid``)."""
     errors: list[ApplicationError] = []
@@ -60,6 +61,7 @@ def intake_from_form(
         image_bytes=image,
         original_filename=name,
         external_id_value=external_id_value,
+        owner_id=owner_id,
         errors=errors,
     )
 
@@ -83,17 +85,19 @@ def queue_is_busy() -> bool:
 
 
 def submit_and_wait(
-    data: Mapping[str, Any], files: MultiValueDict, *, source: str, regions: object = None
+    data: Mapping[str, Any], files: MultiValueDict, *, source: str, regions: object = None, owner=None
 ) -> Submission:
     """``POST /upload`` and ``POST /api/match/``: store the X-ray (only the file is required), and
     one submission per marked implant (``regions``, checked first), then wait up to
-    RAIOX_UPLOAD_WAIT_SECONDS for a worker — unless the queue is busy (``queue_is_busy``), when
+    RAIOX_UPLOAD_WAIT_SECONDS for a worker (``owner``: the API user sending it, recorded on the
+    film and its regions) — unless the queue is busy (``queue_is_busy``), when
     waiting would only hold a web worker that other dentists need: the caller answers 202 with the
     status URL at once. The web process only polls the database."""
     busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
         submission, _created, _regions = create_with_regions(
-            intake_from_form(data, files, source=source, required=API_REQUIRED), regions
+            intake_from_form(data, files, source=source, required=API_REQUIRED, owner_id=getattr(owner, "pk", None)),
+            regions,
         )
     if not busy:
         wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)

@@ -18,6 +18,7 @@ from django.conf import settings
 from PIL import Image
 
 from kernel.errors import ApplicationError
+from kernel.imaging import inspect_image
 from kernel.parsing import parse_json
 from submissions.intake import fields
 from submissions.models import Submission
@@ -139,9 +140,7 @@ def parse_regions(raw: object, *, width: int, height: int) -> list[Region]:
             raise _refuse("regions deve ser uma lista JSON de regiões.", "invalid_regions") from exc
     if not isinstance(raw, list):
         raise _refuse("regions deve ser uma lista de regiões.", "invalid_regions")
-    limit = settings.RAIOX_MAX_REGIONS
-    if len(raw) > limit:
-        raise _refuse(f"No máximo {limit} implantes marcados por radiografia.", "too_many_regions")
+    _check_count(len(raw))
     regions = [parse_region(item, f"Região {n}", width=width, height=height) for n, item in enumerate(raw, start=1)]
     for i, a in enumerate(regions):
         for j in range(i + 1, len(regions)):
@@ -152,51 +151,87 @@ def parse_regions(raw: object, *, width: int, height: int) -> list[Region]:
     return regions
 
 
-def load_image(submission: Submission) -> Image.Image:
-    """The stored (normalised PNG) X-ray of ``submission``."""
+def _check_count(count: int, field: str = FIELD) -> None:
+    limit = settings.RAIOX_MAX_REGIONS
+    if count > limit:
+        raise _refuse(f"No máximo {limit} implantes marcados por radiografia.", "too_many_regions", field)
+
+
+def region_of(child: Submission) -> Region:
+    """The rectangle a film's region (child submission) covers, from its ``crop_box``."""
+    box = child.crop_box or {}
+    return Region(int(box.get("x", 0)), int(box.get("y", 0)), int(box.get("width", 0)), int(box.get("height", 0)), "")
+
+
+def check_added_region(region: Region, existing: list[Submission], *, field: str = "box") -> int:
+    """The region rules for one more region of a film that has ``existing`` ones (crop & re-match
+    on the result page): at most ``RAIOX_MAX_REGIONS`` in all, no overlap with any of them, the
+    same rules as a list sent at intake. Returns the new region's number (after the film's last).
+    The caller holds the film's row lock, so two crops at once are checked one after the other."""
+    _check_count(len(existing) + 1, field)
+    numbers = []
+    for n, child in enumerate(existing, start=1):
+        number = (child.crop_box or {}).get("region", n)
+        numbers.append(number if isinstance(number, int) else n)
+        if region.overlaps(region_of(child)):
+            raise _refuse(
+                f"O recorte se sobrepõe à região {numbers[-1]}: marque cada implante uma vez.", "regions_overlap", field
+            )
+    return max(numbers, default=0) + 1
+
+
+def stored_size(submission: Submission) -> tuple[int, int]:
+    """The size of ``submission``'s picture as the worker decodes it, read from the stored file's
+    header only (``kernel.imaging.inspect_image``): the web process never decodes a film's pixels,
+    so a crop costs what reading its header costs, whatever the film declares."""
     from django.core.files.storage import default_storage
 
     if not submission.image:
-        raise ApplicationError("A imagem ainda não foi recebida; tente de novo em instantes.", code="no_image")
-    try:
-        with default_storage.open(submission.image.name, "rb") as fh:
-            original = Image.open(io.BytesIO(fh.read()), formats=("PNG", "JPEG"))
-            original.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Until the worker has decoded it into its PNG, the stored file is the sender's original
-        # (DICOM, HEIC...), which the web process does not decode.
         raise ApplicationError(
             "A imagem ainda está sendo processada; tente de novo em instantes.", code="not_ready", status=409
-        ) from exc
-    return original
+        )
+    with default_storage.open(submission.image.name, "rb") as fh:
+        data = fh.read(settings.RAIOX_MAX_UPLOAD_BYTES + 1)
+    return inspect_image(data, field="box").oriented_size
 
 
-def intake_from_region(parent: Submission, original: Image.Image, region: Region, number: int) -> IntakeRecord:
-    """``region`` of ``parent``'s X-ray as an intake: the parent's dentist and patient, the region's
-    tooth (the parent's when the region names none)."""
-    piece = original.crop((region.x, region.y, region.x + region.width, region.y + region.height))
-    out = io.BytesIO()
-    piece.save(out, format="PNG")
+def intake_from_region(
+    parent: Submission, region: Region, number: int, *, width: int, height: int, image: Image.Image | None = None
+) -> IntakeRecord:
+    """``region`` of ``parent``'s X-ray (``width`` × ``height``) as an intake: the parent's dentist,
+    patient and owner, the region's tooth (the parent's when the region names none).
+
+    Without ``image`` (every web route) the record carries no pixels: the worker cuts the region
+    from the stored film when it processes the child (``submissions.services.remote``). With it
+    (the worker's own found regions, the film already decoded in hand) the piece is cut here."""
+    image_bytes = None
+    if image is not None:
+        piece = image.crop((region.x, region.y, region.x + region.width, region.y + region.height))
+        out = io.BytesIO()
+        piece.save(out, format="PNG")
+        image_bytes = out.getvalue()
     answers = {name: getattr(parent, name) for name in fields.ANSWERS}
     answers["tooth"] = region.tooth or parent.tooth
     return fields.intake_record(
         source=parent.source,
         answers=answers,
-        image_bytes=out.getvalue(),
+        image_bytes=image_bytes,
         original_filename=f"regiao-{number}.png",
         parent_id=parent.pk,
-        crop_box=region.box(number, original.width, original.height),
+        owner_id=parent.owner_id,
+        crop_box=region.box(number, width, height),
     )
 
 
 def create_with_regions(intake: IntakeRecord, raw_regions: object) -> tuple[Submission, bool, list[Submission]]:
     """Create the film's submission and one child submission per region (each queued and matched
     on its own); returns ``(film, created, regions' submissions in order)``. Every region is
-    checked against the image before anything is stored; a repeated delivery (same external id)
-    answers the regions created the first time."""
+    checked against the image's header before anything is stored (no decode in the web process:
+    a 7000 × 7000 film with a region outside costs its header); each region is cut from the stored
+    film by the worker. A repeated delivery (same external id) answers the regions created the
+    first time."""
     from django.db import transaction
 
-    from kernel.imaging import decode_image
     from submissions.services import submission_create
 
     if raw_regions in (None, "", []):
@@ -204,18 +239,14 @@ def create_with_regions(intake: IntakeRecord, raw_regions: object) -> tuple[Subm
         return film, created, []
     if intake.image_bytes is None:
         raise _refuse("Para marcar regiões, envie o arquivo da imagem (não a URL).", "regions_need_file")
-    # Cutting regions needs the pixels: this is the one intake path that decodes in the web process
-    # (everywhere else it reads headers only and the worker decodes), bounded by the pixel cap.
-    image = decode_image(intake.image_bytes)
-    regions = parse_regions(raw_regions, width=image.width, height=image.height)
+    width, height = inspect_image(intake.image_bytes).oriented_size
+    regions = parse_regions(raw_regions, width=width, height=height)
     with transaction.atomic():
         film, created = submission_create(intake=intake)
         if not created:
             return film, False, list(film.crops.order_by("pk"))
-        original = Image.open(io.BytesIO(image.content))
-        original.load()
         children = [
-            submission_create(intake=intake_from_region(film, original, region, n))[0]
+            submission_create(intake=intake_from_region(film, region, n, width=width, height=height))[0]
             for n, region in enumerate(regions, start=1)
         ]
     return film, True, children

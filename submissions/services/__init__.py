@@ -8,6 +8,8 @@ from submissions.services.core import (  # noqa: F401
     IntakeRecord,
     MatchCandidate,
     SubmissionBusy,
+    access_submission_by_token,
+    may_read_every_submission,
     submission_attach_image,
     submission_claim_waiting,
     submission_create,
@@ -31,6 +33,7 @@ from submissions.services.lifecycle import (  # noqa: F401
     submissions_delete,
 )
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
+from submissions.services.regions import submission_add_region  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,
     remote_image_download,

@@ -48,6 +48,8 @@ class IntakeRecord:
     external_id: str = ""
     parent_id: int | None = None
     crop_box: dict | None = field(default=None)
+    # The API user sending it (``POST /api/match/``) or the film's owner for its regions.
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
             original_filename=intake.filename,
             parent_id=intake.parent_id,
             crop_box=intake.crop_box,
+            owner_id=intake.owner_id,
         )
         try:
             # validate_constraints=False: the one constraint is the (source, external_id) uniqueness,
@@ -116,7 +119,10 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
             raise application_error_from_validation(exc) from exc
 
         if intake.image_bytes is None:
-            if not intake.remote_image_url:
+            # A region of a stored film (``crop_box`` on a child) needs no bytes: the worker cuts
+            # it from the film (``submissions.services.remote``), the web process decodes nothing.
+            is_region = intake.parent_id is not None and intake.crop_box is not None
+            if not intake.remote_image_url and not is_region:
                 raise ApplicationError("Envie a imagem da radiografia.", field="file", code="missing_file")
             with transaction.atomic():
                 submission.save()
@@ -170,6 +176,40 @@ def submission_get_by_token(token: object) -> Submission:
         raise Http404 from exc
 
 
+def may_read_every_submission(user) -> bool:
+    """Staff who read submissions (reviewers, the API's staff reads): logged in, staff, and holding
+    the model's view permission."""
+    return bool(
+        user is not None and user.is_authenticated and user.is_staff and user.has_perm("submissions.view_submission")
+    )
+
+
+def access_submission_by_token(token: object, *, user) -> Submission:
+    """The one rule for an API user reaching a submission by its token (``GET /api/match/<token>/``,
+    asking or reading its specialist review). 404 otherwise, the answer of an unknown token, so a
+    token seen elsewhere tells another API user nothing, not even that the submission exists.
+
+    - Sent through the API (``source=api``: ``POST /api/match/`` and its regions): its ``owner``
+      only, or staff who read every submission (``may_read_every_submission``). An API row without
+      an owner (its user deleted, or sent before owners were recorded) is staff's alone.
+    - Sent by an anonymous route (the upload page, ``/upload``, Jotform, the webhook): the token
+      is the capability, as today. Those senders have no account to be checked against; they get
+      the token (or its e-mailed link) and the result page ``/r/<token>/`` opens for whoever holds
+      it, without logging in (DESIGN.md, Privacy: "reachable only through unguessable tokens"). The
+      API then gives a token holder nothing the page does not.
+
+    The result page itself stays a capability for API rows too: the API answer's ``result_url``
+    and the result e-mail are the links the owner hands to the dentist, who has no API account."""
+    submission = submission_get_by_token(token)
+    if submission.source != Source.API:
+        return submission
+    if may_read_every_submission(user):
+        return submission
+    if user is not None and user.is_authenticated and submission.owner_id == user.pk:
+        return submission
+    raise Http404
+
+
 @transaction.atomic
 def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Submission:
     """Store the worker's decoded image: fetched from the sender's host (Jotform keeps uploads on
@@ -217,7 +257,9 @@ def _start(submission: Submission, now) -> None:
 def submission_start_processing(*, submission_id: int) -> Submission | None:
     """Mark a submission as processing; None when it is already finished (idempotent re-delivery,
     or processed in another task's batch). Raises ``SubmissionBusy`` while another worker has it."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    # The film of a region comes along (unlocked): the worker cuts the region from the film's
+    # picture in its prepare threads, which read storage only (``submission_decode_pending_image``).
+    submission = Submission.objects.select_for_update(of=("self",)).select_related("parent").get(pk=submission_id)
     if submission.status in (Status.DONE, Status.FAILED):
         return None
     if _processing_lease_live(submission):
@@ -235,7 +277,11 @@ def submission_claim_waiting(*, limit: int, exclude: int | None = None) -> list[
     finds it finished ("already done"), or retries while the batch runs (``SubmissionBusy``)."""
     if limit <= 0:
         return []
-    waiting = Submission.objects.select_for_update(skip_locked=True).filter(status=Status.RECEIVED)
+    waiting = (
+        Submission.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("parent")  # as in ``submission_start_processing``
+        .filter(status=Status.RECEIVED)
+    )
     if exclude is not None:
         waiting = waiting.exclude(pk=exclude)
     claimed = list(waiting.order_by("received_at", "pk")[:limit])

@@ -57,7 +57,7 @@ def submission_create_found_regions(
     for number, fixture in enumerate(kept, start=1):
         shown = {k: fixture[k] for k in ("box", "axis_deg", "apex", "score")}
         x, y, w, h = region_box(fixture["box"], width, height)
-        record = intake_from_region(film, image, Region(x, y, w, h, ""), number)
+        record = intake_from_region(film, Region(x, y, w, h, ""), number, width=width, height=height, image=image)
         crop_box = {
             **(record.crop_box or {}),
             "found": True,

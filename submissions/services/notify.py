@@ -1,5 +1,6 @@
 """Telling the dentist: the result e-mail, sent once (queued by ``submissions.tasks.notify_dentist``),
-and at most ``RAIOX_RESULT_EMAILS_PER_DAY`` to one address in any 24 hours.
+and at most ``RAIOX_RESULT_EMAILS_PER_DAY`` e-mails (results and specialist reviews together) to
+one address in any 24 hours.
 
 Anyone may type any address into the upload form, so the e-mail carries nothing the sender wrote
 (``submissions/templates/submissions/email/result.txt``) and the per-address cap keeps the site
@@ -16,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from submissions.models import Status, Submission
+from submissions.models import ReviewRequest, Status, Submission
 from submissions.notifications import send_result_email
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def submission_notify_dentist(*, submission_id: int) -> str:
             return "not finished"
         if submission.email_skipped_reason:
             return "skipped"
-        if not _within_daily_limit(submission.dentist_email):
+        if not email_within_daily_limit(submission.dentist_email):
             submission.email_skipped_reason = _("limite diário de e-mails para este endereço atingido")
             submission.full_clean(exclude=["image", "token"])
             submission.save(update_fields=["email_skipped_reason"])
@@ -65,16 +66,22 @@ def submission_notify_dentist(*, submission_id: int) -> str:
     return "sent"
 
 
-def _within_daily_limit(address: str) -> bool:
-    """Whether one more result e-mail may go to ``address`` (24 rolling hours). Called inside the
-    sending transaction: the advisory lock makes two workers sending to the same address take
-    turns, so they cannot both count one below the limit and both send."""
-    address = address.lower()  # the intake stores addresses lower-cased; the lock key must agree
+def email_within_daily_limit(address: str) -> bool:
+    """Whether one more e-mail may go to ``address`` (24 rolling hours): the result e-mails and the
+    specialist-review e-mails share the one cap, ``RAIOX_RESULT_EMAILS_PER_DAY`` — both are sent
+    to whatever address the sender typed. Addresses are stored in their canonical form
+    (``submissions.intake.fields.email``), so every spelling of one mailbox counts together.
+
+    Called inside the sending transaction: the advisory lock makes two workers sending to the
+    same address take turns (either e-mail), so they cannot both count one below the cap and
+    both send."""
+    address = address.lower()  # the intake stores addresses canonical (lower-case); the lock key must agree
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"raiox-result-email:{address}"])
     since = timezone.now() - timedelta(days=1)
-    sent = Submission.objects.filter(dentist_email=address, notified_at__gte=since).count()
-    return sent < settings.RAIOX_RESULT_EMAILS_PER_DAY
+    results = Submission.objects.filter(dentist_email=address, notified_at__gte=since).count()
+    reviews = ReviewRequest.objects.filter(submission__dentist_email=address, notified_at__gte=since).count()
+    return results + reviews < settings.RAIOX_RESULT_EMAILS_PER_DAY
 
 
 @transaction.atomic

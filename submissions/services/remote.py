@@ -19,11 +19,13 @@ the normalised PNG). ``submission_prepare_image`` is the two halves for one subm
 
 from __future__ import annotations
 
+import io
 import logging
 
 import httpx
 from django.conf import settings
 from django.core.files.storage import default_storage
+from PIL import Image
 
 from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
@@ -94,6 +96,8 @@ def submission_decode_pending_image(submission: Submission) -> ValidatedImage | 
     """
     if submission.content_hash and submission.image:
         return None  # already decoded (or stored before intake kept originals)
+    if not submission.image and not submission.remote_image_url and submission.parent_id and submission.crop_box:
+        return _cut_from_film(submission)
     if not submission.image:
         if not submission.remote_image_url:
             raise ApplicationError("Nenhuma imagem foi enviada.", field="file", code="missing_file")
@@ -108,6 +112,36 @@ def submission_decode_pending_image(submission: Submission) -> ValidatedImage | 
             "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
         ) from exc
     return decode_image(data, field="file")
+
+
+def _cut_from_film(submission: Submission) -> ValidatedImage:
+    """A region marked at intake or cropped on the result page (``crop_box``): its pixels cut here,
+    in the worker, from the film's stored picture decoded as intake measured it (the web process
+    checked the box against the film's header only). The film comes with the submission (the
+    worker's claim loads it), so the prepare threads read storage only.
+
+    The film's own task may swap its original for the decoded PNG meanwhile (the original is
+    deleted at that commit): the file is then not found, a transient error (the task is delivered
+    again and reads the film anew)."""
+    film = submission.parent
+    if film is None or not film.image:
+        raise ApplicationError(
+            "A radiografia original desta região não foi encontrada. Envie-a novamente.",
+            field="file",
+            code="missing_file",
+        )
+    with default_storage.open(film.image.name, "rb") as fh:
+        decoded = decode_image(fh.read(), field="file")
+    box = submission.crop_box or {}
+    with Image.open(io.BytesIO(decoded.content), formats=("PNG",)) as picture:
+        x0 = max(0, min(int(box.get("x", 0)), picture.width))
+        y0 = max(0, min(int(box.get("y", 0)), picture.height))
+        x1 = max(x0, min(x0 + int(box.get("width", 0)), picture.width))
+        y1 = max(y0, min(y0 + int(box.get("height", 0)), picture.height))
+        piece = picture.crop((x0, y0, x1, y1))
+    out = io.BytesIO()
+    piece.save(out, format="PNG")
+    return decode_image(out.getvalue(), field="file")
 
 
 def submission_prepare_image(*, submission_id: int) -> Submission:

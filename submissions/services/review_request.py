@@ -16,12 +16,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from implants.models import Implant
 from kernel.errors import ApplicationError, application_error_from_validation
 from kernel.queue import enqueue_on_commit
 from submissions.intake import fields
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
+from submissions.services.notify import email_within_daily_limit
 from submissions.services.review import submission_confirm
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,15 @@ def review_request_notify(*, review_request_id: int) -> str:
             return "not answered"
         if not review.submission.dentist_email:
             return "no e-mail"
+        if review.email_skipped_reason:
+            return "skipped"
+        if not email_within_daily_limit(review.submission.dentist_email):
+            # The same cap as the result e-mail: the review e-mail goes to the address the sender
+            # typed too, so it must not be a second way to flood a stranger's inbox.
+            review.email_skipped_reason = _("limite diário de e-mails para este endereço atingido")
+            review.save(update_fields=["email_skipped_reason"])
+            logger.warning("notify_review: review %s e-mail not sent: address over its daily limit", review.pk)
+            return "daily limit"
         try:
             send_review_email(review)
         except Exception as exc:

@@ -21,6 +21,7 @@ from kernel.http import client_address
 from submissions.models import Submission
 from tests.submissions.conftest import xray_image
 from tests.submissions.page_helpers import make_submission
+from tests.submissions.test_pages import jotform_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -148,9 +149,10 @@ def test_result_page_actions_and_crop_are_limited(client):
     assert_429(client.post(refine, {"limpar": "1"}, **ALICE), json_body=False)
     assert client.post(refine, {"limpar": "1"}, **BOB).status_code == 302
 
-    box = {"x": "10", "y": "10", "width": "200", "height": "200"}
-    assert [client.post(crop, box, **BOB).status_code for _ in range(LIMIT)] == [302] * LIMIT
-    assert_429(client.post(crop, box, **BOB), json_body=False)
+    # Each crop its own implant (side by side): overlapping crops are refused by the region rules.
+    boxes = [{"x": str(10 + 100 * n), "y": "10", "width": "90", "height": "200"} for n in range(LIMIT + 1)]
+    assert [client.post(crop, box, **BOB).status_code for box in boxes[:LIMIT]] == [302] * LIMIT
+    assert_429(client.post(crop, boxes[LIMIT], **BOB), json_body=False)
     assert Submission.objects.filter(parent=submission).count() == LIMIT
 
 
@@ -253,9 +255,10 @@ def test_other_traffic_never_culls_a_limit_or_a_claim(settings):
     dropped the thank-you claims."""
     settings.RAIOX_THANKYOU_RATE_LIMIT = 2
     cache = caches[settings.RAIOX_SHARED_CACHE]
+    jotform_submission("5800000000000000010")  # a claim is taken only for a submission that exists
     alice = Client()
     codes = [alice.get(THANKS, {"sid": "5800000000000000010"}, **ALICE).status_code for _ in range(3)]
-    assert codes == [200, 200, 429]
+    assert codes == [302, 302, 429]  # its result, then the limit
     claim = cache.get("thankyou-claim:5800000000000000010")
     assert claim
     # Other traffic, far past the old 300 and the new MAX_ENTRIES (each with an expiry, as every

@@ -16,7 +16,7 @@ from PIL import Image
 
 from implants.models import Connection, Implant
 from kernel.errors import ApplicationError
-from submissions.intake.crop import intake_from_crop
+from submissions.intake.crop import crop_create
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.results import confidence_for
 from submissions.services import (
@@ -320,15 +320,18 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
         original.dentist_email,
         original.source,
     )
-    with child.image.open("rb") as fh:
-        assert Image.open(fh).size == (120, 200)
     assert queued(PROCESS_TASK) == [(child.pk,)]
     assert child.status == Status.RECEIVED
+    # The worker cuts the region from the stored film (the web process decodes no pixels).
+    assert not child.image
+    child = submission_prepare_image(submission_id=child.pk)
+    with child.image.open("rb") as fh:
+        assert Image.open(fh).size == (120, 200)
 
 
 def test_crop_is_clamped_to_the_image_and_refuses_a_tiny_box(catalog):
     original = make_submission(image=png_bytes((400, 300)))
-    child, _ = submission_create(intake=intake_from_crop(original, {"x": 300, "y": 200, "width": 500, "height": 500}))
+    child = crop_create(original, {"x": 300, "y": 200, "width": 500, "height": 500})
     # The one-region case: the rectangle, its number on the film and the film's size.
     assert child.crop_box == {
         "x": 300,
@@ -340,7 +343,7 @@ def test_crop_is_clamped_to_the_image_and_refuses_a_tiny_box(catalog):
         "image_height": 300,
     }
     with pytest.raises(ApplicationError, match="Recorte pequeno demais") as exc:
-        intake_from_crop(original, {"x": 0, "y": 0, "width": 10, "height": 10})
+        crop_create(original, {"x": 0, "y": 0, "width": 10, "height": 10})
     assert exc.value.field == "box"
     assert Submission.objects.filter(parent=original).count() == 1
 
@@ -402,11 +405,12 @@ def test_guessing_another_submission_id_reveals_nothing():
     assert "enviaremos o link do resultado para o seu e-mail" in html
 
 
-def test_a_guesser_who_asks_first_gets_nothing_and_the_dentist_falls_back_to_email():
+def test_a_guesser_who_asks_first_claims_nothing():
     guesser, dentist = Client(), Client()
-    guesser.get(THANKS, {"sid": "5801234567890123457"})  # predicted a future id
+    guesser.get(THANKS, {"sid": "5801234567890123457"})  # predicted a future id: no claim for it
     submission = jotform_submission("5801234567890123457")
-    for client in (dentist, guesser, dentist):
+    assert dentist.get(THANKS, {"sid": "5801234567890123457"})["Location"] == result_url(submission)
+    for client in (guesser, dentist):  # a second browser contests it: nobody is redirected again
         response = client.get(THANKS, {"sid": "5801234567890123457"})
         assert response.status_code == 200
         assert str(submission.token) not in response.content.decode()

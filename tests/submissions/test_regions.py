@@ -59,15 +59,19 @@ def test_webhook_with_three_regions_makes_one_submission_per_implant(client, dja
     assert [r["region"] for r in body["regions"]] == [1, 2, 3]
     assert [r["token"] for r in body["regions"]] == [str(c.token) for c in children]
     assert all(r["result_url"].endswith(f"/r/{r['token']}/") for r in body["regions"])
-    # Each region is the film's pixels there, matched on its own.
+    # Each region is the film's pixels there, matched on its own: cut by the worker from the
+    # stored film (the web process read the film's header only).
+    assert not children[2].image
+    assert len(storage_keys()) == 1  # the film only, until the worker cuts its regions
+    services.submission_prepare_image(submission_id=children[2].pk)
+    children[2].refresh_from_db()
     with children[2].image.open("rb") as fh:
         from PIL import Image
 
         assert Image.open(fh).size == (200, 250)
     assert children[0].patient == "Maria" and children[0].dentist_email == "ana@example.com"
     assert sorted(_queued()) == sorted([(film.pk,), *((c.pk,) for c in children)])
-    # A repeated delivery (same id) answers the same regions; here without id: a new film.
-    assert len(storage_keys()) == 4
+    assert len(storage_keys()) == 2  # the film and the region cut
 
 
 def test_repeated_delivery_with_an_id_answers_the_same_regions(client, settings):
