@@ -18,6 +18,7 @@ from django.conf import settings
 
 from kernel.downloads import URL_LIMIT
 from kernel.imaging import size_label
+from kernel.text import BIDI_CONTROLS
 from submissions.intake import fields
 from submissions.intake.form import API_REQUIRED, PLAIN_FORM_REQUIRED
 from submissions.validators import FDI_TOOTH_PATTERN, is_fdi_tooth
@@ -35,7 +36,7 @@ def _text_pattern() -> str:
     """``fields.text``'s rule as a pattern: spaces at the ends are trimmed (so allowed there), and
     no control (Unicode ``Cc``: U+0000–U+001F, U+007F–U+009F) or bidirectional-override character
     anywhere else."""
-    bidi = "".join(f"\\u{ord(ch):04x}" for ch in sorted(fields.BIDI_CONTROLS))
+    bidi = "".join(f"\\u{ord(ch):04x}" for ch in sorted(BIDI_CONTROLS))
     return f"^\\s*[^\\u0000-\\u001f\\u007f-\\u009f{bidi}]*\\s*$"
 
 
