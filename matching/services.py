@@ -174,7 +174,8 @@ def calibration_rollback(*, model_id: str, preprocess_version: str, user) -> Cal
         )
         if current is None:
             raise ApplicationError("Nenhuma calibração ativa para este modelo: não há o que desfazer.")
-        last = current.activations.filter(action__in=["activate", "rollback"]).order_by("-at", "-pk").first()
+        # The one it replaced when it was (last) activated: rolling back twice walks back the chain.
+        last = current.activations.filter(action=CalibrationActivation.Action.ACTIVATE).order_by("-at", "-pk").first()
         previous = last.previous if last is not None else None
         action = CalibrationActivation.Action.ROLLBACK if previous else CalibrationActivation.Action.DEACTIVATE
         _switch(previous, current=current, action=action, user=user)
