@@ -12,8 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from kernel.errors import ApplicationError
+from matching.calibration import calibration_activate, calibration_rollback
 from matching.models import Calibration, CalibrationActivation
-from matching.services import calibration_activate, calibration_rollback
 
 
 def _activated(calibration: Calibration) -> str:

@@ -20,7 +20,7 @@ wrong first answers (Youden's J). All of it is stored in ``matching.Calibration`
 preprocessing version; the worker uses only the active one fitted for the model it runs
 (``active_calibration``) and stores the probability and band on each Match — the pages only read them.
 
-Pure numpy, no torch: the admin and the evaluation import it.
+No torch here: the admin (web processes) imports it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kernel.errors import ApplicationError
+from matching.models import Calibration, CalibrationActivation, EvaluationReport
 
 METHOD = "softmax-temperature"
 HIGH, MEDIUM, LOW, NONE = "alta", "media", "baixa", "nenhuma"
@@ -248,3 +254,119 @@ def cross_fitted(observations: Sequence[Observation], groups: Sequence[str], k: 
         "ece": ece(scored),
         "bands": band_figures(banded),
     }
+
+
+# --- the stored calibrations: reads and services (the writes of this module) ----------------------
+
+
+def _running_preprocess() -> str:
+    from matching.canonical import PREPROCESS_VERSION  # OpenCV: not imported by web processes
+
+    return PREPROCESS_VERSION
+
+
+def active_calibration(*, model_id: str, preprocess_version: str | None = None) -> Calibration | None:
+    """The calibration the workers use for ``model_id``: the active one fitted for that very model
+    id and preprocessing version (default: the running one, ``canonical.PREPROCESS_VERSION``);
+    None when there is none ("modelo ainda não calibrado"). Read per batch: an activation applies
+    to the next job, without a restart."""
+    version = preprocess_version or _running_preprocess()
+    return Calibration.objects.filter(model_id=model_id, preprocess_version=version, is_active=True).first()
+
+
+def calibration_fit(
+    *,
+    model_id: str,
+    observations: Sequence[Observation],
+    dataset: str,
+    k: int | None = None,
+    groups: Sequence[str] | None = None,
+    report: EvaluationReport | None = None,
+    preprocess_version: str | None = None,
+) -> Calibration:
+    """Fit a calibration on labelled queries of ``model_id`` and store it, inactive (staff activate
+    it in the admin). ``groups``: the film of each query, for the held-out figures (two halves by
+    film); ``k``: how many candidates the softmax spans (default: the ``RAIOX_TOP_K`` the workers
+    store)."""
+    k = k or settings.RAIOX_TOP_K
+    fitted = fit(observations, k)
+    heldout = cross_fitted(observations, groups, k) if groups is not None else None
+    with transaction.atomic():
+        calibration = Calibration(
+            model_id=model_id[:200],
+            preprocess_version=preprocess_version or _running_preprocess(),
+            method=METHOD,
+            params=fitted.params.as_json(),
+            bands=fitted.bands.as_json(),
+            dataset=dataset[:200],
+            queries=fitted.queries,
+            ece_fit=fitted.ece_fit,
+            heldout=heldout or {},
+            report=report,
+        )
+        calibration.full_clean()
+        calibration.save()
+    return calibration
+
+
+def _switch(calibration: Calibration | None, *, current: Calibration | None, action: str, user) -> None:
+    now = timezone.now()
+    if current is not None:
+        current.is_active = False
+        current.full_clean()
+        current.save(update_fields=["is_active"])
+    if calibration is not None:
+        calibration.is_active = True
+        calibration.activated_at = now
+        calibration.activated_by = user
+        calibration.full_clean()
+        calibration.save(update_fields=["is_active", "activated_at", "activated_by"])
+    audit = CalibrationActivation(
+        calibration=calibration or current, previous=current, action=action, user=user, at=now
+    )
+    audit.full_clean()
+    audit.save()
+
+
+def calibration_activate(*, calibration_id: int, user) -> Calibration:
+    """Make a calibration the one its model uses; the model's previous one is kept, inactive (see
+    ``calibration_rollback``). Audited in ``CalibrationActivation`` (who, when, which it replaced)."""
+    with transaction.atomic():
+        calibration = Calibration.objects.select_for_update().get(pk=calibration_id)
+        current = (
+            Calibration.objects.select_for_update()
+            .filter(model_id=calibration.model_id, preprocess_version=calibration.preprocess_version, is_active=True)
+            .first()
+        )
+        if current is not None and current.pk == calibration.pk:
+            return calibration
+        _switch(calibration, current=current, action=CalibrationActivation.Action.ACTIVATE, user=user)
+    return calibration
+
+
+def calibration_rollback(*, model_id: str, preprocess_version: str, user) -> Calibration | None:
+    """Go back to the calibration the active one replaced (or to none, uncalibrated, when it
+    replaced none); returns the one now active. Audited like an activation."""
+    with transaction.atomic():
+        current = (
+            Calibration.objects.select_for_update()
+            .filter(model_id=model_id, preprocess_version=preprocess_version, is_active=True)
+            .first()
+        )
+        if current is None:
+            raise ApplicationError("Nenhuma calibração ativa para este modelo: não há o que desfazer.")
+        # The one it replaced when it was (last) activated: rolling back twice walks back the chain.
+        last = current.activations.filter(action=CalibrationActivation.Action.ACTIVATE).order_by("-at", "-pk").first()
+        previous = last.previous if last is not None else None
+        action = CalibrationActivation.Action.ROLLBACK if previous else CalibrationActivation.Action.DEACTIVATE
+        _switch(previous, current=current, action=action, user=user)
+    return previous
+
+
+def calibrated(calibration: Calibration | None, similarities: Sequence[float]) -> list[tuple[float | None, str]]:
+    """(probability, band) per candidate under ``calibration``; (None, "") without one."""
+    if calibration is None:
+        return [(None, "")] * len(similarities)
+    params = Params.from_json(calibration.params)
+    bands = Bands.from_json(calibration.bands)
+    return [(round(p, 4), band_for(p, bands)) for p in probabilities(similarities, params)]

@@ -475,8 +475,10 @@ def suggest_thresholds(results: Sequence[QueryResult]) -> dict:
     return out
 
 
-def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dataset: str, calibration=None) -> dict:
-    """Every figure of a run. ``calibration``: a stored ``matching.Calibration`` of this model (the
+def summarise(
+    results: list[QueryResult], *, model_id: str, untrained: bool, dataset: str, active_calibration=None
+) -> dict:
+    """Every figure of a run. ``active_calibration``: a stored ``matching.Calibration`` of this model (the
     active one) whose probability and bands are measured on these results beside the similarity
     labels."""
     implants = {
@@ -550,7 +552,7 @@ def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dat
         "confused_pairs": [{"truth": name(a), "predicted": name(b), "count": c} for (a, b), c in confusions],
         "confidence_labels": labels,
         "similarity_as_probability": similarity_figures(results),
-        "calibrated": calibrated(results, calibration),
+        "calibrated": calibrated(results, active_calibration),
         "no_convincing_match": {
             "min_similarity": cut,
             "queries": len(hidden),

@@ -31,11 +31,11 @@ from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
 from kernel.imaging import InvalidImage, ValidatedImage
 from kernel.queue import notifications
-from matching import calibration as calibrating
 from matching import canonical
 from matching import fixtures as fixture_finder
+from matching.calibration import active_calibration, calibrated
 from matching.embedder import Embedder, get_embedder
-from matching.models import Calibration, CalibrationActivation, EvaluationReport, WorkerState
+from matching.models import Calibration, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
 from submissions.models import DentistFeedback, Submission, Verdict
@@ -79,116 +79,6 @@ def worker_state_touch() -> bool:
             last_seen=timezone.now()
         )
     )
-
-
-# --- calibrations (``matching.calibration``) ------------------------------------------------------
-
-
-def active_calibration(*, model_id: str, preprocess_version: str | None = None) -> Calibration | None:
-    """The calibration the workers use for ``model_id``: the active one fitted for that very model
-    id and preprocessing version (default: the running one, ``canonical.PREPROCESS_VERSION``);
-    None when there is none ("modelo ainda não calibrado"). Read per batch: an activation applies
-    to the next job, without a restart."""
-    version = preprocess_version or canonical.PREPROCESS_VERSION
-    return Calibration.objects.filter(model_id=model_id, preprocess_version=version, is_active=True).first()
-
-
-def calibration_fit(
-    *,
-    model_id: str,
-    observations: Sequence[calibrating.Observation],
-    dataset: str,
-    k: int | None = None,
-    groups: Sequence[str] | None = None,
-    report: EvaluationReport | None = None,
-    preprocess_version: str | None = None,
-) -> Calibration:
-    """Fit a calibration on labelled queries of ``model_id`` and store it, inactive (staff activate
-    it in the admin). ``groups``: the film of each query, for the held-out figures (two halves by
-    film); ``k``: how many candidates the softmax spans (default: the ``RAIOX_TOP_K`` the workers
-    store)."""
-    k = k or settings.RAIOX_TOP_K
-    fitted = calibrating.fit(observations, k)
-    heldout = calibrating.cross_fitted(observations, groups, k) if groups is not None else None
-    with transaction.atomic():
-        calibration = Calibration(
-            model_id=model_id[:200],
-            preprocess_version=preprocess_version or canonical.PREPROCESS_VERSION,
-            method=calibrating.METHOD,
-            params=fitted.params.as_json(),
-            bands=fitted.bands.as_json(),
-            dataset=dataset[:200],
-            queries=fitted.queries,
-            ece_fit=fitted.ece_fit,
-            heldout=heldout or {},
-            report=report,
-        )
-        calibration.full_clean()
-        calibration.save()
-    return calibration
-
-
-def _switch(calibration: Calibration | None, *, current: Calibration | None, action: str, user) -> None:
-    now = timezone.now()
-    if current is not None:
-        current.is_active = False
-        current.full_clean()
-        current.save(update_fields=["is_active"])
-    if calibration is not None:
-        calibration.is_active = True
-        calibration.activated_at = now
-        calibration.activated_by = user
-        calibration.full_clean()
-        calibration.save(update_fields=["is_active", "activated_at", "activated_by"])
-    audit = CalibrationActivation(
-        calibration=calibration or current, previous=current, action=action, user=user, at=now
-    )
-    audit.full_clean()
-    audit.save()
-
-
-def calibration_activate(*, calibration_id: int, user) -> Calibration:
-    """Make a calibration the one its model uses; the model's previous one is kept, inactive (see
-    ``calibration_rollback``). Audited in ``CalibrationActivation`` (who, when, which it replaced)."""
-    with transaction.atomic():
-        calibration = Calibration.objects.select_for_update().get(pk=calibration_id)
-        current = (
-            Calibration.objects.select_for_update()
-            .filter(model_id=calibration.model_id, preprocess_version=calibration.preprocess_version, is_active=True)
-            .first()
-        )
-        if current is not None and current.pk == calibration.pk:
-            return calibration
-        _switch(calibration, current=current, action=CalibrationActivation.Action.ACTIVATE, user=user)
-    return calibration
-
-
-def calibration_rollback(*, model_id: str, preprocess_version: str, user) -> Calibration | None:
-    """Go back to the calibration the active one replaced (or to none, uncalibrated, when it
-    replaced none); returns the one now active. Audited like an activation."""
-    with transaction.atomic():
-        current = (
-            Calibration.objects.select_for_update()
-            .filter(model_id=model_id, preprocess_version=preprocess_version, is_active=True)
-            .first()
-        )
-        if current is None:
-            raise ApplicationError("Nenhuma calibração ativa para este modelo: não há o que desfazer.")
-        # The one it replaced when it was (last) activated: rolling back twice walks back the chain.
-        last = current.activations.filter(action=CalibrationActivation.Action.ACTIVATE).order_by("-at", "-pk").first()
-        previous = last.previous if last is not None else None
-        action = CalibrationActivation.Action.ROLLBACK if previous else CalibrationActivation.Action.DEACTIVATE
-        _switch(previous, current=current, action=action, user=user)
-    return previous
-
-
-def calibrated(calibration: Calibration | None, similarities: Sequence[float]) -> list[tuple[float | None, str]]:
-    """(probability, band) per candidate under ``calibration``; (None, "") without one."""
-    if calibration is None:
-        return [(None, "")] * len(similarities)
-    params = calibrating.Params.from_json(calibration.params)
-    bands = calibrating.Bands.from_json(calibration.bands)
-    return [(round(p, 4), calibrating.band_for(p, bands)) for p in calibrating.probabilities(similarities, params)]
 
 
 # --- the jobs ----------------------------------------------------------------------------------

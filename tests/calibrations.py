@@ -3,9 +3,9 @@ activated through the service the admin uses."""
 
 from __future__ import annotations
 
+from matching.calibration import calibration_activate
 from matching.canonical import PREPROCESS_VERSION
 from matching.models import Calibration
-from matching.services import calibration_activate
 
 RUNNING_MODEL = f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
 

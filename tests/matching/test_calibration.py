@@ -10,10 +10,10 @@ from django.contrib.auth.models import User
 from implants.models import Implant
 from matching import calibration as calibrating
 from matching import tasks
+from matching.calibration import calibration_fit
 from matching.canonical import PREPROCESS_VERSION
 from matching.evaluation import similarity_label
 from matching.models import Calibration, CalibrationActivation
-from matching.services import calibration_fit
 from submissions.models import Submission
 from submissions.services import IntakeRecord, submission_create
 from tests.calibrations import RUNNING_MODEL, active_calibration
@@ -90,7 +90,7 @@ def test_the_similarity_labels_before_calibration_are_kept_as_the_baseline():
 def test_the_worker_stores_a_probability_near_chance_from_a_calibration_of_a_model_at_chance(embedded_catalog):
     n = Implant.objects.filter(is_active=True).count()
     calibration = calibration_fit(model_id=RUNNING_MODEL, observations=_chance_observations(n, 300), dataset="ao acaso")
-    from matching.services import calibration_activate
+    from matching.calibration import calibration_activate
 
     calibration_activate(calibration_id=calibration.pk, user=None)
     submission = _processed(3)

@@ -115,7 +115,7 @@ class Command(BaseCommand):
             total = ReferenceImage.objects.filter(implant__is_active=True).count()
             with tqdm(total=total, desc="catálogo (filme inteiro)", unit="img", file=self.stderr) as bar:
                 searchers.append(MemorySearch(embedder, progress=bar.update, whole_film=True))
-        from matching.services import active_calibration, calibration_fit
+        from matching.calibration import active_calibration, calibration_fit
 
         summaries = []
         fit_results = None
@@ -134,7 +134,7 @@ class Command(BaseCommand):
                     model_id=searcher.model_id,
                     untrained=searcher.untrained,
                     dataset=dataset,
-                    calibration=active,
+                    active_calibration=active,
                 )
             )
 
