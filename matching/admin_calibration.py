@@ -75,7 +75,7 @@ class CalibrationAdmin(admin.ModelAdmin):
     def _may_switch(self, request) -> bool:
         return request.user.has_perm("matching.change_calibration")
 
-    @admin.action(description=_("Ativar a calibração selecionada (os workers passam a usá-la)"))
+    @admin.action(description=_("Ativar a calibração selecionada (os workers passam a usá-la)"), permissions=["change"])
     def activate_selected(self, request, queryset) -> None:
         if not self._may_switch(request):
             self.message_user(request, _("Sem permissão para ativar calibrações."), messages.ERROR)
@@ -88,7 +88,7 @@ class CalibrationAdmin(admin.ModelAdmin):
             request, _("Calibração %(c)s ativa para %(m)s.") % {"c": calibration.pk, "m": calibration.model_id}
         )
 
-    @admin.action(description=_("Voltar à calibração anterior do modelo"))
+    @admin.action(description=_("Voltar à calibração anterior do modelo"), permissions=["change"])
     def roll_back_selected(self, request, queryset) -> None:
         if not self._may_switch(request):
             self.message_user(request, _("Sem permissão para trocar calibrações."), messages.ERROR)
