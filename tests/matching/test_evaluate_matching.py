@@ -123,3 +123,5 @@ def test_fit_calibration_stores_it_with_its_report_inactive_and_staff_activate_i
     )["models"][0]
     assert again["calibrated"]["calibration_id"] == calibration.pk and again["calibrated"]["queries"] == 8
     assert again["similarity_as_probability"]["ece"] is not None
+    assert "Modelo ainda não calibrado" in (tmp_path / "r" / "report.html").read_text()
+    assert f"Calibração #{calibration.pk} (ajustada em" in (tmp_path / "r2" / "report.html").read_text()
