@@ -5,7 +5,13 @@ leave-one-out over the reference images).
 Per query we keep the true implant, the ranked candidates with their similarities and the time
 taken; every figure of the report (top-k, per manufacturer, confusions, confidence labels, the
 "no convincing match" cut-off, latency, calibration and suggested thresholds) is computed from
-that list. The confidence label is the result page's own (``submissions.selectors.confidence_for``).
+that list.
+
+Two ways of telling the dentist how sure we are are measured side by side: the similarity labels
+the result page used before issue 21 (``similarity_label``: fixed ``RAIOX_CONFIDENCE_*`` thresholds
+on the raw similarity and its margin), and the calibrated probability (``matching.calibration``) of
+the model's active calibration, the one the page shows now (``calibrated``). ``--fit-calibration``
+fits a new one on the set (``observations``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from django.utils.text import slugify
 
 from implants.models import Implant, ReferenceImage
 from kernel.storage_keys import SAFE_EXTENSIONS
+from matching import calibration as calibrating
 from matching.models import EvaluationReport
 from matching.search import ImplantHit, _fold, nearest_implants, nearest_implants_exact
-from submissions.results import confidence_for
 
 K = 5
 HIGH_PRECISION_TARGET = 0.95
@@ -338,11 +344,69 @@ def _percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2) if values else 0.0
 
 
+def similarity_label(similarity: float, *neighbours: float | None) -> str:
+    """The label the result page gave before issue 21 (kept as the baseline the calibration is
+    measured against): "alta" from a similarity and a lead over the closest neighbour above the
+    fixed ``RAIOX_CONFIDENCE_HIGH_*`` thresholds, "media" above the ``MEDIUM_*`` ones."""
+    gaps = [abs(similarity - n) for n in neighbours if n is not None]
+    margin = min(gaps) if gaps else 1.0
+    if similarity >= settings.RAIOX_CONFIDENCE_HIGH_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_HIGH_MARGIN:
+        return "alta"
+    if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN:
+        return "media"
+    return "baixa"
+
+
 def _label(result: QueryResult) -> str:
     if not result.hits:
         return "baixa"
     following = result.hits[1][1] if len(result.hits) > 1 else None
-    return confidence_for(result.hits[0][1], None, following).level
+    return similarity_label(result.hits[0][1], None, following)
+
+
+def observations(results: Sequence[QueryResult]) -> list[calibrating.Observation]:
+    """The queries as the calibration sees them: the candidates' similarities and where the right
+    implant is among them (a finder miss has no candidates: no answer to calibrate)."""
+    return [
+        calibrating.Observation(tuple(s for _, s in r.hits), (r.rank - 1) if r.rank is not None else None)
+        for r in results
+    ]
+
+
+def film_of(result: QueryResult) -> str:
+    """The film a query came from (two implants of one panoramic are one film)."""
+    return result.source.split("#", 1)[0]
+
+
+def similarity_figures(results: Sequence[QueryResult]) -> dict:
+    """Today's (pre-calibration) reading: the raw similarity taken as the probability, its ECE,
+    and the share right per similarity label."""
+    scored = [(r.hits[0][1], r.rank == 1) for r in results if r.hits]
+    return {
+        "ece": calibrating.ece(scored),
+        "bands": calibrating.band_figures([(_label(r), r.rank == 1) for r in results if r.hits]),
+    }
+
+
+def calibrated(results: Sequence[QueryResult], calibration) -> dict | None:
+    """The figures of a stored ``matching.Calibration`` on these results (None: none given)."""
+    if calibration is None:
+        return None
+    params = calibrating.Params.from_json(calibration.params)
+    bands = calibrating.Bands.from_json(calibration.bands)
+    figures = calibrating.assess(observations(results), params, bands)
+    per_condition = {}
+    for condition in sorted({r.condition for r in results if r.condition}):
+        rows = [r for r in results if r.condition == condition]
+        per_condition[condition] = calibrating.assess(observations(rows), params, bands)
+    return {
+        "calibration_id": calibration.pk,
+        "fitted_on": calibration.dataset,
+        "params": calibration.params,
+        "cutoffs": calibration.bands,
+        **figures,
+        "per_condition": per_condition,
+    }
 
 
 def _margin(result: QueryResult) -> float:
@@ -411,7 +475,12 @@ def suggest_thresholds(results: Sequence[QueryResult]) -> dict:
     return out
 
 
-def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dataset: str) -> dict:
+def summarise(
+    results: list[QueryResult], *, model_id: str, untrained: bool, dataset: str, active_calibration=None
+) -> dict:
+    """Every figure of a run. ``active_calibration``: a stored ``matching.Calibration`` of this model (the
+    active one) whose probability and bands are measured on these results beside the similarity
+    labels."""
     implants = {
         i.pk: (i.manufacturer.name, i.name) for i in Implant.objects.select_related("manufacturer").order_by("pk")
     }
@@ -482,6 +551,8 @@ def summarise(results: list[QueryResult], *, model_id: str, untrained: bool, dat
         "hubness": hubness([r.top1[0] for r in results if r.top1 is not None], len(implants)),
         "confused_pairs": [{"truth": name(a), "predicted": name(b), "count": c} for (a, b), c in confusions],
         "confidence_labels": labels,
+        "similarity_as_probability": similarity_figures(results),
+        "calibrated": calibrated(results, active_calibration),
         "no_convincing_match": {
             "min_similarity": cut,
             "queries": len(hidden),

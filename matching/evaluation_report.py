@@ -293,6 +293,28 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             untrained,
         )
     )
+    out.append("<h2>Probabilidade calibrada (o que o dentista lê)</h2>")
+    sim = main.get("similarity_as_probability") or {}
+    cal = main.get("calibrated")
+    if cal:
+        out.append(
+            f"<p>Calibração #{cal['calibration_id']} (ajustada em {escape(cal['fitted_on'])}), medida neste "
+            f"conjunto: ECE {cal['ece']} (a similaridade lida como probabilidade: ECE {sim.get('ece')}); "
+            f"probabilidade média do 1º candidato {_pct(cal['mean_probability'])} para {_pct(cal['top1'])} "
+            "de acertos.</p>"
+        )
+        out.append(
+            _table(
+                ["faixa do 1º candidato", "consultas", "acerto"],
+                [[band, v["queries"], _pct(v["right"])] for band, v in cal["bands"].items()],
+            )
+        )
+    else:
+        out.append(
+            "<p>Modelo ainda não calibrado: a página não mostra probabilidade. Rode "
+            "<code>evaluate_matching --fit-calibration</code> e ative a calibração no admin. "
+            f"(A similaridade lida como probabilidade: ECE {escape(str(sim.get('ece')))}.)</p>"
+        )
     out.append("<h2>Limiares sugeridos</h2>")
     sug, cur = main["suggested"], main["current"]
     rows = [["RAIOX_MIN_SIMILARITY", cur["RAIOX_MIN_SIMILARITY"], sug.get("min_similarity") or "—"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -52,3 +53,94 @@ class EvaluationReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.model_id} ({self.dataset})"
+
+
+class Calibration(models.Model):
+    """A calibration of one model's similarities into a probability (``matching.calibration``),
+    fitted by ``evaluate_matching --fit-calibration`` on a labelled set. Only an active one fitted
+    for the running model id *and* preprocessing version is ever used; activating one deactivates
+    the model's previous one, which is kept (roll-back). Each switch is in ``CalibrationActivation``."""
+
+    created_at = models.DateTimeField(_("criada em"), default=timezone.now, db_index=True)
+    model_id = models.CharField(_("modelo"), max_length=200, db_index=True)
+    preprocess_version = models.CharField(_("versão do pré-processamento"), max_length=40)
+    method = models.CharField(_("método"), max_length=40)
+    params = models.JSONField(_("parâmetros"), default=dict)
+    bands = models.JSONField(_("faixas (probabilidades de corte)"), default=dict)
+    dataset = models.CharField(_("conjunto de calibração"), max_length=200)
+    queries = models.PositiveIntegerField(_("consultas"), default=0)
+    ece_fit = models.FloatField(_("ECE no próprio conjunto"), null=True, blank=True)
+    heldout = models.JSONField(_("figuras fora do ajuste"), default=dict, blank=True)
+    report = models.ForeignKey(
+        EvaluationReport,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="calibrations",
+        verbose_name=_("avaliação"),
+    )
+    is_active = models.BooleanField(_("ativa"), default=False)
+    activated_at = models.DateTimeField(_("ativada em"), null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ativada por"),
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("calibração")
+        verbose_name_plural = _("calibrações")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_id", "preprocess_version"],
+                condition=models.Q(is_active=True),
+                name="calibration_one_active_per_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.model_id} ({self.dataset})"
+
+
+class CalibrationActivation(models.Model):
+    """The audit of the switches: who activated (or rolled back to) which calibration, when,
+    and which one it replaced."""
+
+    class Action(models.TextChoices):
+        ACTIVATE = "activate", _("ativação")
+        ROLLBACK = "rollback", _("volta à anterior")
+        DEACTIVATE = "deactivate", _("desativação")
+
+    calibration = models.ForeignKey(
+        Calibration, on_delete=models.CASCADE, related_name="activations", verbose_name=_("calibração")
+    )
+    previous = models.ForeignKey(
+        Calibration,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("substituiu"),
+    )
+    action = models.CharField(_("ação"), max_length=20, choices=Action.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("por"),
+    )
+    at = models.DateTimeField(_("em"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("troca de calibração")
+        verbose_name_plural = _("trocas de calibração")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} #{self.calibration_id}"

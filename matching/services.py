@@ -33,8 +33,9 @@ from kernel.imaging import InvalidImage, ValidatedImage
 from kernel.queue import notifications
 from matching import canonical
 from matching import fixtures as fixture_finder
+from matching.calibration import active_calibration, calibrated
 from matching.embedder import Embedder, get_embedder
-from matching.models import WorkerState
+from matching.models import Calibration, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
 from submissions.models import DentistFeedback, Submission, Verdict
@@ -430,7 +431,7 @@ def _search(item: _Item, vector: list[float], model_id: str) -> list:
     )
 
 
-def _record(item: _Item, model_id: str) -> None:
+def _record(item: _Item, model_id: str, calibration: Calibration | None = None) -> None:
     record = submission_services.submission_record_result
     if item.plan == "several":
         submission_services.submission_create_found_regions(
@@ -456,11 +457,15 @@ def _record(item: _Item, model_id: str) -> None:
     # Two orientations (apex end uncertain): both searched, the better top similarity kept.
     searched = [(vector, _search(item, vector, model_id)) for vector in vectors]
     vector, hits = max(searched, key=lambda pair: pair[1][0].similarity if pair[1] else -2.0)
+    scores = calibrated(calibration, [h.similarity for h in hits])
     record(
         submission_id=item.pk,
         embedding=vector,
         model_id=model_id,
-        candidates=[submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity) for h in hits],
+        candidates=[
+            submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity, p, band)
+            for h, (p, band) in zip(hits, scores, strict=True)
+        ],
         fixtures=item.found if item.vector is None else None,  # refine: the finding stays as it was
         quality_problems=item.problems,
         both_orientations=len(vectors) > 1,
@@ -494,11 +499,12 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
         else:
             to_embed.append(item)
     _embed(embedder, to_embed)
+    calibration = active_calibration(model_id=model_id) if any(not i.finished for i in items) else None
     for item in items:
         if item.finished:
             continue
         try:
-            _record(item, model_id)
+            _record(item, model_id, calibration)
             item.outcome = "done"
         except Exception as exc:  # database trouble: the own task raises, the others go back
             item.outcome = "released"

@@ -333,7 +333,10 @@ RAIOX_RATE_LIMITS = {
     # Feedback and refine on the result page.
     "actions": env_rate("RAIOX_RATE_LIMIT_ACTIONS", "60/10m"),
 }
-# Confidence labels on the result page (similarity 0-1, margin to the next candidate).
+# The similarity labels the result page used before calibration (similarity 0-1, margin to the next
+# candidate): measured by evaluate_matching as the baseline of the calibrated probability
+# (matching.calibration), which is what the page shows now. MEDIUM_MARGIN is also the "tie" of the
+# look-alike warning.
 RAIOX_CONFIDENCE_HIGH_SIMILARITY = env_float("RAIOX_CONFIDENCE_HIGH_SIMILARITY", 0.90)
 RAIOX_CONFIDENCE_HIGH_MARGIN = env_float("RAIOX_CONFIDENCE_HIGH_MARGIN", 0.03)
 RAIOX_CONFIDENCE_MEDIUM_SIMILARITY = env_float("RAIOX_CONFIDENCE_MEDIUM_SIMILARITY", 0.82)

@@ -188,6 +188,9 @@ class SubmissionAdmin(admin.ModelAdmin):
                 "match": m,
                 "image_url": file_url(m.reference_image.image if m.reference_image else None),
                 "similarity": f"{m.similarity:.3f}",
+                "probability": "—"
+                if m.probability is None
+                else f"{m.probability * 100:.0f} % ({m.get_band_display()})",
                 "confirmed": obj.confirmed_implant_id == m.implant_id,
             }
             for m in ranked_matches().filter(submission=obj)

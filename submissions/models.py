@@ -155,6 +155,16 @@ WORKER_TIME = models.ExpressionWrapper(
 )
 
 
+class Band(models.TextChoices):
+    """Bands of the calibrated probability (cut-offs chosen per calibration for a measured
+    precision: ``matching.calibration``). NONE: below its "no convincing match" cut-off."""
+
+    HIGH = "alta", _("alta")
+    MEDIUM = "media", _("média")
+    LOW = "baixa", _("baixa")
+    NONE = "nenhuma", _("nenhuma correspondência convincente")
+
+
 class Match(models.Model):
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="matches")
     implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="matches")
@@ -162,7 +172,14 @@ class Match(models.Model):
         ReferenceImage, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches"
     )
     rank = models.PositiveSmallIntegerField(_("posição"))
+    # The raw similarity, (1 + cosine) / 2: how close the picture is to the reference, not how
+    # often such an answer is right. Staff (admin, staff API) and the evaluation read it.
     similarity = models.FloatField(_("similaridade"))
+    # What the dentist reads: the probability that this candidate is the implant, from the active
+    # calibration of the model that answered (``matching.calibration``), and its band; both null
+    # when that model had no calibration yet ("modelo ainda não calibrado").
+    probability = models.FloatField(_("probabilidade estimada"), null=True, blank=True)
+    band = models.CharField(_("faixa"), max_length=10, choices=Band.choices, blank=True)
 
     class Meta:
         ordering = ["submission", "rank"]

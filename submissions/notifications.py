@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from submissions.models import Status, Submission
-from submissions.results import no_fixture_found, result_url
+from submissions.results import headline, no_fixture_found, result_url
 
 
 def build_result_email(submission: Submission) -> EmailMessage:
@@ -37,6 +37,8 @@ def build_result_email(submission: Submission) -> EmailMessage:
                 "regions": submission.crops.count() if submission.status == Status.DONE else 0,
                 "link": result_url(submission),
                 "received": timezone.localtime(submission.received_at),
+                # The first candidate's calibrated probability (none while the model is uncalibrated).
+                "headline": headline(submission),
             },
         )
     return EmailMessage(subject=subject, body=body, to=[submission.dentist_email])

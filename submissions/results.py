@@ -12,8 +12,14 @@ A candidate's picture (``card_image_url``) is always a catalogue image of its im
 confirmed case the match may have come from: that is another patient's X-ray
 (``implants.selectors``). Only the staff admin shows the matched reference image itself.
 
-"No convincing match" is derived from the stored Matches and ``RAIOX_MIN_SIMILARITY`` each time, not
-stored, so that changing the cut-off applies to every result at once.
+What the dentist reads of a candidate is its *calibrated probability* and band, stored on the Match
+by the worker from the active calibration of the model that answered (``matching.calibration``):
+"Probabilidade estimada: 62 %", "Confiança alta / média / baixa". Without a calibration for that
+model there is no percentage: the page says the model is not calibrated yet. The raw similarity is
+for staff (admin, staff API) and the evaluation, never the dentist's headline.
+
+"No convincing match" is the first candidate's band ``nenhuma`` (the calibration's cut-off); for a
+result of a model not calibrated yet it is still read from ``RAIOX_MIN_SIMILARITY`` each time.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from implants.models import REFINE_FIELDS, Implant, LookalikeGroup, ReferenceIma
 from implants.selectors import catalog_images, is_showable
 from kernel.queue import notifications
 from submissions.fixtures import BOTH_ORIENTATIONS, NO_FIXTURE_FOUND, quality_messages
-from submissions.models import Match, ReviewRequest, Status, Submission, Verdict
+from submissions.models import Band, Match, ReviewRequest, Status, Submission, Verdict
 from submissions.services.core import RESULT_CHANNEL
 
 # --- the rules ----------------------------------------------------------------------------------
@@ -80,13 +86,18 @@ def top_matches(submission: Submission, k: int | None = None) -> list[Match]:
 
 def no_convincing_match(submission: Submission, top: Sequence[Match] | None = None) -> bool:
     """True when a finished submission's best candidate is below the cut-off, or there is none:
-    the answer is then "no convincing match" rather than three arbitrary implants. ``top``: its
-    top matches when the caller has them already (no query)."""
+    the answer is then "no convincing match" rather than three arbitrary implants. The cut-off is
+    the calibration's (band ``nenhuma``); a model not calibrated yet: ``RAIOX_MIN_SIMILARITY``.
+    ``top``: its top matches when the caller has them already (no query)."""
     if submission.status != Status.DONE:
         return False
     if top is None:
         top = top_matches(submission, 1)
-    return not (top and is_convincing(top[0].similarity))
+    if not top:
+        return True
+    if top[0].probability is not None:
+        return top[0].band == Band.NONE
+    return not is_convincing(top[0].similarity)
 
 
 def no_fixture_found(submission: Submission, *, has_regions: bool | None = None) -> bool:
@@ -268,6 +279,8 @@ def match_result(submission: Submission) -> MatchResult:
             # A film with regions is never answered as a whole: each region has its own answer.
             return replace(result, implants=[])
         top = top_matches(submission)
+        for match, confidence in zip(top, shown_confidences(submission, top, lookalike_warning(top)), strict=True):
+            match.shown_band = shown_band(match, confidence)  # type: ignore[attr-defined]
         return replace(result, implants=top, no_convincing_match=no_convincing_match(submission, top))
     if submission.status == Status.FAILED:
         return replace(result, error=submission.failure_reason, field="file", code="processing_failed")
@@ -275,38 +288,45 @@ def match_result(submission: Submission) -> MatchResult:
 
 
 # --- the dentist's result page ------------------------------------------------------------------
-# Confidence of a candidate, from its similarity (0-1) and its lead over the next candidate
-# (thresholds: settings.RAIOX_CONFIDENCE_*). A clear winner must be both close to its reference and
-# ahead of the runner-up: two implants at 0.93 and 0.92 are a coin toss, whatever the figure says.
+# Confidence of a candidate: the band of its calibrated probability, stored by the worker
+# (``Match.band``; the cut-offs were chosen per calibration for a measured precision, see
+# ``matching.calibration``). A result of a model not calibrated yet has no band and no percentage.
 
 
 @dataclass(frozen=True)
 class Confidence:
-    level: str  # alta | media | baixa (CSS class and test hook)
+    level: str  # alta | media | baixa | sem-calibracao (CSS class and test hook)
     label: str
     explanation: str
 
 
 HIGH = Confidence(
-    "alta", _("Confiança alta"), _("Muito parecido com a referência e bem à frente do próximo candidato.")
+    "alta",
+    _("Confiança alta"),
+    _("Na calibração deste modelo, respostas com esta probabilidade acertaram pelo menos 9 em 10 vezes."),
 )
 MEDIUM = Confidence(
-    "media", _("Confiança média"), _("Parecido, mas outros candidatos estão próximos: confira as características.")
+    "media",
+    _("Confiança média"),
+    _("Na calibração, respostas assim acertaram pelo menos 6 em 10 vezes: confira as características."),
 )
-LOW = Confidence("baixa", _("Confiança baixa"), _("Pouca semelhança: use apenas como pista."))
-TIE = Confidence("baixa", _("Confiança baixa"), _("Empate com outro candidato: compare as características."))
+LOW = Confidence("baixa", _("Confiança baixa"), _("Pouco provável: use apenas como pista."))
+BELOW_CUT = Confidence(
+    "baixa", _("Confiança baixa"), _("Abaixo do que, na calibração, distinguia respostas certas das erradas.")
+)
+UNCALIBRATED = Confidence(
+    "sem-calibracao",
+    _("Modelo ainda não calibrado"),
+    _("Ainda não medimos com que frequência este modelo acerta: a ordem dos candidatos é só uma pista."),
+)
+BAND_CONFIDENCE = {Band.HIGH: HIGH, Band.MEDIUM: MEDIUM, Band.LOW: LOW, Band.NONE: BELOW_CUT}
 
 
-def confidence_for(similarity: float, *neighbours: float | None) -> Confidence:
-    """Label one candidate. ``neighbours``: the similarities of the candidates ranked just above
-    and below it (None where there is none); the margin is the gap to the closest of them."""
-    gaps = [abs(similarity - n) for n in neighbours if n is not None]
-    margin = min(gaps) if gaps else 1.0
-    if similarity >= settings.RAIOX_CONFIDENCE_HIGH_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_HIGH_MARGIN:
-        return HIGH
-    if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY and margin >= settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN:
-        return MEDIUM
-    return TIE if similarity >= settings.RAIOX_CONFIDENCE_MEDIUM_SIMILARITY else LOW
+def confidence_of(match: Match) -> Confidence:
+    """The stored band's label; ``UNCALIBRATED`` when the model that answered had no calibration."""
+    if match.probability is None:
+        return UNCALIBRATED
+    return BAND_CONFIDENCE.get(match.band, LOW)
 
 
 # The image's quality limits the comparison (``is_unreliable``): never "alta".
@@ -333,7 +353,8 @@ class CandidateCard:
     thread_shape: str
     diameters: str
     screwdriver: str
-    similarity_percent: float
+    similarity_percent: float  # raw, for staff pages only (never the dentist's headline)
+    probability_percent: float | None  # calibrated; None: the model is not calibrated yet
     confidence: Confidence
     image_url: str
     verdict: str | None
@@ -418,6 +439,55 @@ def lookalike_warning(shown: Sequence[Match]) -> LookalikeWarning | None:
         implants = [first.implant, second.implant]
         return LookalikeWarning("tie", "", "", [str(i) for i in implants], _differences(implants))
     return None
+
+
+def shown_confidences(
+    submission: Submission, top: Sequence[Match], lookalike: LookalikeWarning | None
+) -> list[Confidence]:
+    """What each shown candidate is labelled, for the page and the API alike: its band, never
+    "alta" among look-alikes (``lookalike``) nor when the image's quality limits the comparison."""
+    out = [confidence_of(m) for m in top]
+    if lookalike is not None:
+        out = [LOOKS_ALIKE if c is HIGH else c for c in out]
+    if is_unreliable(submission):
+        out = [QUALITY_LIMITED if c is HIGH else c for c in out]
+    return out
+
+
+def shown_band(match: Match, confidence: Confidence) -> str | None:
+    """The band the answers carry for a candidate (null: not calibrated): the stored one, "média"
+    where a rule above took "alta" away."""
+    if match.probability is None:
+        return None
+    if match.band == Band.HIGH and confidence is not HIGH:
+        return Band.MEDIUM
+    return match.band
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The first candidate in one line (the e-mail): its calibrated probability (None: the model
+    is not calibrated yet), its label, and whether nothing convinces."""
+
+    probability_percent: int | None
+    label: str
+    no_convincing_match: bool
+
+
+def headline(submission: Submission) -> Headline | None:
+    """None where the answer has no candidates of its own (not done, regions, nothing found)."""
+    if submission.status != Status.DONE or no_fixture_found(submission) or submission.crops.exists():
+        return None
+    top = top_matches(submission)
+    if not top:
+        return Headline(None, "", True)
+    confidence = shown_confidences(submission, top, lookalike_warning(top))[0]
+    probability = top[0].probability
+    return Headline(
+        None if probability is None else round(probability * 100),
+        str(confidence.label),
+        no_convincing_match(submission, top),
+    )
 
 
 @dataclass(frozen=True)
@@ -632,13 +702,11 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
         # No whole-film answer: each region answers on its own, or there is nothing to match.
         view.review_suggested = view.no_fixture_found
         return view
-    # One more than shown: the last card's confidence needs the gap to the runner-up below it.
-    matches = top_matches(submission, settings.RAIOX_TOP_K + 1)
-    top = matches[: settings.RAIOX_TOP_K]
-    for i, match in enumerate(top):
+    top = top_matches(submission)
+    view.lookalike = lookalike_warning(top)
+    unreliable = is_unreliable(submission)
+    for match, confidence in zip(top, shown_confidences(submission, top, view.lookalike), strict=True):
         implant = match.implant
-        previous = matches[i - 1].similarity if i > 0 else None
-        following = matches[i + 1].similarity if i + 1 < len(matches) else None
         view.cards.append(
             CandidateCard(
                 rank=match.rank,
@@ -652,18 +720,12 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
                 diameters=_mm(implant.diameters_mm),
                 screwdriver=implant.screwdriver,
                 similarity_percent=round(match.similarity * 100, 1),
-                confidence=confidence_for(match.similarity, previous, following),
+                probability_percent=None if match.probability is None else round(match.probability * 100),
+                confidence=confidence,
                 image_url=card_image_url(match),
                 verdict=verdicts.get(implant.pk),
             )
         )
-    view.lookalike = lookalike_warning(top)
-    if view.lookalike is not None:
-        # Look-alikes are never a confident answer, whatever the similarity says.
-        view.cards = [replace(c, confidence=LOOKS_ALIKE) if c.confidence is HIGH else c for c in view.cards]
-    unreliable = is_unreliable(submission)
-    if unreliable:
-        view.cards = [replace(c, confidence=QUALITY_LIMITED) if c.confidence is HIGH else c for c in view.cards]
     view.no_convincing_match = no_convincing_match(submission, top)
     view.review_suggested = (
         unreliable or view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from submissions.models import Match, Status, Submission
+from submissions.models import Band, Match, Status, Submission
 from submissions.results import MatchResult, card_image_url, file_url, match_result
 
 
@@ -23,6 +23,23 @@ class MatchImplantSerializer(serializers.Serializer):
     manufacturer = serializers.CharField(source="implant.manufacturer.name")
     image_url = serializers.SerializerMethodField()
     similarity = serializers.SerializerMethodField()
+    probability = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "Probabilidade estimada (0-1) de que este candidato seja o implante, pela calibração ativa do "
+            "modelo que respondeu (medida num conjunto rotulado). null: o modelo ainda não foi calibrado."
+        ),
+    )
+    band = serializers.SerializerMethodField(
+        help_text=(
+            "Faixa da probabilidade: alta (na calibração, >= 90 % de acertos), media (>= 60 %), baixa, "
+            "nenhuma (abaixo do corte de correspondência convincente). Nunca alta entre implantes parecidos "
+            "nem quando a qualidade da imagem limita a comparação. null: o modelo ainda não foi calibrado."
+        )
+    )
     rank = serializers.IntegerField()
 
     @extend_schema_field(serializers.URLField(allow_null=True))
@@ -34,9 +51,21 @@ class MatchImplantSerializer(serializers.Serializer):
         # Locally the storage gives a path (/media/...); a signed S3 URL is already absolute.
         return request.build_absolute_uri(url) if request is not None else url
 
-    @extend_schema_field(serializers.FloatField())
+    @extend_schema_field(
+        serializers.FloatField(
+            help_text=(
+                "Similaridade bruta (1 + cosseno) / 2 com a referência mais próxima: não é uma probabilidade "
+                "(imagens de implantes diferentes também dão valores altos); use probability."
+            )
+        )
+    )
     def get_similarity(self, match: Match) -> float:
         return round(match.similarity, 4)
+
+    @extend_schema_field(serializers.ChoiceField(choices=Band.choices, allow_null=True))
+    def get_band(self, match: Match) -> str | None:
+        # The rules of the page (look-alikes, image quality) as ``match_result`` applied them.
+        return getattr(match, "shown_band", match.band or None)
 
 
 class RegionLinkSerializer(serializers.Serializer):
@@ -137,7 +166,23 @@ class MatchSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Match
-        fields = ["rank", "implant", "implant_name", "manufacturer", "similarity", "reference_image"]
+        fields = [
+            "rank",
+            "implant",
+            "implant_name",
+            "manufacturer",
+            "similarity",
+            "probability",
+            "band",
+            "reference_image",
+        ]
+        extra_kwargs = {
+            "similarity": {"help_text": "Similaridade bruta (1 + cosseno) / 2: não é uma probabilidade."},
+            "probability": {
+                "help_text": "Probabilidade estimada pela calibração ativa do modelo; null: sem calibração."
+            },
+            "band": {"help_text": "Faixa gravada: alta, media, baixa, nenhuma; vazio: sem calibração."},
+        }
 
 
 # What only staff holding ``view_patient_data`` read of a submission.

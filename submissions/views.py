@@ -111,6 +111,13 @@ def result_status(request: HttpRequest, token: str) -> JsonResponse:
             "image_url": view.image_url,
             # What the finder saw (boxes only, no patient data), what to fix, "nothing found".
             **finding(submission),
+            # Each candidate's calibrated probability (0-100; null: the model is not calibrated yet)
+            # and its label's level, as the page shows them.
+            "candidates": [
+                {"rank": c.rank, "probability_percent": c.probability_percent, "level": c.confidence.level}
+                for c in view.cards
+            ],
+            "no_convincing_match": view.no_convincing_match,
             "html": render_to_string("submissions/_result_body.html", context, request=request),
         }
     )

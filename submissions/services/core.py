@@ -57,6 +57,9 @@ class MatchCandidate:
     implant_id: int
     reference_image_id: int | None
     similarity: float
+    # From the active calibration of the model that answered (None / "": none yet).
+    probability: float | None = None
+    band: str = ""
 
 
 def _queue_processing(submission_id: int) -> None:
@@ -358,6 +361,8 @@ def _record_done(
                 reference_image_id=c.reference_image_id,
                 rank=rank,
                 similarity=c.similarity,
+                probability=c.probability,
+                band=c.band,
             )
             for rank, c in enumerate(candidates, start=1)
         ]

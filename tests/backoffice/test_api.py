@@ -65,7 +65,9 @@ def test_match_endpoint_answers_like_upload(client, people, catalog, settings, d
     assert set(body["fixtures"][0]) >= {"box", "axis_deg", "apex", "score"}
     assert [i["rank"] for i in body["implants"]] == [1, 2, 3]
     first = body["implants"][0]
-    assert set(first) == {"id", "name", "manufacturer", "image_url", "similarity", "rank"}
+    assert set(first) == {"id", "name", "manufacturer", "image_url", "similarity", "probability", "band", "rank"}
+    # The running model has no calibration yet: no probability, no band (the schema says so).
+    assert first["probability"] is None and first["band"] is None
     assert first["image_url"].startswith("http://testserver/media/referencia/")
     assert Implant.objects.get(pk=first["id"]).name == first["name"]
 

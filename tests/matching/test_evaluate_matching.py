@@ -87,3 +87,41 @@ def test_empty_labelled_set_is_refused(db, tmp_path):
     (tmp_path / "vazio").mkdir()
     with pytest.raises(CommandError, match="Nenhuma consulta"):
         _evaluate("--folder", str(tmp_path / "vazio"))
+
+
+def test_fit_calibration_stores_it_with_its_report_inactive_and_staff_activate_it_from_the_report(
+    small_catalogue, tmp_path, admin_client
+):
+    from matching.models import Calibration
+
+    printed = _evaluate("--folder", str(small_catalogue["heldout"]), "--fit-calibration", "--out", str(tmp_path / "r"))
+    assert "probabilidade calibrada: modelo ainda não calibrado" in printed  # none active before
+    calibration = Calibration.objects.get()
+    report = EvaluationReport.objects.get()
+    assert calibration.report == report and not calibration.is_active
+    assert calibration.model_id == f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
+    assert calibration.preprocess_version == PREPROCESS_VERSION and calibration.queries == 8
+    assert f"Calibração #{calibration.pk} ajustada" in printed and "inativa" in printed
+    assert {"temperature", "rest", "k"} <= set(calibration.params)
+    assert {"high", "medium", "no_match"} <= set(calibration.bands)
+
+    page = admin_client.get(f"/admin/matching/evaluationreport/{report.pk}/change/").content.decode()
+    assert 'data-testid="report-calibrations"' in page and "Ativar" in page
+    response = admin_client.post(
+        f"/admin/matching/calibration/{calibration.pk}/activate/",
+        {"next": f"/admin/matching/evaluationreport/{report.pk}/change/"},
+    )
+    assert response.status_code == 302 and response["Location"].endswith(f"/evaluationreport/{report.pk}/change/")
+    calibration.refresh_from_db()
+    assert calibration.is_active and calibration.activated_by.username == "admin"
+
+    # The next evaluation measures the active calibration beside the similarity labels.
+    again = json.loads(
+        (tmp_path / "r2" / "report.json").read_text()
+        if _evaluate("--folder", str(small_catalogue["heldout"]), "--no-save", "--out", str(tmp_path / "r2"))
+        else ""
+    )["models"][0]
+    assert again["calibrated"]["calibration_id"] == calibration.pk and again["calibrated"]["queries"] == 8
+    assert again["similarity_as_probability"]["ece"] is not None
+    assert "Modelo ainda não calibrado" in (tmp_path / "r" / "report.html").read_text()
+    assert f"Calibração #{calibration.pk} (ajustada em" in (tmp_path / "r2" / "report.html").read_text()

@@ -215,15 +215,19 @@ def test_quality_problems_tell_what_to_fix_and_are_never_alta(monkeypatch, clien
     assert tasks.process_submission(submission.pk) == "done"
     submission.refresh_from_db()
     assert submission.quality_problems == [code]
-    # Even a candidate far ahead of the next (what would be "alta") is capped.
+    # Even a candidate the calibration calls "alta" is capped.
     from implants.models import Implant
 
     implants = list(Implant.objects.order_by("pk")[:3])
+    calibrated = [(0.97, "alta"), (0.02, "baixa"), (0.01, "baixa")]
     submission_record_result(
         submission_id=submission.pk,
         embedding=[0.0] * 512,
         model_id="m",
-        candidates=[MatchCandidate(i.pk, None, s) for i, s in zip(implants, (0.99, 0.5, 0.4), strict=True)],
+        candidates=[
+            MatchCandidate(i.pk, None, s, p, band)
+            for i, s, (p, band) in zip(implants, (0.99, 0.5, 0.4), calibrated, strict=True)
+        ],
         fixtures=submission.fixtures,
         quality_problems=submission.quality_problems,
     )

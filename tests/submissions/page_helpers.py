@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from django.core.files.storage import default_storage
 from django_q.models import OrmQ
@@ -48,10 +49,18 @@ def make_submission(*, patient: str = "Maria Souza", email: str = "dra.ana@examp
     return submission
 
 
-def finish(submission, similarities=(0.95, 0.90, 0.88, 0.80), model_id: str = UNTRAINED_MODEL):
+def finish(
+    submission,
+    similarities=(0.95, 0.90, 0.88, 0.80),
+    model_id: str = UNTRAINED_MODEL,
+    calibrated: Sequence[tuple[float, str]] | None = None,
+):
     """Record a result as the worker would (first catalogue implants, given similarities), and
     the worker's own state: which model it runs, untrained or not. The worker took the
-    submission's task from the queue first (queued with the submission, in its transaction)."""
+    submission's task from the queue first (queued with the submission, in its transaction).
+    ``calibrated``: (probability, band) per candidate, as the worker stores them under an active
+    calibration; None: the model is not calibrated yet."""
+    scores = calibrated or [(None, "")] * len(similarities)
     for row in OrmQ.objects.all():
         if row.task.get("func") == PROCESS_TASK and row.task["args"] == (submission.pk,):
             row.delete()
@@ -61,7 +70,10 @@ def finish(submission, similarities=(0.95, 0.90, 0.88, 0.80), model_id: str = UN
         submission_id=submission.pk,
         embedding=[0.01] * 512,
         model_id=model_id,
-        candidates=[MatchCandidate(r.implant_id, r.pk, s) for r, s in zip(references, similarities, strict=True)],
+        candidates=[
+            MatchCandidate(r.implant_id, r.pk, s, p, band)
+            for r, s, (p, band) in zip(references, similarities, scores, strict=True)
+        ],
     )
 
 

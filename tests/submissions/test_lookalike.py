@@ -9,6 +9,7 @@ from django.test import Client
 from implants.models import Implant, LookalikeGroup
 from submissions import services
 from submissions.results import submission_result_view
+from submissions.serializers import match_result_answer
 from submissions.services import MatchCandidate
 from tests.submissions.conftest import xray_image
 
@@ -16,14 +17,19 @@ pytestmark = pytest.mark.django_db
 
 
 def _done(implants: list[Implant], similarities: list[float]):
+    """A result whose calibrated probability makes the first candidate "alta" on its own."""
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(source="upload", image_bytes=xray_image(), dentist_email="a@example.com")
     )
+    calibrated = [(0.95, "alta"), (0.03, "baixa"), (0.02, "baixa")]
     return services.submission_record_result(
         submission_id=submission.pk,
         embedding=[0.0] * 512,
         model_id="m",
-        candidates=[MatchCandidate(i.pk, None, s) for i, s in zip(implants, similarities, strict=True)],
+        candidates=[
+            MatchCandidate(i.pk, None, s, p, band)
+            for i, s, (p, band) in zip(implants, similarities, calibrated, strict=True)
+        ],
     )
 
 
@@ -51,7 +57,14 @@ def test_a_lookalike_group_among_the_candidates_warns_lists_differences_and_is_n
     page = Client().get(f"/r/{submission.token}/").content.decode()
     assert 'data-testid="lookalike"' in page and "Estes implantes são muito parecidos" in page
     assert "Olhe o colar." in page and "Conexão:" in page
-    assert "Confiança alta" not in page
+    assert "Confiança alta" not in page and 'data-testid="probability">95&nbsp;%' in page
+    # The API answer follows the same rule: the stored "alta" is carried as "media".
+    answer, _status = match_result_answer(submission)
+    assert [(i["probability"], i["band"]) for i in answer["implants"]] == [
+        (0.95, "media"),
+        (0.03, "baixa"),
+        (0.02, "baixa"),
+    ]
 
 
 def test_without_a_group_the_same_result_is_alta(catalog):

@@ -18,6 +18,7 @@ from matching import tasks
 from matching.fixtures import FixtureReport, as_grey
 from submissions.models import Status, Submission
 from submissions.services import submission_attach_image
+from tests.calibrations import active_calibration
 from tests.matching.conftest import embedded_catalog  # noqa: F401
 from tests.submissions.test_same_verdict import IMAGE, ROUTES, VALID, _intake_settings  # noqa: F401
 
@@ -77,6 +78,7 @@ def test_a_fixture_too_small_to_read_is_said_on_every_route_and_never_alta(route
     from submissions.fixtures import QUALITY_MESSAGES
 
     monkeypatch.setattr(finder, "find_fixtures", _too_small)
+    active_calibration()  # every answer would be "alta": the quality rule is what takes it away
     before = set(Submission.objects.values_list("pk", flat=True))
     assert ROUTES[route](Client(), dict(VALID)).accepted
     new = Submission.objects.exclude(pk__in=before)
@@ -93,4 +95,5 @@ def test_a_fixture_too_small_to_read_is_said_on_every_route_and_never_alta(route
     status = client.get(f"/r/{submission.token}/status.json").json()
     assert str(QUALITY_MESSAGES["too_small"]) in page.replace("&#x27;", "'")
     assert "Confiança alta" not in page and 'data-testid="candidate"' in page
+    assert submission.matches.order_by("rank").first().band == "alta" and "Probabilidade estimada:" in page
     assert [p["code"] for p in status["quality_problems"]] == ["too_small"]

@@ -117,3 +117,33 @@ def test_one_e_mail_per_film_none_for_its_regions(finished):
     assert notify_dentist(region.pk) == "region"
     assert notify_dentist(finished.pk) == "sent"
     assert len(mail.outbox) == 1 and f"/r/{finished.token}/" in mail.outbox[0].body
+
+
+def _emailed(catalog, settings, calibrated):
+    from implants.models import Implant
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    submission, _ = services.submission_create(
+        intake=services.IntakeRecord(source="upload", dentist_email="ana@example.com", image_bytes=xray_image())
+    )
+    implants = list(Implant.objects.order_by("pk")[:3])
+    services.submission_record_result(
+        submission_id=submission.pk,
+        embedding=[0.0] * 512,
+        model_id="m",
+        candidates=[
+            services.MatchCandidate(i.pk, None, s, p, band)
+            for i, s, (p, band) in zip(implants, (0.99, 0.98, 0.97), calibrated, strict=True)
+        ],
+    )
+    assert notify_dentist(submission.pk) == "sent"
+    return mail.outbox[-1].body
+
+
+def test_the_e_mail_carries_the_estimated_probability_only_with_a_calibration(catalog, settings):
+    body = _emailed(catalog, settings, [(0.62, "media"), (0.2, "baixa"), (0.1, "baixa")])
+    assert "Probabilidade estimada do primeiro candidato: 62 % (Confiança média)." in body
+    body = _emailed(catalog, settings, [(None, "")] * 3)
+    assert "O modelo ainda não foi calibrado" in body and "%" not in body and "99" not in body
+    body = _emailed(catalog, settings, [(0.04, "nenhuma"), (0.03, "nenhuma"), (0.02, "nenhuma")])
+    assert "Nenhuma correspondência convincente" in body and "Probabilidade" not in body

@@ -18,7 +18,6 @@ from implants.models import Connection, Implant
 from kernel.errors import ApplicationError
 from submissions.intake.crop import crop_create
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
-from submissions.results import confidence_for
 from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,
@@ -153,9 +152,10 @@ def test_done_page_shows_three_cards_with_what_the_dentist_needs(client, catalog
         assert implant.name in html and implant.manufacturer.name in html
         assert implant.screwdriver in html
         assert str(implant.get_connection_display())[0].upper() + str(implant.get_connection_display())[1:] in html
-    assert "95%" in html and "90%" in html and "88%" in html  # similarity as a percentage
-    assert "Confiança alta" in html  # 0.95, 5 points ahead of the next
-    assert "Confiança média" in html  # 0.90 with a 2-point lead
+    # The model that answered has no calibration: no percentage, and the page says why.
+    assert 'data-testid="probability"' not in html and "Probabilidade estimada" not in html
+    assert html.count("Modelo ainda não calibrado") == 3
+    assert "95%" not in html and "semelhança" not in html  # the raw similarity is not the headline
     assert "Modelo de teste, sem treinamento." in html
     assert '<noscript><meta http-equiv="refresh"' not in html
     assert "Enviar outra radiografia" in html
@@ -164,13 +164,41 @@ def test_done_page_shows_three_cards_with_what_the_dentist_needs(client, catalog
     assert "Maria Souza" not in status["html"]  # the status fragment carries no patient data
 
 
+def test_a_calibrated_result_shows_the_estimated_probability_and_its_band(client, catalog):
+    submission = make_submission()
+    finish(submission, calibrated=[(0.93, "alta"), (0.62, "media"), (0.03, "baixa"), (0.01, "baixa")])
+    html = client.get(result_url(submission)).content.decode()
+    assert html.count("Probabilidade estimada:") == 3
+    assert 'data-testid="probability">93&nbsp;%' in html and 'data-testid="probability">62&nbsp;%' in html
+    assert "Confiança alta" in html and "Confiança média" in html and "Confiança baixa" in html
+    assert "Modelo ainda não calibrado" not in html and "95%" not in html
+    status = client.get(reverse("submissions:result-status", args=[submission.token])).json()
+    assert [(c["probability_percent"], c["level"]) for c in status["candidates"]] == [
+        (93, "alta"),
+        (62, "media"),
+        (3, "baixa"),
+    ]
+
+
 def test_no_convincing_match_is_said_plainly(client, catalog, settings):
-    settings.RAIOX_MIN_SIMILARITY = 0.75
+    settings.RAIOX_MIN_SIMILARITY = 0.75  # a model not calibrated yet: the similarity cut-off
     submission = make_submission()
     finish(submission, similarities=(0.60, 0.58, 0.50))
     html = client.get(result_url(submission)).content.decode()
     assert "Nenhum implante do catálogo é parecido o bastante" in html
-    assert "Confiança baixa" in html
+    assert "Modelo ainda não calibrado" in html
+
+
+def test_a_calibrated_no_convincing_match_comes_from_the_calibration_not_the_similarity(client, catalog, settings):
+    settings.RAIOX_MIN_SIMILARITY = 0.75
+    submission = make_submission()
+    # Similarities that read "high" but a probability under the calibration's cut-off.
+    finish(submission, similarities=(0.99, 0.98, 0.97), calibrated=[(0.05, "nenhuma")] * 3)
+    html = client.get(result_url(submission)).content.decode()
+    assert "Nenhum implante do catálogo é parecido o bastante" in html and "Confiança baixa" in html
+    other = make_submission(image=png_bytes(color=60))
+    finish(other, similarities=(0.60, 0.58, 0.50), calibrated=[(0.7, "media"), (0.1, "baixa"), (0.05, "baixa")])
+    assert "Nenhum implante do catálogo é parecido o bastante" not in client.get(result_url(other)).content.decode()
 
 
 def test_trained_model_shows_no_untrained_banner(client, catalog):
@@ -201,20 +229,6 @@ def test_pages_never_show_another_submissions_data(client, catalog):
     assert "Paciente Beta" not in html and str(other.token) not in html and other.image.url not in html
     status = client.get(reverse("submissions:result-status", args=[mine.token])).content.decode()
     assert str(other.token) not in status and "Paciente Beta" not in status
-
-
-def test_confidence_label_from_similarity_and_margin():
-    assert confidence_for(0.95, None, 0.90).level == "alta"
-    assert confidence_for(0.95, None, 0.94).level == "media"  # a near tie is never "alta"
-    assert confidence_for(0.85, None, 0.80).level == "media"
-    assert confidence_for(0.93, None, 0.928).level == "baixa"  # a tie
-    assert confidence_for(0.70, None, None).level == "baixa"
-    assert confidence_for(0.92, None, None).level == "alta"  # the only candidate
-    # The last card is judged against the one above it, not given a free lead.
-    assert confidence_for(0.998, 0.999, None).level == "baixa"
-
-
-# --- Refine and feedback --------------------------------------------------------------------
 
 
 def test_refine_stores_filters_and_requeues_the_rerank(client, catalog, django_capture_on_commit_callbacks):

@@ -6,6 +6,11 @@
     manage.py evaluate_matching --folder heldout/ --compare /srv/models/finetuned.pt
     manage.py evaluate_matching --folder films/ --baseline-whole-film  # generate_catalog --films: per condition,
                                                                         # beside the whole film as before
+    manage.py evaluate_matching --folder films/ --fit-calibration      # fit a calibration of the running model
+                                                                        # on this set (staff activate it in the admin)
+
+The report measures the running model's active calibration (if any) beside the similarity labels:
+run it on a set the calibration was not fitted on for held-out figures.
 
 Writes report.json and report.html into --out, stores the report for the admin, prints the table
 and the thresholds suggested by the measured calibration. See matching.evaluation.
@@ -30,8 +35,10 @@ from matching.evaluation import (
     MemorySearch,
     confirmed_items,
     evaluation_report_create,
+    film_of,
     folder_items,
     leave_one_out_items,
+    observations,
     run_queries,
     summarise,
 )
@@ -56,6 +63,11 @@ class Command(RaioxCommand):
             "--limit", type=int, default=0, help="evaluate this many queries, evenly spaced over the set"
         )
         parser.add_argument("--no-save", action="store_true", help="do not store the report for the admin")
+        parser.add_argument(
+            "--fit-calibration",
+            action="store_true",
+            help="fit a calibration (probability and bands) of the running model on this set, stored inactive",
+        )
         parser.add_argument(
             "--baseline-whole-film",
             action="store_true",
@@ -104,15 +116,27 @@ class Command(RaioxCommand):
             total = ReferenceImage.objects.filter(implant__is_active=True).count()
             with tqdm(total=total, desc="catálogo (filme inteiro)", unit="img", file=self.stderr) as bar:
                 searchers.append(MemorySearch(embedder, progress=bar.update, whole_film=True))
+        from matching.calibration import active_calibration, calibration_fit
+
         summaries = []
+        fit_results = None
         for searcher in searchers:
             with tqdm(total=len(items), desc=searcher.model_id[:40], unit="consulta", file=self.stderr) as bar:
                 results = []
                 for result in run_queries(searcher, items):
                     results.append(result)
                     bar.update(1)
+            if fit_results is None:
+                fit_results = results  # the running model's
+            active = active_calibration(model_id=searcher.model_id)
             summaries.append(
-                summarise(results, model_id=searcher.model_id, untrained=searcher.untrained, dataset=dataset)
+                summarise(
+                    results,
+                    model_id=searcher.model_id,
+                    untrained=searcher.untrained,
+                    dataset=dataset,
+                    active_calibration=active,
+                )
             )
 
         created = timezone.localtime().strftime("%Y-%m-%d %H:%M")
@@ -122,9 +146,19 @@ class Command(RaioxCommand):
             json.dumps({"created": created, "models": summaries}, ensure_ascii=False, indent=1), encoding="utf-8"
         )
         (out / "report.html").write_text(render_page(summaries, created=created), encoding="utf-8")
+        report = None
         if not options["no_save"]:
-            evaluation_report_create(summaries=summaries, html=render_fragment(summaries, created=created))
+            report = evaluation_report_create(summaries=summaries, html=render_fragment(summaries, created=created))
         self._print(summaries)
+        if options["fit_calibration"]:
+            calibration = calibration_fit(
+                model_id=model_id,
+                observations=observations(fit_results),
+                groups=[film_of(r) for r in fit_results],
+                dataset=dataset,
+                report=report,
+            )
+            self._print_calibration(calibration)
         self.stdout.write(f"Relatório: {out / 'report.json'} e {out / 'report.html'}")
 
     def _compare_searcher(self, spec_text: str) -> MemorySearch:
@@ -151,6 +185,25 @@ class Command(RaioxCommand):
 
         return override_settings(RAIOX_CLIP_PRETRAINED=tag)
 
+    def _print_calibration(self, calibration) -> None:
+        bands = calibration.bands
+        self.stdout.write(
+            f"\nCalibração #{calibration.pk} ajustada ({calibration.method}, {calibration.queries} consultas): "
+            f"T={calibration.params['temperature']:.5f} resto={calibration.params['rest']:.4f} "
+            f"k={calibration.params['k']}; cortes alta={bands['high']} média={bands['medium']} "
+            f"sem correspondência < {bands['no_match']:.4f}; ECE no próprio conjunto {calibration.ece_fit}"
+        )
+        held = calibration.heldout
+        if held:
+            self.stdout.write(
+                f"  fora do ajuste ({held['split']}): ECE {held['ece']} em {held['queries']} consultas; "
+                + ", ".join(
+                    f"{b} {v['queries']} ({_pct(v['right']) if v['right'] is not None else '—'} certos)"
+                    for b, v in held["bands"].items()
+                )
+            )
+        self.stdout.write("  inativa: ative-a no admin (Calibrações) para que os workers a usem.")
+
     def _print(self, summaries: list[dict]) -> None:
         for s in summaries:
             if s["untrained"]:
@@ -173,6 +226,20 @@ class Command(RaioxCommand):
                     for lv in ("alta", "media", "baixa")
                 )
             )
+            sim = s["similarity_as_probability"]
+            self.stdout.write(f"  similaridade lida como probabilidade: ECE {sim['ece']}")
+            cal = s.get("calibrated")
+            if cal:
+                self.stdout.write(
+                    f"  probabilidade calibrada (calibração #{cal['calibration_id']}, ajustada em {cal['fitted_on']}): "
+                    f"ECE {cal['ece']}, média {cal['mean_probability']}; "
+                    + ", ".join(
+                        f"{b} {v['queries']} ({_pct(v['right']) if v['right'] is not None else '—'} certos)"
+                        for b, v in cal["bands"].items()
+                    )
+                )
+            else:
+                self.stdout.write("  probabilidade calibrada: modelo ainda não calibrado")
             hidden = s["no_convincing_match"]
             self.stdout.write(
                 f"  sem correspondência convincente (< {hidden['min_similarity']}): {hidden['queries']} consultas, "

@@ -25,8 +25,12 @@ ROLES: dict[str, list[str]] = {
         "implants.add_referenceimage",
         "implants.change_referenceimage",
         "implants.delete_referenceimage",
-        # Both roles read the latest accuracy report (evaluate_matching) before trusting a change.
+        # Both roles read the latest accuracy report (evaluate_matching) before trusting a change,
+        # and the calibrations fitted with it; activating one (what every dentist then reads) is
+        # left to superusers or a holder of matching.change_calibration given by hand.
         "matching.view_evaluationreport",
+        "matching.view_calibration",
+        "matching.view_calibrationactivation",
         "implants.view_lookalikegroup",
         "implants.add_lookalikegroup",
         "implants.change_lookalikegroup",
@@ -43,6 +47,8 @@ ROLES: dict[str, list[str]] = {
         "implants.view_implant",
         "implants.view_referenceimage",
         "matching.view_evaluationreport",
+        "matching.view_calibration",
+        "matching.view_calibrationactivation",
     ],
 }
 
