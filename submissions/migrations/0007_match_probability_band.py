@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('submissions', '0005_fixtures'),
+        ('submissions', '0006_submission_owner_review_email_skipped'),
     ]
 
     operations = [
