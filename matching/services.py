@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F, Func, IntegerField
 from django.utils import timezone
 
 from implants.models import REFINE_FIELDS, ReferenceImage
@@ -37,7 +38,7 @@ from matching.embedder import Embedder, get_embedder
 from matching.models import WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
-from submissions.models import DentistFeedback, Submission, Verdict
+from submissions.models import DentistFeedback, Status, Submission, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,8 @@ class _Item:
     found: list | None = None  # the fixtures as recorded (Submission.fixtures); None: finder did not run
     found_fixtures: list = field(default_factory=list)  # the Fixture objects, best first
     problems: list[str] = field(default_factory=list)  # quality codes
+    both_orientations: bool = False  # the apex end was uncertain: both orientations compared
+    reused: bool = False  # the finding and embedding of an identical film were taken (``_reuse_finding``)
 
     @property
     def pk(self) -> int:
@@ -373,12 +376,62 @@ def _decide(item: _Item, image: object) -> None:
         item.views = canonical.canonical_views(grey, report.fixtures[0])
     else:
         item.plan, item.problems = "several", _ordered(film_problems)
+    item.both_orientations = item.plan == "one" and len(item.views) > 1
 
 
-def _embed(embedder: Embedder, items: list[_Item]) -> None:
-    """Decode each picture, run the finder on it, then one forward pass for every view to embed
-    (identical pictures once). Should the batch fail, each view is embedded alone, so only the
-    picture at fault fails."""
+def _finding_key(item: _Item, model_id: str) -> tuple[str, str] | None:
+    """What makes two films' findings the same: identical pixels (``content_hash``) read by the
+    same model id — which carries ``canonical.PREPROCESS_VERSION``, so a change of the finder or of
+    the canonical view never reuses a stale finding. None: nothing to reuse (a region: its quality
+    problems include ones carried from its film; no hash yet)."""
+    if not item.is_film or not item.submission.content_hash:
+        return None
+    return item.submission.content_hash, model_id
+
+
+def _reuse_finding(item: _Item, model_id: str) -> bool:
+    """Take the finding of an earlier identical film answered with one fixture — its fixture,
+    quality problems, both-orientations flag, and the embedding of the view it kept — before
+    anything is decoded: the same pixels, the same finder and model give the same answer, so the
+    picture is neither decoded nor read again (a burst repeating pictures drains at the search's
+    pace). True when taken."""
+    key = _finding_key(item, model_id)
+    if key is None:
+        return False
+    content_hash, model = key
+    earlier = (
+        Submission.objects.filter(
+            content_hash=content_hash,
+            parent__isnull=True,
+            status=Status.DONE,
+            embedding_model=model,
+            embedding__isnull=False,
+        )
+        .annotate(found=Func(F("fixtures"), function="jsonb_array_length", output_field=IntegerField()))
+        .filter(found=1)  # answered by its one fixture (not the whole picture after a finder failure)
+        .exclude(pk=item.pk)
+        .values("embedding", "fixtures", "quality_problems", "both_orientations")
+        .first()
+    )
+    if earlier is None:
+        return False
+    item.plan, item.reused = "one", True
+    item.found = [dict(f) for f in earlier["fixtures"]]
+    item.problems = list(earlier["quality_problems"])
+    item.both_orientations = bool(earlier["both_orientations"])
+    item.vectors = [[float(x) for x in earlier["embedding"]]]
+    return True
+
+
+def _take_finding(item: _Item, first: _Item) -> None:
+    """An identical film of the same batch (same ``_finding_key``): ``first``'s finding as it is."""
+    item.image, item.plan, item.views = first.image, first.plan, first.views
+    item.found = None if first.found is None else [dict(f) for f in first.found]
+    item.found_fixtures, item.problems = list(first.found_fixtures), list(first.problems)
+    item.both_orientations = first.both_orientations
+
+
+def _load_all(embedder: Embedder, items: list[_Item]) -> None:
     for item, (image, exc) in zip(items, _in_threads(_load(embedder), items), strict=True):
         if isinstance(exc, PoisonImage):
             logger.warning("process_submission: submission %s has an unreadable image", item.pk)
@@ -387,14 +440,42 @@ def _embed(embedder: Embedder, items: list[_Item]) -> None:
             _transient(item, exc, STORAGE_UNREACHABLE)
         else:
             item.image = image
+
+
+def _embed(embedder: Embedder, items: list[_Item]) -> None:
+    """Take the finding of an identical film answered before (``_reuse_finding``), else decode each
+    picture and run the finder on it (identical films of the batch once), then one forward pass
+    for every view to embed (identical pictures once). Should the batch fail, each view is embedded
+    alone, so only the picture at fault fails."""
+    model_id = embedder.model_id
+    to_load: list[_Item] = []
+    firsts: dict[tuple[str, str], _Item] = {}
+    followers: list[tuple[_Item, _Item]] = []
+    for item in items:
+        if _reuse_finding(item, model_id):
+            continue
+        key = _finding_key(item, model_id)
+        if key is not None and key in firsts:
+            followers.append((item, firsts[key]))
+            continue
+        if key is not None:
+            firsts[key] = item
+        to_load.append(item)
+    _load_all(embedder, to_load)
+    # A follower whose first could not be read is read on its own (its own reason, its own retry).
+    _load_all(embedder, [item for item, first in followers if first.finished])
+    for item, first in followers:
+        if not first.finished:
+            _take_finding(item, first)
     by_key: dict[tuple[str, int], list[tuple[_Item, int]]] = {}
     for item in items:
-        if item.finished or item.plan != "one":
+        if item.finished or item.plan != "one" or item.reused:
             continue
-        reused = reusable_embedding(item.submission.content_hash, embedder.model_id, exclude_submission=item.pk)
-        if reused is not None:
-            item.vectors = [reused]  # identical pixels, the same finder: the same view
-            continue
+        if len(item.views) == 1:
+            reused = reusable_embedding(item.submission.content_hash, model_id, exclude_submission=item.pk)
+            if reused is not None:
+                item.vectors = [reused]  # identical pixels, the same finder: the same view
+                continue
         item.vectors = [None] * len(item.views)
         for n, _view in enumerate(item.views):
             key = (item.submission.content_hash or f"#{item.pk}", n)
@@ -463,7 +544,7 @@ def _record(item: _Item, model_id: str) -> None:
         candidates=[submission_services.MatchCandidate(h.implant_id, h.reference_image_id, h.similarity) for h in hits],
         fixtures=item.found if item.vector is None else None,  # refine: the finding stays as it was
         quality_problems=item.problems,
-        both_orientations=len(vectors) > 1,
+        both_orientations=item.both_orientations,
     )
 
 
