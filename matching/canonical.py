@@ -29,7 +29,7 @@ from PIL import Image
 
 from matching.fixtures import APEX_DOWN, APEX_UNKNOWN, APEX_UP, Fixture, as_grey, find_fixtures
 
-PREPROCESS_VERSION = "fx1"
+PREPROCESS_VERSION = "fx2"  # fx2: large films are screened on a smaller copy first (matching.fixtures)
 
 VIEW_SIZE = 224  # the model's input side: the view is square so CLIP's centre crop keeps all of it
 MARGIN = 0.12  # of the fixture's length, on every side

@@ -556,6 +556,7 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
             item.plan = "regions"  # the dentist's regions (or ones found before) answer, not the film
         elif s.embedding is not None and s.embedding_model == model_id:
             item.vector = [float(x) for x in s.embedding]  # refine: only the search runs again
+    started = time.monotonic()
     _prepare(
         [
             i
@@ -573,7 +574,9 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
             _fail(item, NO_IMAGE)
         else:
             to_embed.append(item)
+    prepared = time.monotonic()
     _embed(embedder, to_embed)
+    embedded = time.monotonic()
     for item in items:
         if item.finished:
             continue
@@ -588,7 +591,16 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
                 with contextlib.suppress(Exception):
                     submission_services.submission_release(submission_id=item.pk, count_attempt=False)
     if len(items) > 1:
-        logger.info("process_submission: batch of %s submissions, %s embedded", len(items), len(to_embed))
+        logger.info(
+            "process_submission: batch of %s submissions, %s to embed (%s findings reused): "
+            "prepare %.2f s, find and embed %.2f s, search and record %.2f s",
+            len(items),
+            len(to_embed),
+            sum(item.reused for item in to_embed),
+            prepared - started,
+            embedded - prepared,
+            time.monotonic() - embedded,
+        )
 
 
 def _start_processing(submission_id: int) -> Submission | None:
