@@ -54,12 +54,13 @@ WORK_MAX_SIDE = 2200
 # A working copy longer than SCREEN_ABOVE (a panoramic) is first screened on a copy at most
 # SCREEN_SIDE long, shrunk by a whole factor and blurred SCREEN_BLUR (the shrinking has already
 # averaged the grain away); each part found there is read in a window of the working copy,
-# WINDOW_PAD px around it. Its sharpness is measured on one band of SHARPNESS_BAND rows in
-# SHARPNESS_EVERY.
+# WINDOW_PAD px around it. Its sharpness and levels are measured on one band of SHARPNESS_BAND rows
+# in SHARPNESS_EVERY.
 SCREEN_ABOVE = 1400
 SCREEN_SIDE = 1100
 SCREEN_BLUR = 0.5
 WINDOW_PAD = 8
+WINDOW_SHARE = 0.15  # of the screened part's pixels: a window's part under fewer is another's
 SHARPNESS_BAND = 32
 SHARPNESS_EVERY = 4
 # A pixel is metal when brighter than the film's median plus this fraction of the spread between
@@ -205,12 +206,19 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
         small = cv2.resize(cut, (ww // factor, wh // factor), interpolation=cv2.INTER_AREA)
         screen = cv2.GaussianBlur(small, (0, 0), SCREEN_BLUR)
     film = _film_mask(screen)  # None: the whole picture is film (no light box around it)
-    hist = cv2.calcHist([screen], [0], film, [256], [0, 256]).ravel()
-    quality = _quality(hist, _sharpness(work, film) if work is not None else _sharpness_sampled(raw, film))
+    if work is not None:
+        hist = _histogram(work, film)
+        sharpness = _sharpness(work, film)
+    else:  # the working copy's levels, not the shrunk copy's (shrinking dims the brightest)
+        sharpness, hist = _sampled(raw, film)
+    quality = _quality(hist, sharpness)
     lo, hi = _levels(hist)
+    # The shrunk copy's parts, and their windows, are cut at the shrunk copy's levels (tuning seed:
+    # the working copy's, sampled, lost fixtures); the quality figures are the working copy's.
+    screen_lo, screen_hi = (lo, hi) if work is not None else _levels(_histogram(screen, film))
     fixtures: list[Fixture] = []
     if hi - lo >= 20:
-        metal = (screen >= lo + METAL_LEVEL * (hi - lo)).astype(np.uint8)
+        metal = (screen >= screen_lo + METAL_LEVEL * (screen_hi - screen_lo)).astype(np.uint8)
         if film is not None:
             metal &= film
         metal = cv2.morphologyEx(metal, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
@@ -226,13 +234,16 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
             if w > 0.85 * sw or h > 0.85 * sh:  # the film's edge, a light box: across the whole picture
                 continue
             if step == 1.0:
-                found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)
+                found = [_read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)]
             else:
-                found = _read_window(raw, film, labels, label, stats[label], step, lo, hi, scale, read)
-            if found is not None:
-                fixtures.append(_in_original(found, scale, width, height))
+                found = _read_window(raw, film, labels, label, stats[label], step, screen_lo, screen_hi, scale, read)
+            fixtures.extend(_in_original(one, scale, width, height) for one in found if one is not None)
     fixtures.sort(key=lambda f: -f.score)
     return FixtureReport(fixtures=fixtures, width=width, height=height, quality=quality)
+
+
+def _histogram(grey: np.ndarray, film: np.ndarray | None) -> np.ndarray:
+    return cv2.calcHist([grey], [0], film, [256], [0, 256]).ravel()
 
 
 def _components(metal: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -244,10 +255,10 @@ def _components(metal: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return count, labels, stats
 
 
-def _read_window(raw, film, labels, label, stat, step, lo, hi, scale, read: set) -> _Found | None:
+def _read_window(raw, film, labels, label, stat, step, lo, hi, scale, read: set) -> list[_Found]:
     """Read a part found on the screening copy from the working copy: the window around it,
-    blurred as the whole copy would be, cut into metal parts again; the part that covers the
-    screened one is read (once: ``read`` holds the parts read already)."""
+    blurred as the whole copy would be, cut into metal parts again; the parts that cover the
+    screened one are read (once each: ``read`` holds the parts read already)."""
     x, y, w, h, _area = (int(v) for v in stat)
     wh, ww = raw.shape
     # A blob (a filling, a crown alone) is not worth a window: the screened part's own moments,
@@ -259,7 +270,7 @@ def _read_window(raw, film, labels, label, stat, step, lo, hi, scale, read: set)
         minor = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 - spread)))
         major = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 + spread)))
         if minor / step < 3 or major < 0.9 * SCREEN_ELONGATION * minor:
-            return None
+            return []
     pad, margin = WINDOW_PAD, 4  # the margin: the blur's reach, so the window's pixels are exact
     x0, y0 = max(0, math.floor(x / step) - pad), max(0, math.floor(y / step) - pad)
     x1, y1 = min(ww, math.ceil((x + w) / step) + pad), min(wh, math.ceil((y + h) / step) + pad)
@@ -277,17 +288,21 @@ def _read_window(raw, film, labels, label, stat, step, lo, hi, scale, read: set)
     wy = np.clip(((ys + y + 0.5) / step).astype(int) - y0, 0, y1 - y0 - 1)
     votes = np.bincount(window_labels[wy, wx].ravel(), minlength=2)
     votes[0] = 0
-    if votes.max() == 0:
-        return None
-    best = int(votes.argmax())
-    bx, by, bw, bh, area = (int(v) for v in window_stats[best])
-    key = (bx + x0, by + y0, bw, bh, area)
-    if key in read or area < 40 or max(bw, bh) < 12 or bw > 0.85 * ww or bh > 0.85 * wh:
-        return None
-    read.add(key)
-    return _read_part(
-        work, window_labels, best, (bx, by, bw, bh), lo, hi, scale, raw[y0:y1, x0:x1], origin=(x0, y0), bounds=(ww, wh)
-    )
+    found = []
+    # Each part of the window under a good share of it (two parts the shrinking had joined: both).
+    for part in np.flatnonzero(votes >= max(1.0, WINDOW_SHARE * votes.sum())):
+        bx, by, bw, bh, area = (int(v) for v in window_stats[part])
+        key = (bx + x0, by + y0, bw, bh, area)
+        if key in read or area < 40 or max(bw, bh) < 12 or bw > 0.85 * ww or bh > 0.85 * wh:
+            continue
+        read.add(key)
+        window = (bx, by, bw, bh)
+        one = _read_part(
+            work, window_labels, int(part), window, lo, hi, scale, raw[y0:y1, x0:x1], origin=(x0, y0), bounds=(ww, wh)
+        )
+        if one is not None:
+            found.append(one)
+    return found
 
 
 def _film_mask(work: np.ndarray) -> np.ndarray | None:
@@ -333,24 +348,30 @@ def _sharpness(work: np.ndarray, film: np.ndarray | None) -> float:
     return float(cv2.meanStdDev(cv2.Laplacian(work, cv2.CV_32F), mask=film)[1][0, 0] ** 2)
 
 
-def _sharpness_sampled(raw: np.ndarray, film: np.ndarray | None) -> float:
-    """``_sharpness`` of a large film from one band of rows in SHARPNESS_EVERY: each band blurred
-    and differentiated with the rows around it, so its pixels are exactly the whole copy's (a
-    sample of the same figure, at a fraction of the cost)."""
+def _sampled(raw: np.ndarray, film: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """``_sharpness`` and the histogram of a large film from one band of rows in SHARPNESS_EVERY:
+    each band blurred and differentiated with the rows around it, so its pixels are exactly the
+    whole working copy's (a sample of the same figures, at a fraction of the cost)."""
     h, w = raw.shape
     full = None if film is None else cv2.resize(film, (w, h), interpolation=cv2.INTER_NEAREST)
     band, margin = SHARPNESS_BAND, 4
     total = squares = count = 0.0
+    hist = np.zeros(256, np.float32)
     for top in range(0, h, band * SHARPNESS_EVERY):
         a, b = max(0, top - margin), min(h, top + band + margin)
-        lap = cv2.Laplacian(cv2.GaussianBlur(raw[a:b], (0, 0), 1.0), cv2.CV_32F)[top - a : min(h, top + band) - a]
-        values = lap if full is None else lap[full[top : top + lap.shape[0]] > 0]
+        end = min(h, top + band)
+        blurred = cv2.GaussianBlur(raw[a:b], (0, 0), 1.0)
+        lap = cv2.Laplacian(blurred, cv2.CV_32F)[top - a : end - a]
+        rows = blurred[top - a : end - a]
+        mask = None if full is None else full[top:end]
+        hist += cv2.calcHist([np.ascontiguousarray(rows)], [0], mask, [256], [0, 256]).ravel()
+        values = lap if mask is None else lap[mask > 0]
         values = values.astype(np.float64).ravel()
         total, squares, count = total + values.sum(), squares + (values * values).sum(), count + values.size
     if count == 0:
-        return 0.0
+        return 0.0, hist
     mean = total / count
-    return float(max(0.0, squares / count - mean * mean))
+    return float(max(0.0, squares / count - mean * mean)), hist
 
 
 def _quality(hist: np.ndarray, sharpness: float) -> dict:
