@@ -347,36 +347,17 @@ def _load(embedder: Embedder) -> Callable[[_Item], object]:
     return load
 
 
-def _ordered(codes: object) -> list[str]:
-    found = set(codes)
-    return [code for code in fixture_finder.QUALITY_CODES if code in found]
-
-
 def _decide(item: _Item, image: object) -> None:
-    """Run the finder on the decoded picture and decide what this submission's answer is (see
-    ``submission_process``); the canonical view(s) to embed when there is one to search."""
+    """Run the finder on the decoded picture and decide what this submission's answer is
+    (``canonical.answer``, the rule evaluation frames films by too; see ``submission_process``)."""
     grey = fixture_finder.as_grey(image)
     report = fixture_finder.find_fixtures(grey)  # looked up here: tests may substitute the finder
-    numbered = report.numbered()
-    item.found_fixtures = sorted(report.fixtures, key=lambda f: -f.score)
-    item.found = [{**f.as_json(), "number": n} for n, f in enumerate(numbered, start=1)]
-    film_problems = list(report.quality.get("problems", []))
-    if not item.is_film:
-        # A region: the dentist (or the finder, on the film) said an implant is there. Its best
-        # fixture, else the whole region with the apex end unknown (both orientations).
-        best = item.found_fixtures[0] if item.found_fixtures else None
-        carried = (item.submission.crop_box or {}).get("problems", [])
-        item.problems = _ordered([*film_problems, *(best.problems if best else ()), *carried])
-        target = best or canonical.whole_picture(grey.shape[1], grey.shape[0], apex=fixture_finder.APEX_UNKNOWN)
-        item.plan, item.views = "one", canonical.canonical_views(grey, target)
-    elif not report.fixtures:
-        item.plan, item.problems = "none", _ordered(film_problems)
-    elif len(report.fixtures) == 1:
-        item.plan, item.problems = "one", report.problems
-        item.views = canonical.canonical_views(grey, report.fixtures[0])
-    else:
-        item.plan, item.problems = "several", _ordered(film_problems)
-    item.both_orientations = item.plan == "one" and len(item.views) > 1
+    carried = (item.submission.crop_box or {}).get("problems", []) if not item.is_film else ()
+    decided = canonical.answer(grey, report, region=not item.is_film, carried=carried)
+    item.found = [{**f.as_json(), "number": n} for n, f in enumerate(report.numbered(), start=1)]
+    item.found_fixtures, item.problems = decided.fixtures, decided.problems
+    item.plan, item.views = decided.plan, decided.views
+    item.both_orientations = decided.both_orientations
 
 
 def _finding_key(item: _Item, model_id: str) -> tuple[str, str] | None:
