@@ -9,7 +9,9 @@ Per condition: films, true fixtures, found with IoU >= 0.5 against the truth (ea
 once, best IoU first), false fixtures per film (found, matching no truth), the long axis's angle
 error p95 (degrees, of the matched), the apex direction right (of the matched; "unknown" counts as
 wrong), and the finder's time per film (OpenCV on one thread, decode excluded: the worker has
-decoded the film already) p50 / p95, beside the goals.
+decoded the film already) p50 / p95, beside the goals: wall-clock, and the process's CPU time (the
+figure that does not move with the machine's load: on a shared machine the wall-clock time counts
+the time spent waiting for a core).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ HEADERS = [
     "angle err p95°",
     "apex right %",
     "ms / film p50 / p95",
+    "CPU ms / film p50 / p95",
 ]
 GOALS = {"found": 97.0, "false_per_film": 0.05, "apex": 97.0, "ms": 40.0}
 
@@ -79,13 +82,15 @@ def evaluate(condition: str, films: int, seed: int) -> dict:
     truths = found_ok = false = apex_ok = 0
     angles: list[float] = []
     times: list[float] = []
+    cpu: list[float] = []
     misses: list[str] = []
     for index in range(films):
         film = make_film(condition, index, seed=seed)
         pixels = decoded(film.encode())
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         report = find_fixtures(pixels)
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
         pairs = match(report.fixtures, film.fixtures)
         truths += len(film.fixtures)
         found_ok += len(pairs)
@@ -106,6 +111,8 @@ def evaluate(condition: str, films: int, seed: int) -> dict:
         "apex_pct": 100.0 * apex_ok / found_ok if found_ok else float("nan"),
         "ms_p50": percentile(times, 50),
         "ms_p95": percentile(times, 95),
+        "cpu_ms_p50": percentile(cpu, 50),
+        "cpu_ms_p95": percentile(cpu, 95),
         "misses": misses,
     }
 
@@ -130,6 +137,7 @@ def main(films: int = 64, seed: int = 2, conditions: tuple[str, ...] | None = No
                 "—" if not f["fixtures"] else f"{f['angle_p95']:.1f}",
                 "—" if not f["fixtures"] else f"{f['apex_pct']:.1f}",
                 f"{f['ms_p50']:.1f} / {f['ms_p95']:.1f}",
+                f"{f['cpu_ms_p50']:.1f} / {f['cpu_ms_p95']:.1f}",
             ]
         )
     rows.append(
@@ -141,6 +149,7 @@ def main(films: int = 64, seed: int = 2, conditions: tuple[str, ...] | None = No
             f"≤ {GOALS['false_per_film']}",
             "",
             f"≥ {GOALS['apex']:.0f}",
+            f"≤ {GOALS['ms']:.0f}",
             f"≤ {GOALS['ms']:.0f}",
         ]
     )

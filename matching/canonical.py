@@ -27,9 +27,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from matching.fixtures import APEX_DOWN, APEX_UNKNOWN, APEX_UP, Fixture, as_grey, find_fixtures
+from matching.fixtures import (
+    APEX_DOWN,
+    APEX_UNKNOWN,
+    APEX_UP,
+    QUALITY_CODES,
+    Fixture,
+    FixtureReport,
+    as_grey,
+    find_fixtures,
+)
 
-PREPROCESS_VERSION = "fx1"
+PREPROCESS_VERSION = "fx2"  # fx2: large films are screened on a smaller copy first (matching.fixtures)
 
 VIEW_SIZE = 224  # the model's input side: the view is square so CLIP's centre crop keeps all of it
 MARGIN = 0.12  # of the fixture's length, on every side
@@ -122,6 +131,52 @@ def fixture_views(image: Image.Image | np.ndarray, fixture: Fixture | None) -> l
         grey = as_grey(image)
         fixture = whole_picture(grey.shape[1], grey.shape[0], apex=APEX_UNKNOWN)
     return canonical_views(image, fixture)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a picture is answered from what the finder saw in it (``answer``)."""
+
+    plan: str  # "none" (a film, nothing found), "one" (views to search), "several" (one region each)
+    views: list[CanonicalView]  # plan "one": the view(s) to embed (two: the apex end is uncertain)
+    problems: list[str]  # quality codes, in QUALITY_CODES order
+    fixtures: list[Fixture]  # the finder's, best first
+
+    @property
+    def both_orientations(self) -> bool:
+        return len(self.views) > 1
+
+
+def ordered_problems(codes: object) -> list[str]:
+    found = set(codes)  # type: ignore[call-overload]
+    return [code for code in QUALITY_CODES if code in found]
+
+
+def answer(
+    image: Image.Image | np.ndarray, report: FixtureReport, *, region: bool, carried: Sequence[str] = ()
+) -> Answer:
+    """How the worker answers a picture, and so how evaluation frames it (one rule, one place):
+
+    - a region (the dentist's, the crop tool's or one cut around a fixture the finder found on the
+      film): its best fixture, else the whole region with the apex end unknown (an implant is
+      there); ``carried``: quality problems the region brings from its film;
+    - a film with no fixture: nothing to search ("nothing found");
+    - a film with one fixture: that fixture's view(s);
+    - a film with several: one region per fixture (each then answered as a region).
+    """
+    grey = as_grey(image)
+    fixtures = sorted(report.fixtures, key=lambda f: -f.score)
+    film_problems = list(report.quality.get("problems", []))
+    if region:
+        best = fixtures[0] if fixtures else None
+        problems = ordered_problems([*film_problems, *(best.problems if best else ()), *carried])
+        target = best or whole_picture(grey.shape[1], grey.shape[0], apex=APEX_UNKNOWN)
+        return Answer("one", canonical_views(grey, target), problems, fixtures)
+    if not fixtures:
+        return Answer("none", [], ordered_problems(film_problems), fixtures)
+    if len(fixtures) == 1:
+        return Answer("one", canonical_views(grey, fixtures[0]), report.problems, fixtures)
+    return Answer("several", [], ordered_problems(film_problems), fixtures)
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

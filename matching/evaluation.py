@@ -209,23 +209,36 @@ def leave_one_out_items(model_id: str) -> tuple[list[LabelledItem], int]:
 
 
 def film_query_views(embedder, item: LabelledItem) -> list | None:
-    """The canonical view(s) the worker would embed for ``item``'s implant: the fixture the finder
-    found on the film (where the truth says it is, for a film of several), both orientations when
-    its apex is uncertain; None when the finder found nothing there (a miss, counted wrong)."""
-    from matching.canonical import box_iou, fixture_views
+    """The canonical view(s) the worker would embed for ``item``'s implant, by the worker's own rule
+    (``canonical.answer``): a film's one fixture; for a film of several, the region cut around the
+    fixture where the truth says the implant is (``item.truth_box``; else the best scored), read
+    again as the worker reads each region. None where the truth is and no fixture was found there
+    (a miss, counted wrong); a picture with no fixture at all is framed whole (see below)."""
+    from matching.canonical import answer, box_iou, fixture_views
     from matching.fixtures import find_fixtures
+    from submissions.fixtures import region_box
 
     image = embedder.load_image(item.load())  # type: ignore[misc]
-    report = find_fixtures(image)
+    decided = answer(image, find_fixtures(image), region=False)
     if item.truth_box is not None:
-        scored = [(box_iou(f.box, item.truth_box), f) for f in report.fixtures]
+        scored = [(box_iou(f.box, item.truth_box), f) for f in decided.fixtures]
         scored = [(iou, f) for iou, f in scored if iou >= 0.5]
         if not scored:
             return None
-        return fixture_views(image, max(scored, key=lambda pair: pair[0])[1])
-    if not report.fixtures:
+        fixture = max(scored, key=lambda pair: pair[0])[1]
+    elif decided.plan == "none":
+        # The worker answers "nothing found" here; evaluation frames the whole picture (both
+        # orientations) so that matching is still measured on pictures the finder reads nothing in.
         return fixture_views(image, None)
-    return fixture_views(image, max(report.fixtures, key=lambda f: f.score))
+    elif decided.plan == "one":
+        return decided.views
+    else:
+        fixture = decided.fixtures[0]
+    if decided.plan == "one":
+        return decided.views
+    x, y, w, h = region_box(fixture.box, *image.size)
+    cut = image.crop((x, y, x + w, y + h))
+    return answer(cut, find_fixtures(cut), region=True).views
 
 
 class DatabaseSearch:

@@ -51,6 +51,18 @@ FLAT_BELOW = 40
 # The finder works on a copy at most this many pixels on its longer side (boxes are scaled back):
 # a 2000 px panoramic keeps its full resolution, the threads of a 40 px fixture survive.
 WORK_MAX_SIDE = 2200
+# A working copy longer than SCREEN_ABOVE (a panoramic) is first screened on a copy at most
+# SCREEN_SIDE long, shrunk by a whole factor and blurred SCREEN_BLUR (the shrinking has already
+# averaged the grain away); each part found there is read in a window of the working copy,
+# WINDOW_PAD px around it. Its sharpness and levels are measured on one band of SHARPNESS_BAND rows
+# in SHARPNESS_EVERY.
+SCREEN_ABOVE = 1400
+SCREEN_SIDE = 1100
+SCREEN_BLUR = 0.5
+WINDOW_PAD = 8
+WINDOW_SHARE = 0.15  # of the screened part's pixels: a window's part under fewer is another's
+SHARPNESS_BAND = 32
+SHARPNESS_EVERY = 4
 # A pixel is metal when brighter than the film's median plus this fraction of the spread between
 # the median and the brightest 0.1 % (titanium is the most radiopaque thing on a film).
 METAL_LEVEL = 0.78
@@ -171,42 +183,133 @@ def find_fixtures(image: Image.Image | np.ndarray) -> FixtureReport:
     on both outlines and the connection's darker channel at one end (or very strong threads). Narrow
     parts are read enlarged. The apex is the end away from the dark connection inside the collar,
     away from what continues past the screw (crown, abutment), and the narrower one; "unknown" when
-    those votes are weak or a strong one disagrees.
+    those votes are weak or a strong one disagrees. A large film (a panoramic) is screened on a
+    copy about SCREEN_SIDE px long (film mask, levels, metal parts) and only the parts found there
+    are read, each from a window of the full-resolution copy.
     """
     grey = as_grey(image)
     height, width = grey.shape
     scale = min(1.0, WORK_MAX_SIDE / max(height, width))
-    work = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    raw = work
-    work = cv2.GaussianBlur(work, (0, 0), 1.0)  # the film's grain off: outlines and levels, not noise
-    film = _film_mask(work)
-    quality = _quality(work, film)
-    lo, hi = _levels(work, film)
+    raw = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    wh, ww = raw.shape
+    # A large film (a panoramic) is screened on a smaller copy: its film mask, levels and metal
+    # parts; only the parts worth reading are then read from the working copy, in a window each.
+    # A whole factor (OpenCV's fast area shrinking), of a copy cut to a multiple of it.
+    factor = 1 if max(wh, ww) <= SCREEN_ABOVE else math.ceil(max(wh, ww) / SCREEN_SIDE)
+    step = 1.0 / factor
+    if factor == 1:
+        work = cv2.GaussianBlur(raw, (0, 0), 1.0)  # the film's grain off: outlines and levels, not noise
+        screen = work
+    else:
+        work = None
+        cut = raw[: wh // factor * factor, : ww // factor * factor]
+        small = cv2.resize(cut, (ww // factor, wh // factor), interpolation=cv2.INTER_AREA)
+        screen = cv2.GaussianBlur(small, (0, 0), SCREEN_BLUR)
+    film = _film_mask(screen)  # None: the whole picture is film (no light box around it)
+    if work is not None:
+        hist = _histogram(work, film)
+        sharpness = _sharpness(work, film)
+    else:  # the working copy's levels, not the shrunk copy's (shrinking dims the brightest)
+        sharpness, hist = _sampled(raw, film)
+    quality = _quality(hist, sharpness)
+    lo, hi = _levels(hist)
+    # The shrunk copy's parts, and their windows, are cut at the shrunk copy's levels (tuning seed:
+    # the working copy's, sampled, lost fixtures); the quality figures are the working copy's.
+    screen_lo, screen_hi = (lo, hi) if work is not None else _levels(_histogram(screen, film))
     fixtures: list[Fixture] = []
     if hi - lo >= 20:
-        metal = (work >= lo + METAL_LEVEL * (hi - lo)).astype(np.uint8)
-        metal &= film
+        metal = (screen >= screen_lo + METAL_LEVEL * (screen_hi - screen_lo)).astype(np.uint8)
+        if film is not None:
+            metal &= film
         metal = cv2.morphologyEx(metal, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(metal, connectivity=8)
-        wh, ww = work.shape
+        count, labels, stats = _components(metal)
+        sh, sw = screen.shape
+        read: set[tuple[int, ...]] = set()
+        if step != 1.0 and film is not None:  # the film mask at the working copy's size, for the windows
+            film = cv2.resize(film, (ww, wh), interpolation=cv2.INTER_NEAREST)
         for label in range(1, count):
             x, y, w, h, area = stats[label]
-            if area < 40 or max(w, h) < 12:
+            if area < 40 * step * step or max(w, h) < 12 * step:
                 continue
-            if w > 0.85 * ww or h > 0.85 * wh:  # the film's edge, a light box: across the whole picture
+            if w > 0.85 * sw or h > 0.85 * sh:  # the film's edge, a light box: across the whole picture
                 continue
-            found = _read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)
-            if found is not None:
-                fixtures.append(_in_original(found, scale, width, height))
+            if step == 1.0:
+                found = [_read_part(work, labels, label, (x, y, w, h), lo, hi, scale, raw)]
+            else:
+                found = _read_window(raw, film, labels, label, stats[label], step, screen_lo, screen_hi, scale, read)
+            fixtures.extend(_in_original(one, scale, width, height) for one in found if one is not None)
     fixtures.sort(key=lambda f: -f.score)
     return FixtureReport(fixtures=fixtures, width=width, height=height, quality=quality)
 
 
-def _film_mask(work: np.ndarray) -> np.ndarray:
-    """1 where the film is, 0 on a light box around it (a phone photo of a film): the light box is
-    the brightest, smooth region touching the picture's border, brighter on average than the
-    film's metal (whose light passes through the film's base). Found on a copy a quarter the size
-    (the light box is large and smooth)."""
+def _histogram(grey: np.ndarray, film: np.ndarray | None) -> np.ndarray:
+    return cv2.calcHist([grey], [0], film, [256], [0, 256]).ravel()
+
+
+def _components(metal: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The 8-connected parts of ``metal`` (count, labels, stats); 16-bit labels (twice as fast)
+    unless a film has more parts than they can number."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(metal, connectivity=8, ltype=cv2.CV_16U)
+    if count >= np.iinfo(np.uint16).max:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(metal, connectivity=8, ltype=cv2.CV_32S)
+    return count, labels, stats
+
+
+def _read_window(raw, film, labels, label, stat, step, lo, hi, scale, read: set) -> list[_Found]:
+    """Read a part found on the screening copy from the working copy: the window around it,
+    blurred as the whole copy would be, cut into metal parts again; the parts that cover the
+    screened one are read (once each: ``read`` holds the parts read already)."""
+    x, y, w, h, _area = (int(v) for v in stat)
+    wh, ww = raw.shape
+    # A blob (a filling, a crown alone) is not worth a window: the screened part's own moments,
+    # with room to spare (``_read_part`` decides with SCREEN_ELONGATION on the full resolution).
+    moments = cv2.moments((labels[y : y + h, x : x + w] == label).astype(np.uint8), binaryImage=True)
+    if moments["m00"] > 0:
+        a20, a02, a11 = (moments[k] / moments["m00"] for k in ("mu20", "mu02", "mu11"))
+        spread = math.hypot((a20 - a02) / 2, a11)
+        minor = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 - spread)))
+        major = math.sqrt(max(0.0, 12 * ((a20 + a02) / 2 + spread)))
+        if minor / step < 3 or major < 0.9 * SCREEN_ELONGATION * minor:
+            return []
+    pad, margin = WINDOW_PAD, 4  # the margin: the blur's reach, so the window's pixels are exact
+    x0, y0 = max(0, math.floor(x / step) - pad), max(0, math.floor(y / step) - pad)
+    x1, y1 = min(ww, math.ceil((x + w) / step) + pad), min(wh, math.ceil((y + h) / step) + pad)
+    bx0, by0, bx1, by1 = max(0, x0 - margin), max(0, y0 - margin), min(ww, x1 + margin), min(wh, y1 + margin)
+    blurred = cv2.GaussianBlur(raw[by0:by1, bx0:bx1], (0, 0), 1.0)
+    work = blurred[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+    metal = (work >= lo + METAL_LEVEL * (hi - lo)).astype(np.uint8)
+    if film is not None:  # at the working copy's size
+        metal &= film[y0:y1, x0:x1]
+    metal = cv2.morphologyEx(metal, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    _count, window_labels, window_stats = _components(metal)
+    # The window's part under the screened part's pixels.
+    ys, xs = np.nonzero(labels[y : y + h, x : x + w] == label)
+    wx = np.clip(((xs + x + 0.5) / step).astype(int) - x0, 0, x1 - x0 - 1)
+    wy = np.clip(((ys + y + 0.5) / step).astype(int) - y0, 0, y1 - y0 - 1)
+    votes = np.bincount(window_labels[wy, wx].ravel(), minlength=2)
+    votes[0] = 0
+    found = []
+    # Each part of the window under a good share of it (two parts the shrinking had joined: both).
+    for part in np.flatnonzero(votes >= max(1.0, WINDOW_SHARE * votes.sum())):
+        bx, by, bw, bh, area = (int(v) for v in window_stats[part])
+        key = (bx + x0, by + y0, bw, bh, area)
+        if key in read or area < 40 or max(bw, bh) < 12 or bw > 0.85 * ww or bh > 0.85 * wh:
+            continue
+        read.add(key)
+        window = (bx, by, bw, bh)
+        one = _read_part(
+            work, window_labels, int(part), window, lo, hi, scale, raw[y0:y1, x0:x1], origin=(x0, y0), bounds=(ww, wh)
+        )
+        if one is not None:
+            found.append(one)
+    return found
+
+
+def _film_mask(work: np.ndarray) -> np.ndarray | None:
+    """1 where the film is, 0 on a light box around it (a phone photo of a film); None when there is
+    no light box (all of it is film). The light box is the brightest, smooth region touching the
+    picture's border, brighter on average than the film's metal (whose light passes through the
+    film's base). Found on a copy a quarter the size (the light box is large and smooth)."""
     h, w = work.shape
     small = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     sh, sw = small.shape
@@ -224,14 +327,13 @@ def _film_mask(work: np.ndarray) -> np.ndarray:
         if float(mean[0, 0]) >= 200 and float(std[0, 0]) < 25:
             keep[part > 0] = 0
     if keep.min() == 1:
-        return np.ones_like(work, dtype=np.uint8)
+        return None
     mask = cv2.resize(keep, (w, h), interpolation=cv2.INTER_NEAREST)
     return cv2.erode(mask, np.ones((9, 9), np.uint8))  # the film's blurred border with the box
 
 
-def _levels(work: np.ndarray, film: np.ndarray) -> tuple[float, float]:
-    """The film's median and its brightest 0.1 % (from one histogram)."""
-    hist = cv2.calcHist([work], [0], film, [256], [0, 256]).ravel()
+def _levels(hist: np.ndarray) -> tuple[float, float]:
+    """The film's median and its brightest 0.1 % (from the film's histogram)."""
     total = hist.sum()
     if total == 0:
         return 0.0, 0.0
@@ -239,11 +341,40 @@ def _levels(work: np.ndarray, film: np.ndarray) -> tuple[float, float]:
     return float(np.searchsorted(cumulative, 0.5)), float(np.searchsorted(cumulative, 0.999))
 
 
-def _quality(work: np.ndarray, film: np.ndarray) -> dict:
-    sharpness = 0.0
-    if film.any():
-        sharpness = float(cv2.meanStdDev(cv2.Laplacian(work, cv2.CV_32F), mask=film)[1][0, 0] ** 2)
-    hist = cv2.calcHist([work], [0], film, [256], [0, 256]).ravel()
+def _sharpness(work: np.ndarray, film: np.ndarray | None) -> float:
+    """The variance of the Laplacian of the (grain-smoothed) working copy, over the film."""
+    if film is not None and not film.any():
+        return 0.0
+    return float(cv2.meanStdDev(cv2.Laplacian(work, cv2.CV_32F), mask=film)[1][0, 0] ** 2)
+
+
+def _sampled(raw: np.ndarray, film: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """``_sharpness`` and the histogram of a large film from one band of rows in SHARPNESS_EVERY:
+    each band blurred and differentiated with the rows around it, so its pixels are exactly the
+    whole working copy's (a sample of the same figures, at a fraction of the cost)."""
+    h, w = raw.shape
+    full = None if film is None else cv2.resize(film, (w, h), interpolation=cv2.INTER_NEAREST)
+    band, margin = SHARPNESS_BAND, 4
+    total = squares = count = 0.0
+    hist = np.zeros(256, np.float32)
+    for top in range(0, h, band * SHARPNESS_EVERY):
+        a, b = max(0, top - margin), min(h, top + band + margin)
+        end = min(h, top + band)
+        blurred = cv2.GaussianBlur(raw[a:b], (0, 0), 1.0)
+        lap = cv2.Laplacian(blurred, cv2.CV_32F)[top - a : end - a]
+        rows = blurred[top - a : end - a]
+        mask = None if full is None else full[top:end]
+        hist += cv2.calcHist([np.ascontiguousarray(rows)], [0], mask, [256], [0, 256]).ravel()
+        values = lap if mask is None else lap[mask > 0]
+        values = values.astype(np.float64).ravel()
+        total, squares, count = total + values.sum(), squares + (values * values).sum(), count + values.size
+    if count == 0:
+        return 0.0, hist
+    mean = total / count
+    return float(max(0.0, squares / count - mean * mean)), hist
+
+
+def _quality(hist: np.ndarray, sharpness: float) -> dict:
     cumulative = np.cumsum(hist) / max(1.0, hist.sum())
     contrast = float(np.searchsorted(cumulative, 0.99) - np.searchsorted(cumulative, 0.01))
     problems = []
@@ -275,11 +406,16 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
-def _read_part(work, labels, label, rect, lo, hi, scale, raw=None) -> _Found | None:
+def _read_part(work, labels, label, rect, lo, hi, scale, raw=None, origin=(0, 0), bounds=None) -> _Found | None:
+    """Read one metal part (``label`` of ``labels``, bounding ``rect``) of ``work``; ``work``,
+    ``labels`` and ``raw`` may be a window of the working copy at ``origin`` (its ``bounds``: the
+    working copy's width and height), the part's points are then given in the copy's pixels."""
     x, y, w, h = rect
     pad = 4
     wh, ww = work.shape
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(ww, x + w + pad), min(wh, y + h + pad)
+    ox, oy = origin
+    full_w, full_h = bounds or (ww, wh)
     part = (labels[y0:y1, x0:x1] == label).astype(np.uint8)
     moments = cv2.moments(part, binaryImage=True)
     if moments["m00"] == 0:
@@ -289,7 +425,10 @@ def _read_part(work, labels, label, rect, lo, hi, scale, raw=None) -> _Found | N
     vx, vy = math.cos(theta), math.sin(theta)  # the long axis
     # A strip along the picture's border (the film's unexposed edge, a light box's rim): touching
     # a side and running along it. A fixture cut by the edge crosses it instead.
-    if (min(x, ww - x - w) <= 1 and abs(vy) > ALONG_BORDER) or (min(y, wh - y - h) <= 1 and abs(vx) > ALONG_BORDER):
+    gx, gy = x + ox, y + oy
+    if (min(gx, full_w - gx - w) <= 1 and abs(vy) > ALONG_BORDER) or (
+        min(gy, full_h - gy - h) <= 1 and abs(vx) > ALONG_BORDER
+    ):
         return None
     # A narrow part is read enlarged (threads of a 40 px fixture are 2-4 px deep): its outline then
     # follows the interpolated grey level, not the pixels' staircase.
@@ -392,8 +531,9 @@ def _read_part(work, labels, label, rect, lo, hi, scale, raw=None) -> _Found | N
     inverse = cv2.invertAffineTransform(matrix)
     ys, xs = np.nonzero(inside)
     local = np.stack([xs, ys + top], axis=1).astype(np.float64)
-    points = local @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
-    ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + (x0, y0)
+    shift = (x0 + ox, y0 + oy)
+    points = local @ inverse[:, :2].T + inverse[:, 2] + shift
+    ends = np.array([[centre, top], [centre, bottom]], np.float64) @ inverse[:, :2].T + inverse[:, 2] + shift
     apex_end, collar_end = (ends[1], ends[0]) if vote >= 0 else (ends[0], ends[1])
     return _Found(points, apex_end, collar_end, apex_known, float(min(1.0, score)), breadth / zoom)
 

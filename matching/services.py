@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F, Func, IntegerField
 from django.utils import timezone
 
 from implants.models import REFINE_FIELDS, ReferenceImage
@@ -38,7 +39,7 @@ from matching.embedder import Embedder, get_embedder
 from matching.models import Calibration, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
-from submissions.models import DentistFeedback, Submission, Verdict
+from submissions.models import DentistFeedback, Status, Submission, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +261,8 @@ class _Item:
     found: list | None = None  # the fixtures as recorded (Submission.fixtures); None: finder did not run
     found_fixtures: list = field(default_factory=list)  # the Fixture objects, best first
     problems: list[str] = field(default_factory=list)  # quality codes
+    both_orientations: bool = False  # the apex end was uncertain: both orientations compared
+    reused: bool = False  # the finding and embedding of an identical film were taken (``_reuse_finding``)
 
     @property
     def pk(self) -> int:
@@ -345,41 +348,72 @@ def _load(embedder: Embedder) -> Callable[[_Item], object]:
     return load
 
 
-def _ordered(codes: object) -> list[str]:
-    found = set(codes)
-    return [code for code in fixture_finder.QUALITY_CODES if code in found]
-
-
 def _decide(item: _Item, image: object) -> None:
-    """Run the finder on the decoded picture and decide what this submission's answer is (see
-    ``submission_process``); the canonical view(s) to embed when there is one to search."""
+    """Run the finder on the decoded picture and decide what this submission's answer is
+    (``canonical.answer``, the rule evaluation frames films by too; see ``submission_process``)."""
     grey = fixture_finder.as_grey(image)
     report = fixture_finder.find_fixtures(grey)  # looked up here: tests may substitute the finder
-    numbered = report.numbered()
-    item.found_fixtures = sorted(report.fixtures, key=lambda f: -f.score)
-    item.found = [{**f.as_json(), "number": n} for n, f in enumerate(numbered, start=1)]
-    film_problems = list(report.quality.get("problems", []))
-    if not item.is_film:
-        # A region: the dentist (or the finder, on the film) said an implant is there. Its best
-        # fixture, else the whole region with the apex end unknown (both orientations).
-        best = item.found_fixtures[0] if item.found_fixtures else None
-        carried = (item.submission.crop_box or {}).get("problems", [])
-        item.problems = _ordered([*film_problems, *(best.problems if best else ()), *carried])
-        target = best or canonical.whole_picture(grey.shape[1], grey.shape[0], apex=fixture_finder.APEX_UNKNOWN)
-        item.plan, item.views = "one", canonical.canonical_views(grey, target)
-    elif not report.fixtures:
-        item.plan, item.problems = "none", _ordered(film_problems)
-    elif len(report.fixtures) == 1:
-        item.plan, item.problems = "one", report.problems
-        item.views = canonical.canonical_views(grey, report.fixtures[0])
-    else:
-        item.plan, item.problems = "several", _ordered(film_problems)
+    carried = (item.submission.crop_box or {}).get("problems", []) if not item.is_film else ()
+    decided = canonical.answer(grey, report, region=not item.is_film, carried=carried)
+    item.found = [{**f.as_json(), "number": n} for n, f in enumerate(report.numbered(), start=1)]
+    item.found_fixtures, item.problems = decided.fixtures, decided.problems
+    item.plan, item.views = decided.plan, decided.views
+    item.both_orientations = decided.both_orientations
 
 
-def _embed(embedder: Embedder, items: list[_Item]) -> None:
-    """Decode each picture, run the finder on it, then one forward pass for every view to embed
-    (identical pictures once). Should the batch fail, each view is embedded alone, so only the
-    picture at fault fails."""
+def _finding_key(item: _Item, model_id: str) -> tuple[str, str] | None:
+    """What makes two films' findings the same: identical pixels (``content_hash``) read by the
+    same model id — which carries ``canonical.PREPROCESS_VERSION``, so a change of the finder or of
+    the canonical view never reuses a stale finding. None: nothing to reuse (a region: its quality
+    problems include ones carried from its film; no hash yet)."""
+    if not item.is_film or not item.submission.content_hash:
+        return None
+    return item.submission.content_hash, model_id
+
+
+def _reuse_finding(item: _Item, model_id: str) -> bool:
+    """Take the finding of an earlier identical film answered with one fixture — its fixture,
+    quality problems, both-orientations flag, and the embedding of the view it kept — before
+    anything is decoded: the same pixels, the same finder and model give the same answer, so the
+    picture is neither decoded nor read again (a burst repeating pictures drains at the search's
+    pace). True when taken."""
+    key = _finding_key(item, model_id)
+    if key is None:
+        return False
+    content_hash, model = key
+    earlier = (
+        Submission.objects.filter(
+            content_hash=content_hash,
+            parent__isnull=True,
+            status=Status.DONE,
+            embedding_model=model,
+            embedding__isnull=False,
+        )
+        .annotate(found=Func(F("fixtures"), function="jsonb_array_length", output_field=IntegerField()))
+        .filter(found=1)  # answered by its one fixture (not the whole picture after a finder failure)
+        .exclude(pk=item.pk)
+        .values("embedding", "fixtures", "quality_problems", "both_orientations")
+        .first()
+    )
+    if earlier is None:
+        return False
+    item.plan, item.reused = "one", True
+    item.found = [dict(f) for f in earlier["fixtures"]]
+    item.problems = list(earlier["quality_problems"])
+    item.both_orientations = bool(earlier["both_orientations"])
+    item.vectors = [[float(x) for x in earlier["embedding"]]]
+    return True
+
+
+def _take_finding(item: _Item, first: _Item) -> None:
+    """An identical film of the same batch (same ``_finding_key``): ``first``'s finding as it is."""
+    item.image, item.plan, item.views = first.image, first.plan, first.views
+    item.found = None if first.found is None else [dict(f) for f in first.found]
+    item.found_fixtures, item.problems = list(first.found_fixtures), list(first.problems)
+    item.both_orientations = first.both_orientations
+
+
+def _load_all(embedder: Embedder, items: list[_Item]) -> None:
     for item, (image, exc) in zip(items, _in_threads(_load(embedder), items), strict=True):
         if isinstance(exc, PoisonImage):
             logger.warning("process_submission: submission %s has an unreadable image", item.pk)
@@ -388,14 +422,42 @@ def _embed(embedder: Embedder, items: list[_Item]) -> None:
             _transient(item, exc, STORAGE_UNREACHABLE)
         else:
             item.image = image
+
+
+def _embed(embedder: Embedder, items: list[_Item]) -> None:
+    """Take the finding of an identical film answered before (``_reuse_finding``), else decode each
+    picture and run the finder on it (identical films of the batch once), then one forward pass
+    for every view to embed (identical pictures once). Should the batch fail, each view is embedded
+    alone, so only the picture at fault fails."""
+    model_id = embedder.model_id
+    to_load: list[_Item] = []
+    firsts: dict[tuple[str, str], _Item] = {}
+    followers: list[tuple[_Item, _Item]] = []
+    for item in items:
+        if _reuse_finding(item, model_id):
+            continue
+        key = _finding_key(item, model_id)
+        if key is not None and key in firsts:
+            followers.append((item, firsts[key]))
+            continue
+        if key is not None:
+            firsts[key] = item
+        to_load.append(item)
+    _load_all(embedder, to_load)
+    # A follower whose first could not be read is read on its own (its own reason, its own retry).
+    _load_all(embedder, [item for item, first in followers if first.finished])
+    for item, first in followers:
+        if not first.finished:
+            _take_finding(item, first)
     by_key: dict[tuple[str, int], list[tuple[_Item, int]]] = {}
     for item in items:
-        if item.finished or item.plan != "one":
+        if item.finished or item.plan != "one" or item.reused:
             continue
-        reused = reusable_embedding(item.submission.content_hash, embedder.model_id, exclude_submission=item.pk)
-        if reused is not None:
-            item.vectors = [reused]  # identical pixels, the same finder: the same view
-            continue
+        if len(item.views) == 1:
+            reused = reusable_embedding(item.submission.content_hash, model_id, exclude_submission=item.pk)
+            if reused is not None:
+                item.vectors = [reused]  # identical pixels, the same finder: the same view
+                continue
         item.vectors = [None] * len(item.views)
         for n, _view in enumerate(item.views):
             key = (item.submission.content_hash or f"#{item.pk}", n)
@@ -468,7 +530,7 @@ def _record(item: _Item, model_id: str, calibration: Calibration | None = None) 
         ],
         fixtures=item.found if item.vector is None else None,  # refine: the finding stays as it was
         quality_problems=item.problems,
-        both_orientations=len(vectors) > 1,
+        both_orientations=item.both_orientations,
     )
 
 
@@ -480,6 +542,7 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
             item.plan = "regions"  # the dentist's regions (or ones found before) answer, not the film
         elif s.embedding is not None and s.embedding_model == model_id:
             item.vector = [float(x) for x in s.embedding]  # refine: only the search runs again
+    started = time.monotonic()
     _prepare(
         [
             i
@@ -498,7 +561,9 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
             _fail(item, NO_IMAGE)
         else:
             to_embed.append(item)
+    prepared = time.monotonic()
     _embed(embedder, to_embed)
+    embedded = time.monotonic()
     calibration = active_calibration(model_id=model_id) if any(not i.finished for i in items) else None
     for item in items:
         if item.finished:
@@ -514,7 +579,16 @@ def _process_batch(items: list[_Item], embedder: Embedder) -> None:
                 with contextlib.suppress(Exception):
                     submission_services.submission_release(submission_id=item.pk, count_attempt=False)
     if len(items) > 1:
-        logger.info("process_submission: batch of %s submissions, %s embedded", len(items), len(to_embed))
+        logger.info(
+            "process_submission: batch of %s submissions, %s to embed (%s findings reused): "
+            "prepare %.2f s, find and embed %.2f s, search and record %.2f s",
+            len(items),
+            len(to_embed),
+            sum(item.reused for item in to_embed),
+            prepared - started,
+            embedded - prepared,
+            time.monotonic() - embedded,
+        )
 
 
 def _start_processing(submission_id: int) -> Submission | None:

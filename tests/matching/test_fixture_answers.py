@@ -273,3 +273,83 @@ def test_every_quality_code_has_its_message_and_the_quadrants_follow_the_patient
     assert suggested_quadrant((100, 50, 150, 200), 400, 300) is None  # a periapical does not tell
     x, y, w, h = region_box((0, 0, 10, 10), 400, 300)
     assert (x, y) == (0, 0) and min(w, h) >= 32 and x + w <= 400 and y + h <= 300
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    from matching.embedder import get_embedder
+
+    embedder = get_embedder()
+    calls = {"decoded": 0, "embedded": 0}
+    load, embed = embedder.load_image, embedder.embed_images
+
+    def counting_load(data):
+        calls["decoded"] += 1
+        return load(data)
+
+    def counting_embed(images):
+        calls["embedded"] += len(images)
+        return embed(images)
+
+    monkeypatch.setattr(embedder, "load_image", counting_load)
+    monkeypatch.setattr(embedder, "embed_images", counting_embed)
+    return calls
+
+
+def _answer(submission: Submission) -> tuple:
+    submission.refresh_from_db()
+    matches = list(submission.matches.order_by("rank").values_list("implant_id", "reference_image_id", "similarity"))
+    return submission.status, submission.fixtures, submission.quality_problems, submission.both_orientations, matches
+
+
+def test_an_identical_film_takes_the_earlier_finding_without_being_decoded_or_read(
+    monkeypatch, client, embedded_catalog, count_decodes
+):
+    screw = Screw(200, 150, 180, 50)
+    code = finder.QUALITY_CODES[0]
+    asked = scripted(monkeypatch, {(400, 300): [_fixture(screw, apex="unknown")]}, problems=[code])
+    picture = png(film((400, 300), [screw]))
+    fresh = upload(film((400, 300), [screw]))
+    assert tasks.process_submission(fresh.pk) == "done"
+    assert len(asked) == 1 and count_decodes == {"decoded": 1, "embedded": 2}
+    again, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=picture, filename="de-novo.png"))
+    assert again.content_hash == fresh.content_hash
+    assert tasks.process_submission(again.pk) == "done"
+    # Neither the decoder, nor the finder, nor the model ran for the identical film ...
+    assert len(asked) == 1 and count_decodes == {"decoded": 1, "embedded": 2}
+    # ... and its answer is the fresh run's: fixtures, quality problems, both orientations, matches.
+    answer = _answer(again)
+    assert answer == _answer(fresh)
+    assert answer[0] == Status.DONE and answer[2] == [code] and answer[3] is True and len(answer[4]) == 3
+    page = client.get(f"/r/{again.token}/").content.decode()
+    assert "A orientação do implante não pôde ser determinada; comparamos as duas." in page
+    assert _status(client, again)["fixtures"] == _status(client, fresh)["fixtures"]
+
+
+def test_a_new_preprocessing_version_reads_an_identical_film_again(monkeypatch, embedded_catalog, count_decodes):
+    from matching import canonical
+
+    screw = Screw(200, 150, 180, 50)
+    asked = scripted(monkeypatch, {(400, 300): [_fixture(screw)]})
+    first = upload(film((400, 300), [screw]))
+    assert tasks.process_submission(first.pk) == "done"
+    monkeypatch.setattr(canonical, "PREPROCESS_VERSION", "fx-next")  # the finder or the view changed
+    again = upload(film((400, 300), [screw]))
+    assert again.content_hash == first.content_hash
+    assert tasks.process_submission(again.pk) == "done"
+    first.refresh_from_db()
+    again.refresh_from_db()
+    assert len(asked) == 2 and count_decodes["decoded"] == 2 and count_decodes["embedded"] == 2
+    assert again.embedding_model.endswith("+fx-next") and again.fixtures == first.fixtures
+
+
+def test_identical_films_of_one_batch_are_read_once(monkeypatch, embedded_catalog, count_decodes):
+    screw = Screw(200, 150, 180, 50)
+    asked = scripted(monkeypatch, {(400, 300): [_fixture(screw, apex="unknown")]})
+    films = [upload(film((400, 300), [screw])) for _ in range(3)]
+    assert tasks.process_submission(films[0].pk) == "done"  # its batch claims the two waiting
+    assert [tasks.process_submission(f.pk) for f in films[1:]] == ["already done", "already done"]
+    assert len(asked) == 1 and count_decodes == {"decoded": 1, "embedded": 2}
+    answers = [_answer(f) for f in films]
+    assert answers[0][3] is True and len(answers[0][4]) == 3
+    assert answers[1] == answers[0] and answers[2] == answers[0]
