@@ -12,4 +12,4 @@ class WorkerStateAdmin(admin.ModelAdmin):
         return False
 
 
-from matching import admin_evaluation  # noqa: E402, F401  (registers the evaluation reports)
+from matching import admin_evaluation, admin_training  # noqa: E402, F401  (register the reports and runs)
