@@ -38,7 +38,7 @@ def curve_svg(curves: list[dict]) -> str:
         '<rect x="30" y="10" width="{iw}" height="{ih}" fill="none" stroke="#999"/>'
         '<polyline points="{loss}" fill="none" stroke="#b03030" stroke-width="2"/>'
         '<polyline points="{top1}" fill="none" stroke="#2060b0" stroke-width="2"/>'
-        '<text x="32" y="{ty}" font-size="11" fill="#b03030">perda (máx. {top_loss:.2f})</text>'
+        '<text x="32" y="{ty}" font-size="11" fill="#b03030">perda (máx. {top_loss})</text>'
         '<text x="190" y="{ty}" font-size="11" fill="#2060b0">top-1 retido (0–100 %)</text>'
         '<text x="30" y="{h}" font-size="10">0</text><text x="{ex}" y="{h}" font-size="10">{last} épocas</text>'
         "</svg>",
@@ -49,7 +49,7 @@ def curve_svg(curves: list[dict]) -> str:
         label=_("curva de aprendizado"),
         loss=loss,
         top1=top1,
-        top_loss=top_loss,
+        top_loss=f"{top_loss:.2f}",
         ty=CURVE_H - 6 - 0,
         ex=CURVE_W - 70,
         last=last,

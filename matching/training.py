@@ -603,7 +603,7 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
         )
         results = {
             "set": (
-                f"{features.queries.shape[0]} vistas retidas (semente {options.seed}, fluxo '{EVAL_STREAM}') "
+                f"{features.queries.shape[0]} vistas retidas (semente {options.seed}, fluxo {EVAL_STREAM}) "
                 f"contra {features.gallery.shape[0]} imagens do catálogo"
             ),
             "running": {"model_id": running.model_id, **running_scores},
