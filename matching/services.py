@@ -692,3 +692,31 @@ def training_run_activate(*, run_id: int, log: Callable[[str], object] = print) 
     log(f"Modelo ativo: {switched.model_id}; recalculando os embeddings do catálogo (reembed)")
     call_command("reembed", "--stale")
     return run
+
+
+def training_run_deactivate(*, log: Callable[[str], object] = print) -> str:
+    """Roll back an activation the same safe way: the previous manifest comes back (or none: the
+    configured model), every process follows it on its next job, and the catalogue is re-embedded
+    by that model. Returns the model id now running."""
+    import json
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    from matching.embedder import ACTIVE_MANIFEST, active_manifest
+
+    current = active_manifest()
+    if current is None:
+        raise ActivationRefused("Nenhum modelo treinado está ativo: os workers já rodam o modelo configurado.")
+    target = Path(settings.RAIOX_CLIP_CACHE_DIR) / ACTIVE_MANIFEST
+    previous = current.get("previous")
+    if previous:
+        partial = target.with_name(ACTIVE_MANIFEST + ".partial")
+        partial.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    else:
+        target.unlink()
+    model_id = worker_embedder().model_id
+    log(f"Modelo ativo: {model_id}; recalculando os embeddings do catálogo (reembed)")
+    call_command("reembed", "--stale")
+    return model_id

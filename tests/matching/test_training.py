@@ -160,9 +160,14 @@ def test_activate_switches_the_workers_and_reembeds_the_catalogue_when_better(tm
     assert not nearest_implants(vector, model_id=UNTRAINED_ID)
     assert "sem calibração" in printed
 
-    # Rolling back is the manifest going: the configured model again.
-    (tmp_path / "models" / ACTIVE_MANIFEST).unlink()
+    # Rolling back the same way: the configured model again, the catalogue re-embedded by it.
+    call_command("train_matcher", "--deactivate", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not (tmp_path / "models" / ACTIVE_MANIFEST).exists()
     assert worker_services.worker_embedder().model_id == UNTRAINED_ID
+    assert WorkerState.objects.get().model_id == UNTRAINED_ID
+    assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {UNTRAINED_ID}
+    with pytest.raises(CommandError, match="Nenhum modelo treinado está ativo"):
+        call_command("train_matcher", "--deactivate", stdout=io.StringIO())
 
 
 def test_a_checkpoint_for_another_preprocessing_is_refused(tmp_path, settings, monkeypatch):

@@ -5,6 +5,7 @@ save its checkpoint (its own model id) and record the run for the admin.
     manage.py train_matcher --max-minutes 8                # train, evaluate, report
     manage.py train_matcher --max-minutes 8 --activate     # ...and switch the workers if it is better
     manage.py train_matcher --activate-run 3               # switch to run 3 (same rule)
+    manage.py train_matcher --deactivate                   # roll back to the model active before
 
 ``--activate`` switches only when the new model beat the running one on that set; otherwise it
 refuses and says so (exit status 1). The switch re-embeds the catalogue (no mixed vectors) and the
@@ -43,10 +44,18 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, help="folder for training.json (default var/reports/training-...)")
         parser.add_argument("--activate", action="store_true", help="switch the workers when the new model is better")
         parser.add_argument("--activate-run", type=int, help="activate an earlier run (same rule)")
+        parser.add_argument("--deactivate", action="store_true", help="roll back to the model active before")
 
     def handle(self, *args: object, **options: object) -> None:
         from matching import services
 
+        if options["deactivate"]:
+            try:
+                model_id = services.training_run_deactivate(log=self.stdout.write)
+            except services.ActivationRefused as exc:
+                raise CommandError(exc.message) from exc
+            self.stdout.write(self.style.SUCCESS(f"Workers de volta a {model_id}; catálogo recalculado."))
+            return
         if options["activate_run"]:
             self._activate(services, int(options["activate_run"]))
             return
