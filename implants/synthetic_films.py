@@ -486,3 +486,94 @@ def write_films(out_dir: Path, *, films: int, seed: int = 0, conditions: tuple[s
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "truth.json").write_text(json.dumps({"seed": seed, "films": entries}, indent=1, ensure_ascii=False))
     return len(entries)
+
+
+# --- a catalogue picture made to look like a film (train_matcher's augmentations) ----------------
+# ``matching.training`` learns from the catalogue's pictures and the confirmed cases, not from these
+# generated films (a real catalogue has pictures, not drawings): each picture is turned into what
+# a dentist's film does to an implant, with this generator's own pieces — a crown on top, bone
+# around it, the jaw's tilt and the film's scale and crop, the upper jaw's turn (apex up), a phone
+# photo's perspective, blur, grain and contrast — before the canonical view frames it as the worker
+# would. The pictures' implant is bright on a darker background, apex down.
+
+
+def _implant_extent(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top row, bottom row, left, right) of the picture's brightest blob (the implant)."""
+    mask = grey >= max(SCREW_LEVEL + 60, float(np.percentile(grey, 97)) - 10)
+    rows, cols = np.nonzero(mask)
+    if rows.size < 50:
+        return None
+    return int(rows.min()), int(rows.max()), int(np.percentile(cols, 2)), int(np.percentile(cols, 98))
+
+
+def _add_crown(grey: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Room above the implant, an abutment sometimes, and a crown as radiopaque as metal on top."""
+    extent = _implant_extent(grey)
+    if extent is None:
+        return grey
+    top, _bottom, left, right = extent
+    width = max(8, right - left)
+    pad = int(width * 1.4)
+    background = float(np.median(np.concatenate([grey[:4].ravel(), grey[-4:].ravel()])))
+    room = np.full((pad, grey.shape[1]), background, np.float32)
+    room += rng.normal(0, 4, room.shape).astype(np.float32)
+    film = np.vstack([room, grey.astype(np.float32)])
+    top += pad
+    cx = (left + right) / 2
+    layer = np.zeros_like(film)
+    rise = 0.0
+    if rng.random() < 0.6:  # an abutment between the fixture and the crown
+        rise = width * rng.uniform(0.25, 0.5)
+        half = width * rng.uniform(0.25, 0.4)
+        cv2.rectangle(
+            layer, (int(cx - half), int(top - rise)), (int(cx + half), int(top)), float(rng.uniform(205, 225)), -1
+        )
+    crown_w = width * rng.uniform(1.3, 1.9) / 2
+    crown_h = width * rng.uniform(0.45, 0.8) / 2
+    centre = (int(cx + rng.uniform(-0.1, 0.1) * width), int(top - rise - crown_h * 0.8))
+    cv2.ellipse(
+        layer, centre, (int(crown_w), int(crown_h)), float(rng.uniform(-8, 8)), 0, 360, float(rng.uniform(*METAL)), -1
+    )
+    film = np.maximum(film, cv2.GaussianBlur(layer, (0, 0), 1.2))
+    return np.clip(film, 0, 255).astype(np.uint8)
+
+
+def film_like(grey: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``grey`` (a catalogue picture, uint8, apex down) as a film might show it. Returns uint8 grey."""
+    image = grey
+    if rng.random() < 0.4:
+        image = _add_crown(image, rng)
+    h, w = image.shape
+    film = image.astype(np.float32)
+    # Bone around the implant: the picture's darker pixels take a film's trabecular texture.
+    if rng.random() < 0.6:
+        bone = _bone(rng, w, h, float(rng.uniform(50, 90)))
+        dark = film < float(np.percentile(film, 80))
+        film = np.where(dark, film * rng.uniform(0.3, 0.7) + bone * rng.uniform(0.3, 0.7), film)
+    # The jaw's tilt, the film's scale and where it was cropped.
+    angle = float(rng.uniform(-20, 20))
+    scale = float(rng.uniform(0.55, 1.05))
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    matrix[:, 2] += rng.uniform(-0.08, 0.08, 2) * (w, h)
+    film = cv2.warpAffine(film, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    # Contrast and exposure.
+    film = np.clip(film, 0, 255) / 255.0
+    film = film ** float(rng.uniform(0.7, 1.45))
+    film = (film - film.mean()) * float(rng.uniform(0.75, 1.25)) + film.mean() + float(rng.uniform(-0.06, 0.06))
+    film = np.clip(film * 255, 0, 255)
+    if rng.random() < 0.5:
+        film = cv2.GaussianBlur(film, (0, 0), float(rng.uniform(0.4, 1.8)))
+    out = _finish(film.astype(np.float32), rng, grain=float(rng.uniform(1.0, 8.0)))
+    turn = rng.random()
+    if turn < 0.25:
+        out = np.ascontiguousarray(out[::-1, ::-1])  # turned 180°
+    elif turn < 0.5:
+        out = np.ascontiguousarray(out[::-1])  # the upper jaw's film: turned over, apex up
+    if rng.random() < 0.2:  # a phone photo of the film on a light box (perspective, colour, JPEG)
+        photo, _ = phone_photo(rng, out, [])
+        out = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    if rng.random() < 0.25:
+        ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 90))])
+        if ok:
+            out = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    return out

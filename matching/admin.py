@@ -12,5 +12,4 @@ class WorkerStateAdmin(admin.ModelAdmin):
         return False
 
 
-from matching import admin_calibration  # noqa: E402, F401, I001  (registers the calibrations)
-from matching import admin_evaluation  # noqa: E402, F401  (registers the evaluation reports)
+from matching import admin_calibration, admin_evaluation, admin_training  # noqa: E402, F401  (register the calibrations, reports and runs)

@@ -19,7 +19,9 @@ stays the default.
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import logging
 import os
 import threading
@@ -49,6 +51,32 @@ class WeightsUnavailable(ImproperlyConfigured):
     pass
 
 
+TRAINING_KEY = "raiox_training"  # a train_matcher checkpoint's own part: its model id and its head
+ACTIVE_MANIFEST = "active_trained.json"  # RAIOX_CLIP_CACHE_DIR/...: the activated train_matcher run
+
+
+def trained_metadata(path: Path | None) -> dict | None:
+    """What ``manage.py train_matcher`` stored in its checkpoint (model id, base model, head
+    weights), or None for any other checkpoint. Read memory-mapped: cheap even for a large file."""
+    if path is None or path.suffix in (".safetensors", ".npz", ".npy") or not path.is_file():
+        return None
+    stat = path.stat()
+    return _trained_metadata(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _trained_metadata(path: str, mtime_ns: int, size: int) -> dict | None:
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception:  # not a torch zip file: open_clip decides whether it loads at all
+        return None
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get(TRAINING_KEY), dict):
+        return checkpoint[TRAINING_KEY]
+    return None
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     architecture: str
@@ -56,8 +84,20 @@ class ModelSpec:
     weights_path: Path | None  # None: untrained
 
     @property
-    def untrained(self) -> bool:
+    def random_init(self) -> bool:
+        """No weights file: the architecture with seeded, untrained weights."""
         return self.weights_path is None
+
+    @property
+    def trained(self) -> dict | None:
+        """A ``train_matcher`` checkpoint's metadata (its head and model id), else None."""
+        return trained_metadata(self.weights_path)
+
+    @property
+    def untrained(self) -> bool:
+        """Results are not meaningful: random weights, or a train_matcher run that started from them."""
+        trained = self.trained
+        return self.weights_path is None or bool(trained and trained.get("base_untrained"))
 
     @property
     def weights_id(self) -> str:
@@ -72,9 +112,14 @@ class ModelSpec:
     def model_id(self) -> str:
         """Recorded next to every embedding: embeddings of different ids are never compared. The
         preprocessing is part of it (``matching.canonical.PREPROCESS_VERSION``): the same weights
-        over differently framed pictures give vectors that must not meet in one search."""
+        over differently framed pictures give vectors that must not meet in one search. A
+        ``train_matcher`` checkpoint carries its own: the base model's id and the training run
+        (``ViT-B-32/untrained-seed0+fx1+run3``)."""
         from matching.canonical import PREPROCESS_VERSION
 
+        trained = self.trained
+        if trained:
+            return str(trained["model_id"])
         return f"{self.weights_id}+{PREPROCESS_VERSION}"
 
 
@@ -132,7 +177,45 @@ def resolve_spec() -> ModelSpec:
             "RAIOX_CLIP_PRETRAINED to a local checkpoint file. For development only, "
             "RAIOX_ALLOW_UNTRAINED_MODEL=1 runs untrained weights."
         )
-    return ModelSpec(architecture=architecture, pretrained=pretrained, weights_path=weights)
+    configured = ModelSpec(architecture=architecture, pretrained=pretrained, weights_path=weights)
+    return active_trained_spec(configured) or configured
+
+
+def _active_manifest_path() -> Path:
+    return Path(settings.RAIOX_CLIP_CACHE_DIR) / ACTIVE_MANIFEST
+
+
+def active_manifest() -> dict | None:
+    """The train_matcher run staff activated (``matching.services.training_run_activate``), if any."""
+    path = _active_manifest_path()
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def active_signature() -> tuple[int, int] | None:
+    """Changes whenever an activation (or its roll-back) rewrites the manifest: a cheap stat."""
+    try:
+        stat = _active_manifest_path().stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def active_trained_spec(configured: ModelSpec) -> ModelSpec | None:
+    """The activated train_matcher checkpoint, when it was trained from the configured weights
+    (an operator who sets other weights gets those, not a head trained for another model)."""
+    manifest = active_manifest()
+    if not manifest or manifest.get("base_weights_id") != configured.weights_id:
+        return None
+    path = Path(manifest.get("path", ""))
+    if not path.is_file():
+        logger.error("CLIP: the activated checkpoint %s is missing: running %s", path, configured.model_id)
+        return None
+    return ModelSpec(architecture=configured.architecture, pretrained=str(path), weights_path=path)
 
 
 def pick_device() -> str:
@@ -162,8 +245,18 @@ class Embedder:
             raise ImproperlyConfigured("RAIOX_CLIP_QUANTIZE=int8 is a CPU optimisation: unset it on GPU workers.")
         if settings.RAIOX_TORCH_THREADS:
             torch.set_num_threads(settings.RAIOX_TORCH_THREADS)
+        trained = spec.trained
+        if trained:
+            from matching.canonical import PREPROCESS_VERSION
+
+            if trained.get("preprocess_version") != PREPROCESS_VERSION:
+                raise ImproperlyConfigured(
+                    f"{spec.pretrained} was trained on canonical views {trained.get('preprocess_version')!r}, "
+                    f"this code frames pictures as {PREPROCESS_VERSION!r}: run train_matcher again."
+                )
         if spec.untrained:
             logger.warning("CLIP: running %s with UNTRAINED weights: results are not meaningful", spec.model_id)
+        if spec.random_init:
             torch.manual_seed(UNTRAINED_SEED)  # same untrained weights in every process
             model, _, preprocess = open_clip.create_model_and_transforms(spec.architecture, pretrained=None)
         else:
@@ -171,6 +264,13 @@ class Embedder:
                 spec.architecture, pretrained=str(spec.weights_path)
             )
         model = model.to(device).eval()
+        # train_matcher's head: a small residual projection after the visual tower (identity at its
+        # start), applied to every vector this embedder makes, the centre included.
+        self.head = None
+        if trained:
+            from matching.training import head_from_state
+
+            self.head = head_from_state(trained["head"]).to(device).eval()
         if self.quantize == "int8":
             model = _quantize_int8(model)
         if self.channels_last:
@@ -240,18 +340,34 @@ class Embedder:
         "whole film as before" baseline row, never for anything stored or searched in production."""
         return self._forward(list(images))
 
-    def _forward(self, images: list[Image.Image]) -> list[list[float]]:
+    def tower_features(self, images: list[Image.Image]):
+        """The visual tower's unit-length features (a float32 CPU tensor), before any head:
+        what ``train_matcher`` caches per augmented view."""
         import torch
 
         if not images:
-            return []
+            return torch.zeros((0, self.model.visual.output_dim))
         batch = torch.stack([self.preprocess(img) for img in images]).to(self.device)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            features = self.model.encode_image(batch).float()
-            features = torch.nn.functional.normalize(features, dim=-1)
-        return features.cpu().tolist()
+            features = torch.nn.functional.normalize(self.model.encode_image(batch).float(), dim=-1).cpu()
+        return features.clone()  # out of inference mode: train_matcher trains a head on these
+
+    def apply_head(self, features):
+        """The trained head (if any) on tower features, unit length again."""
+        import torch
+
+        if self.head is None:
+            return features
+        with torch.inference_mode():
+            out = self.head(features.to(self.device)).float()
+            return torch.nn.functional.normalize(out, dim=-1).cpu()
+
+    def _forward(self, images: list[Image.Image]) -> list[list[float]]:
+        if not images:
+            return []
+        return self.apply_head(self.tower_features(images)).tolist()
 
     def embed_bytes(self, data: bytes) -> list[float]:
         return self.embed_images([self.load_image(data)])[0]
@@ -272,14 +388,24 @@ def _quantize_int8(model):
 
 
 _embedder: Embedder | None = None
+_signature: tuple[int, int] | None = None  # the activation manifest the embedder was built under
 _lock = threading.Lock()
 
 
 def get_embedder() -> Embedder:
-    """The process's one Embedder, built on first use."""
-    global _embedder
-    if _embedder is None:
+    """The process's one Embedder, built on first use — and built again when staff activate a
+    trained model or roll it back (the manifest changed and names another model id): the switch
+    needs no restart, and the search only ever compares vectors of the model that made them."""
+    global _embedder, _signature
+    signature = active_signature()
+    if _embedder is None or signature != _signature:
         with _lock:
             if _embedder is None:
-                _embedder = Embedder(resolve_spec(), pick_device())
+                _embedder, _signature = Embedder(resolve_spec(), pick_device()), signature
+            elif signature != _signature:
+                spec = resolve_spec()
+                if spec.model_id != _embedder.model_id:
+                    logger.info("CLIP: switching from %s to %s", _embedder.model_id, spec.model_id)
+                    _embedder = Embedder(spec, pick_device())
+                _signature = signature
     return _embedder

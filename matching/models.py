@@ -144,3 +144,47 @@ class CalibrationActivation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} #{self.calibration_id}"
+
+
+class TrainingStatus(models.TextChoices):
+    RUNNING = "running", _("treinando")
+    DONE = "done", _("concluído")
+    FAILED = "failed", _("falhou")
+
+
+class TrainingRun(models.Model):
+    """One run of ``manage.py train_matcher`` (or of the scheduled retraining): what it learned
+    from, its learning curve, how the new model compares with the running one on the same
+    held-out set, and the checkpoint it wrote. Written only by ``matching.services``."""
+
+    created_at = models.DateTimeField(_("iniciado em"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("terminado em"), null=True, blank=True)
+    status = models.CharField(
+        _("situação"), max_length=20, choices=TrainingStatus.choices, default=TrainingStatus.RUNNING
+    )
+    trigger = models.CharField(_("origem"), max_length=20, default="manual")  # manual | scheduled
+    base_model_id = models.CharField(_("modelo de partida"), max_length=200)
+    model_id = models.CharField(_("modelo treinado"), max_length=200, blank=True)
+    untrained_start = models.BooleanField(_("partiu de pesos não treinados"), default=False)
+    device = models.CharField(_("dispositivo"), max_length=40, blank=True)
+    # The catalogue and confirmed cases it learned from: implants and images in training and held
+    # out, the confirmed cases counted (the scheduled job counts new ones from here).
+    sets = models.JSONField(_("conjuntos"), default=dict, blank=True)
+    parameters = models.JSONField(_("parâmetros"), default=dict, blank=True)
+    # Per epoch: {"epoch", "loss", "heldout_top1", "heldout_top3", "seconds"}.
+    curves = models.JSONField(_("curvas"), default=list, blank=True)
+    # {"running": {...}, "new": {...}, "better": bool}: top-1/top-3 overall, for implants in
+    # training and for implants held out entirely, on the same held-out views.
+    results = models.JSONField(_("resultados"), default=dict, blank=True)
+    checkpoint_path = models.CharField(_("checkpoint"), max_length=500, blank=True)
+    seconds = models.FloatField(_("duração (s)"), default=0.0)
+    message = models.TextField(_("mensagem"), blank=True)
+    activated_at = models.DateTimeField(_("ativado em"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("treinamento do modelo")
+        verbose_name_plural = _("treinamentos do modelo")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.model_id or self.base_model_id} ({self.get_status_display()})"

@@ -36,7 +36,7 @@ from matching import canonical
 from matching import fixtures as fixture_finder
 from matching.calibration import active_calibration, calibrated
 from matching.embedder import Embedder, get_embedder
-from matching.models import Calibration, WorkerState
+from matching.models import Calibration, TrainingRun, TrainingStatus, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
 from submissions.models import DentistFeedback, Status, Submission, Verdict
@@ -95,6 +95,7 @@ STORAGE_UNREACHABLE = (
 NO_IMAGE = "Nenhuma imagem foi recebida com este envio. Envie a radiografia novamente."
 
 _state_recorded_at: float | None = None
+_state_model_id: str | None = None  # the model id last recorded (a switch records the new one)
 
 
 class PoisonImage(Exception):
@@ -104,18 +105,22 @@ class PoisonImage(Exception):
 def worker_embedder() -> Embedder:
     """The process's model, recorded in the database (once, then as a heartbeat) so that web
     processes, which never load torch, can tell which model answers and whether it is untrained."""
-    global _state_recorded_at
+    global _state_recorded_at, _state_model_id
     embedder = get_embedder()
     now = time.monotonic()
     # The heartbeat re-creates the row if it was removed (e.g. the table was cleared by staff).
-    if _state_recorded_at is None or (now - _state_recorded_at > HEARTBEAT_SECONDS and not worker_state_touch()):
+    if (
+        _state_recorded_at is None
+        or _state_model_id != embedder.model_id
+        or (now - _state_recorded_at > HEARTBEAT_SECONDS and not worker_state_touch())
+    ):
         worker_state_record(
             model_id=embedder.model_id,
             untrained=embedder.untrained,
             device=embedder.device,
             build_seconds=embedder.build_seconds,
         )
-        _state_recorded_at = now
+        _state_recorded_at, _state_model_id = now, embedder.model_id
     elif now - _state_recorded_at > HEARTBEAT_SECONDS:
         _state_recorded_at = now
     return embedder
@@ -651,3 +656,148 @@ def submission_process(*, submission_id: int) -> str:
     if own.error is not None:
         raise own.error
     return own.outcome or "failed"
+
+
+# --- training runs (manage.py train_matcher, the scheduled retraining) ---------------------------
+
+
+class ActivationRefused(ApplicationError):
+    pass
+
+
+@transaction.atomic
+def training_run_start(
+    *, base_model_id: str, untrained_start: bool, device: str, trigger: str, parameters: dict
+) -> TrainingRun:
+    run = TrainingRun(
+        base_model_id=base_model_id,
+        untrained_start=untrained_start,
+        device=device,
+        trigger=trigger,
+        parameters=parameters,
+    )
+    run.full_clean()
+    run.save()
+    return run
+
+
+@transaction.atomic
+def training_run_finish(
+    *,
+    run_id: int,
+    model_id: str,
+    checkpoint_path: str,
+    sets: dict,
+    curves: list[dict],
+    results: dict,
+    seconds: float,
+) -> TrainingRun:
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    run.status = TrainingStatus.DONE
+    run.model_id = model_id
+    run.checkpoint_path = checkpoint_path
+    run.sets, run.curves, run.results = sets, curves, results
+    run.seconds = round(seconds, 1)
+    run.finished_at = timezone.now()
+    run.full_clean()
+    run.save()
+    return run
+
+
+@transaction.atomic
+def training_run_fail(*, run_id: int, message: str, seconds: float = 0.0) -> TrainingRun:
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    run.status = TrainingStatus.FAILED
+    run.message = message[:2000]
+    run.seconds = round(seconds, 1)
+    run.finished_at = timezone.now()
+    run.full_clean()
+    run.save()
+    return run
+
+
+def training_run_activate(*, run_id: int, log: Callable[[str], object] = print) -> TrainingRun:
+    """Switch the workers to a run's model — only when it beat the running model on its held-out
+    set — through the safe model switch: the activation manifest names the checkpoint (every
+    process's ``get_embedder`` builds it on its next job, no restart), then the catalogue is
+    re-embedded by the new model (``manage.py reembed``); the search only ever compares vectors
+    of one model id. The new model has no calibration yet: it starts uncalibrated."""
+    import json
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    from matching.embedder import ACTIVE_MANIFEST, active_manifest
+
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise ActivationRefused(f"Treinamento #{run_id} não encontrado.")
+    if run.status != TrainingStatus.DONE or not run.checkpoint_path or not Path(run.checkpoint_path).is_file():
+        raise ActivationRefused(f"O treinamento #{run.pk} não terminou com um checkpoint: nada para ativar.")
+    results = run.results or {}
+    if not results.get("better"):
+        new, old = results.get("new", {}).get("all", {}), results.get("running", {}).get("all", {})
+        raise ActivationRefused(
+            f"Ativação recusada: o modelo novo {run.model_id} não é melhor que o atual no conjunto retido "
+            f"(top-1 {new.get('top1', 0):.1%} contra {old.get('top1', 0):.1%}, top-3 {new.get('top3', 0):.1%} "
+            f"contra {old.get('top3', 0):.1%}). Os workers continuam com o modelo atual."
+        )
+    current = worker_embedder()
+    compared = results.get("running", {}).get("model_id")
+    if current.model_id != compared:
+        raise ActivationRefused(
+            f"Ativação recusada: o treinamento #{run.pk} foi comparado com {compared}, "
+            f"mas os workers rodam {current.model_id}. Treine de novo contra o modelo atual."
+        )
+    base_weights_id = (current.spec.trained or {}).get("base_weights_id") or current.spec.weights_id
+    folder = Path(settings.RAIOX_CLIP_CACHE_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = active_manifest()
+    manifest = {
+        "path": run.checkpoint_path,
+        "model_id": run.model_id,
+        "run": run.pk,
+        "base_weights_id": base_weights_id,
+        "activated_at": timezone.now().isoformat(),
+        "previous": previous,
+    }
+    partial = folder / (ACTIVE_MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, folder / ACTIVE_MANIFEST)  # atomic: a worker reads the old or the new one
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        run.activated_at = timezone.now()
+        run.full_clean()
+        run.save()
+    switched = worker_embedder()
+    log(f"Modelo ativo: {switched.model_id}; recalculando os embeddings do catálogo (reembed)")
+    call_command("reembed", "--stale")
+    return run
+
+
+def training_run_deactivate(*, log: Callable[[str], object] = print) -> str:
+    """Roll back an activation the same safe way: the previous manifest comes back (or none: the
+    configured model), every process follows it on its next job, and the catalogue is re-embedded
+    by that model. Returns the model id now running."""
+    import json
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    from matching.embedder import ACTIVE_MANIFEST, active_manifest
+
+    current = active_manifest()
+    if current is None:
+        raise ActivationRefused("Nenhum modelo treinado está ativo: os workers já rodam o modelo configurado.")
+    target = Path(settings.RAIOX_CLIP_CACHE_DIR) / ACTIVE_MANIFEST
+    previous = current.get("previous")
+    if previous:
+        partial = target.with_name(ACTIVE_MANIFEST + ".partial")
+        partial.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    else:
+        target.unlink()
+    model_id = worker_embedder().model_id
+    log(f"Modelo ativo: {model_id}; recalculando os embeddings do catálogo (reembed)")
+    call_command("reembed", "--stale")
+    return model_id

@@ -17,3 +17,12 @@ def process_submission(submission_id: int) -> str:
 def embed_reference_image(reference_id: int) -> str | None:
     """Embed one catalogue reference image."""
     return services.reference_image_embed(reference_id=reference_id)
+
+
+def retrain_when_enough_cases(**options: object) -> str:
+    """Scheduled (ensure_schedules, only when RAIOX_AUTO_RETRAIN_MIN_NEW_CASES > 0): retrain once
+    enough confirmed cases have accumulated; evaluate; leave the activation to staff. ``options``:
+    train_matcher's (views_per_image, epochs, ...), for a smaller run than the defaults."""
+    from matching.training import retrain_if_due
+
+    return retrain_if_due(**options)

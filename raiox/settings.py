@@ -247,6 +247,11 @@ RAIOX_CLIP_CHANNELS_LAST = env_bool("RAIOX_CLIP_CHANNELS_LAST", False)
 # ones cannot be had. Production refuses (checked in raiox.checks and by the worker).
 RAIOX_ALLOW_UNTRAINED_MODEL = env_bool("RAIOX_ALLOW_UNTRAINED_MODEL", False)
 RAIOX_TOP_K = env_int("RAIOX_TOP_K", 3)
+# The scheduled retraining (issue 21, matching.training.retrain_if_due): off at 0; otherwise
+# `ensure_schedules` adds a daily job that runs train_matcher once this many confirmed cases were
+# added since the last run (evaluated, never activated: staff activate from the admin's report).
+RAIOX_AUTO_RETRAIN_MIN_NEW_CASES = env_int("RAIOX_AUTO_RETRAIN_MIN_NEW_CASES", 0)
+RAIOX_AUTO_RETRAIN_MAX_MINUTES = env_int("RAIOX_AUTO_RETRAIN_MAX_MINUTES", 20)
 # Below this similarity (0-1) the answer is "no convincing match".
 RAIOX_MIN_SIMILARITY = env_float("RAIOX_MIN_SIMILARITY", 0.75)
 # How long POST /upload waits for the worker before answering 202.

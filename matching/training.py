@@ -1,0 +1,679 @@
+"""Learning the features from the catalogue and the confirmed cases (``manage.py train_matcher``).
+
+What it learns from: every reference image of an active implant — the catalogue's pictures and
+the staff-confirmed cases (``implants.ReferenceImage``, source ``confirmed_case``). Each picture is
+made to look like a film (``implants.synthetic_films.film_like``: crowns, bone, tilt, scale and
+crop, the 180° turn and the upper jaw's apex up, perspective, blur, grain, contrast, JPEG) and
+then framed by the one canonical view the worker uses (``matching.canonical.reference_view``), so
+training sees what the matcher sees.
+
+What it trains: a small residual head after the visual tower (``ResidualHead``: the identity at
+its start, so epoch 0 is the running model), with an ArcFace loss over the training implants, on
+the tower's features cached once per augmented view (two CPU cores cannot afford the tower's
+backward pass; on a GPU, unfreezing its last blocks is the next step, not built here). The vectors
+are centred exactly as the embedder centres them (``matching.canonical``: hubness), so the loss
+is on the vectors the search compares.
+
+The held-out set is split by implant image: a share of the implants is held out entirely (their
+pictures are never trained on: implants "added to the catalogue only afterwards"), and for
+implants with several pictures a share of those. The held-out queries are film-like views drawn
+from a random stream training never uses: of each held-out picture, and, for an implant in
+training with no held-out picture (the seed catalogue has one picture per implant), of its
+training pictures — reported apart. They are searched against the whole catalogue (every
+implant's clean pictures, as the worker searches), for the running model and the new one alike.
+
+The checkpoint is an ordinary open_clip file (``RAIOX_CLIP_PRETRAINED`` can name it) with the
+head and its own model id beside the weights: ``<base model id>+run<N>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from torch import nn
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+TRAIN_STREAM = "train"
+EVAL_STREAM = "heldout"  # never used to draw a training view
+
+
+# --- the head -------------------------------------------------------------------------------------
+
+
+class ResidualHead(nn.Module):
+    """``x + W2 gelu(W1 x)``, W2 starting at zero: the identity until trained."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+def head_from_state(state: dict) -> ResidualHead:
+    hidden, dim = state["fc1.weight"].shape
+    head = ResidualHead(int(dim), int(hidden))
+    head.load_state_dict({k: v.float() for k, v in state.items()})
+    return head
+
+
+def embed_with(head: nn.Module | None, features: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    """The vectors the embedder makes from tower features: head, unit length, minus the centre
+    (the probe's mean through the same head), unit length again."""
+    f = nn.functional.normalize
+    if head is not None:
+        features, probe = f(head(features), dim=-1), f(head(probe), dim=-1)
+    return f(features - probe.mean(dim=0), dim=-1)
+
+
+# --- the sets -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Picture:
+    reference_id: int
+    implant_id: int
+    source: str
+
+
+@dataclass
+class Sets:
+    train: list[Picture]
+    heldout: list[Picture]  # held-out pictures (of held-out implants and, where several, of others)
+    gallery: list[Picture]  # the whole catalogue, searched
+    heldout_implants: set[int]
+    train_implants: set[int]
+    probe_views: int = 0
+
+    def as_json(self) -> dict:
+        sources: dict[str, int] = defaultdict(int)
+        for p in self.train:
+            sources[p.source] += 1
+        return {
+            "implants": len(self.train_implants | self.heldout_implants),
+            "train_implants": sorted(self.train_implants),
+            "heldout_implants": sorted(self.heldout_implants),
+            "train_images": [p.reference_id for p in self.train],
+            "heldout_images": [p.reference_id for p in self.heldout],
+            "train_sources": dict(sources),
+            "gallery_images": len(self.gallery),
+        }
+
+
+def split_sets(pictures: Sequence[Picture], *, heldout_implants: float, heldout_images: float, seed: int) -> Sets:
+    """Hold out ``heldout_implants`` of the implants entirely and, of the others' pictures where an
+    implant has several, ``heldout_images`` (never its last one): a split by implant image."""
+    rng = np.random.default_rng([seed, 21])
+    by_implant: dict[int, list[Picture]] = defaultdict(list)
+    for p in pictures:
+        by_implant[p.implant_id].append(p)
+    implants = sorted(by_implant)
+    order = [implants[i] for i in rng.permutation(len(implants))]
+    n_out = min(len(implants) - 1, round(len(implants) * heldout_implants)) if len(implants) > 1 else 0
+    out = set(order[:n_out])
+    train, heldout = [], []
+    for implant_id in implants:
+        pics = by_implant[implant_id]
+        if implant_id in out:
+            heldout += pics
+            continue
+        k = min(len(pics) - 1, round(len(pics) * heldout_images))
+        picked = {int(i) for i in rng.permutation(len(pics))[:k]}
+        for i, p in enumerate(pics):
+            (heldout if i in picked else train).append(p)
+    return Sets(
+        train=train,
+        heldout=heldout,
+        gallery=list(pictures),
+        heldout_implants=out,
+        train_implants=set(implants) - out,
+    )
+
+
+def catalogue_pictures() -> list[Picture]:
+    from implants.models import ReferenceImage
+
+    rows = (
+        ReferenceImage.objects.filter(implant__is_active=True)
+        .order_by("implant_id", "pk")
+        .values_list("pk", "implant_id", "source")
+    )
+    return [Picture(pk, implant_id, source) for pk, implant_id, source in rows]
+
+
+# --- views and features ---------------------------------------------------------------------------
+
+
+def _grey_of(reference_id: int) -> np.ndarray:
+    from implants.models import ReferenceImage
+    from matching.embedder import Embedder
+    from matching.fixtures import as_grey
+    from matching.services import _read
+
+    name = ReferenceImage.objects.values_list("image", flat=True).get(pk=reference_id)
+    return as_grey(Embedder.load_image(_read(name)))
+
+
+def augmented_view(grey: np.ndarray, *, seed: int, stream: str, reference_id: int, k: int):
+    """View ``k`` of a picture: film-like, then framed as the worker frames a catalogue picture."""
+    from implants.synthetic_films import film_like
+    from matching.canonical import reference_view
+
+    rng = np.random.default_rng([seed, 1 if stream == TRAIN_STREAM else 2, reference_id, k])
+    return reference_view(film_like(grey, rng)).image
+
+
+@dataclass
+class FeatureJob:
+    kind: str  # gallery | query | train
+    picture: Picture
+    k: int = 0  # the augmented view's number (-1: the clean picture)
+    group: str = ""  # queries: "in_training" | "heldout_implants"
+
+
+@dataclass
+class Features:
+    gallery: torch.Tensor
+    gallery_implants: np.ndarray
+    queries: torch.Tensor
+    query_implants: np.ndarray
+    query_groups: list[str]
+    train: torch.Tensor
+    train_implants: np.ndarray
+    probe: torch.Tensor
+    train_views_skipped: int = 0
+
+
+def plan_jobs(sets: Sets, *, views_per_image: int, eval_views: int) -> tuple[list[FeatureJob], list[FeatureJob]]:
+    """(evaluation jobs: gallery and held-out queries, training jobs)."""
+    evaluation = [FeatureJob("gallery", p, -1) for p in sets.gallery]
+    heldout_of = defaultdict(list)
+    for p in sets.heldout:
+        heldout_of[p.implant_id].append(p)
+    for implant_id in sorted(sets.train_implants | sets.heldout_implants):
+        group = "heldout_implants" if implant_id in sets.heldout_implants else "in_training"
+        sources = heldout_of.get(implant_id) or [p for p in sets.train if p.implant_id == implant_id]
+        for p in sources:
+            evaluation += [FeatureJob("query", p, k, group) for k in range(eval_views)]
+    training = [FeatureJob("train", p, k) for k in range(views_per_image) for p in sets.train]
+    return evaluation, training
+
+
+def extract_features(
+    embedder,
+    sets: Sets,
+    *,
+    views_per_image: int,
+    eval_views: int,
+    seed: int,
+    deadline: float,
+    batch_size: int = 32,
+    progress_file=None,
+) -> Features:
+    """The tower's features of every view, with a progress bar and its ETA. Training views stop
+    at ``deadline`` (the evaluation views come first and are always complete)."""
+    from matching.canonical import centre_probe_views
+
+    evaluation, training = plan_jobs(sets, views_per_image=views_per_image, eval_views=eval_views)
+    greys: dict[int, np.ndarray] = {}
+
+    def image_of(job: FeatureJob):
+        grey = greys.get(job.picture.reference_id)
+        if grey is None:
+            grey = greys[job.picture.reference_id] = _grey_of(job.picture.reference_id)
+        if job.k < 0:
+            from matching.canonical import reference_view
+
+            return reference_view(grey).image
+        stream = TRAIN_STREAM if job.kind == "train" else EVAL_STREAM
+        return augmented_view(grey, seed=seed, stream=stream, reference_id=job.picture.reference_id, k=job.k)
+
+    probe_images = [view.image for view in centre_probe_views()]
+    jobs = evaluation + training
+    done: list[FeatureJob] = []
+    chunks: list[torch.Tensor] = []
+    skipped = 0
+    with tqdm(total=len(jobs) + len(probe_images), desc="vistas", unit="vista", file=progress_file) as bar:
+        probe = embedder.tower_features(probe_images)
+        bar.update(len(probe_images))
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start : start + batch_size]
+            if batch[0].kind == "train" and time.monotonic() > deadline:
+                skipped = len(jobs) - start
+                break
+            chunks.append(embedder.tower_features([image_of(job) for job in batch]))
+            done += batch
+            bar.update(len(batch))
+    matrix = torch.cat(chunks) if chunks else torch.zeros((0, probe.shape[1]))
+
+    def pick(kind: str) -> tuple[torch.Tensor, list[FeatureJob]]:
+        rows = [i for i, job in enumerate(done) if job.kind == kind]
+        return matrix[rows], [done[i] for i in rows]
+
+    gallery, gjobs = pick("gallery")
+    queries, qjobs = pick("query")
+    train, tjobs = pick("train")
+    return Features(
+        gallery=gallery,
+        gallery_implants=np.array([j.picture.implant_id for j in gjobs]),
+        queries=queries,
+        query_implants=np.array([j.picture.implant_id for j in qjobs]),
+        query_groups=[j.group for j in qjobs],
+        train=train,
+        train_implants=np.array([j.picture.implant_id for j in tjobs]),
+        probe=probe,
+        train_views_skipped=skipped,
+    )
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+
+def _ranks(queries: torch.Tensor, gallery: torch.Tensor, gallery_implants: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The rank (1 = first) of each query's implant, candidates folded per implant (best picture)."""
+    sims = (queries @ gallery.T).numpy()
+    implants = np.unique(gallery_implants)
+    per_implant = np.stack([sims[:, gallery_implants == i].max(axis=1) for i in implants], axis=1)
+    order = np.argsort(-per_implant, axis=1, kind="stable")
+    ranked = implants[order]
+    hits = ranked == truth[:, None]
+    return np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, len(implants) + 1)
+
+
+def _rates(ranks: np.ndarray) -> dict:
+    n = int(ranks.size)
+    return {
+        "queries": n,
+        "top1": round(float((ranks <= 1).mean()), 4) if n else 0.0,
+        "top3": round(float((ranks <= 3).mean()), 4) if n else 0.0,
+    }
+
+
+def evaluate(head: nn.Module | None, features: Features) -> dict:
+    """top-1/top-3 of the model ``head`` (None: no head) on the held-out queries: all of them, the
+    implants in training, the implants held out entirely."""
+    with torch.no_grad():
+        q = embed_with(head, features.queries, features.probe)
+        g = embed_with(head, features.gallery, features.probe)
+    ranks = _ranks(q, g, features.gallery_implants, features.query_implants)
+    groups = np.array(features.query_groups)
+    return {
+        "all": _rates(ranks),
+        "in_training": _rates(ranks[groups == "in_training"]),
+        "heldout_implants": _rates(ranks[groups == "heldout_implants"]),
+    }
+
+
+def is_better(new: dict, running: dict) -> bool:
+    """Better on the held-out set: a higher top-1, or the same top-1 and a higher top-3."""
+    a, b = new["all"], running["all"]
+    return (a["top1"], a["top3"]) > (b["top1"], b["top3"])
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    scale: float = 16.0  # ArcFace s
+    margin: float = 0.2  # ArcFace m (radians)
+    hidden: int = 512
+    seed: int = 0
+
+
+@dataclass
+class Curve:
+    points: list[dict] = field(default_factory=list)
+
+
+def arcface_logits(
+    embeddings: torch.Tensor, centres: torch.Tensor, labels: torch.Tensor, *, scale: float, margin: float
+):
+    cos = embeddings @ nn.functional.normalize(centres, dim=-1).T
+    theta = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+    target = torch.cos(theta + margin)
+    onehot = nn.functional.one_hot(labels, cos.shape[1]).bool()
+    return scale * torch.where(onehot, target, cos)
+
+
+def train_head(
+    start: nn.Module | None,
+    features: Features,
+    config: TrainConfig,
+    *,
+    deadline: float,
+    on_epoch: Callable[[dict], object] | None = None,
+    progress_file=None,
+) -> tuple[ResidualHead, list[dict]]:
+    """ArcFace over the training implants on the cached tower features; one curve point per epoch
+    (mean loss, held-out top-1/top-3 of the head so far). Stops at ``deadline``."""
+    torch.manual_seed(config.seed)
+    dim = features.probe.shape[1]
+    head = copy.deepcopy(start) if start is not None else ResidualHead(dim, config.hidden)
+    head.train()
+    classes = sorted(set(features.train_implants.tolist()))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([index[i] for i in features.train_implants.tolist()], dtype=torch.long)
+    x = features.train
+    with torch.no_grad():
+        e0 = embed_with(head, x, features.probe)
+        centres = torch.stack([e0[labels == i].mean(dim=0) for i in range(len(classes))])
+    centres = nn.Parameter(nn.functional.normalize(centres, dim=-1))
+    optimiser = torch.optim.AdamW([*head.parameters(), centres], lr=config.lr, weight_decay=config.weight_decay)
+    curve: list[dict] = []
+    started = time.monotonic()
+    generator = torch.Generator().manual_seed(config.seed)
+    # The head's matrices are small: one thread is faster than several, and much faster than
+    # threads fighting other processes for two shared cores (measured: 0.6 s against 11 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _epochs(
+            head,
+            centres,
+            optimiser,
+            x,
+            labels,
+            features,
+            config,
+            deadline,
+            generator,
+            started,
+            curve,
+            on_epoch,
+            progress_file,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    head.eval()
+    return head, curve
+
+
+def _epochs(
+    head, centres, optimiser, x, labels, features, config, deadline, generator, started, curve, on_epoch, progress_file
+) -> None:
+    with tqdm(total=config.epochs, desc="épocas", unit="época", file=progress_file) as bar:
+        for epoch in range(1, config.epochs + 1):
+            if time.monotonic() > deadline:
+                break
+            order = torch.randperm(len(x), generator=generator)
+            total, batches = 0.0, 0
+            for s in range(0, len(x), config.batch_size):
+                rows = order[s : s + config.batch_size]
+                emb = embed_with(head, x[rows], features.probe)
+                logits = arcface_logits(emb, centres, labels[rows], scale=config.scale, margin=config.margin)
+                loss = nn.functional.cross_entropy(logits, labels[rows])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item()
+                batches += 1
+            head.eval()
+            scores = evaluate(head, features)
+            head.train()
+            point = {
+                "epoch": epoch,
+                "loss": round(total / max(1, batches), 5),
+                "heldout_top1": scores["all"]["top1"],
+                "heldout_top3": scores["all"]["top3"],
+                "heldout_implants_top1": scores["heldout_implants"]["top1"],
+                "seconds": round(time.monotonic() - started, 2),
+            }
+            curve.append(point)
+            if on_epoch:
+                on_epoch(point)
+            bar.set_postfix(loss=point["loss"], top1=point["heldout_top1"])
+            bar.update(1)
+
+
+def initial_loss(start: nn.Module | None, features: Features, config: TrainConfig) -> float:
+    """The ArcFace loss before any step (class centres at the class means): the curve's epoch 0."""
+    dim = features.probe.shape[1]
+    head = start if start is not None else ResidualHead(dim, config.hidden)
+    classes = sorted(set(features.train_implants.tolist()))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([index[i] for i in features.train_implants.tolist()], dtype=torch.long)
+    with torch.no_grad():
+        emb = embed_with(head, features.train, features.probe)
+        centres = torch.stack([emb[labels == i].mean(dim=0) for i in range(len(classes))])
+        logits = arcface_logits(emb, centres, labels, scale=config.scale, margin=config.margin)
+        return round(float(nn.functional.cross_entropy(logits, labels)), 5)
+
+
+# --- the checkpoint -------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, embedder, head: ResidualHead, metadata: dict) -> Path:
+    """An open_clip checkpoint (``{"state_dict": ...}``): the visual tower exactly as it ran
+    (float32), the text tower (never used here) in half precision; beside it the head and the
+    model id (``matching.embedder.TRAINING_KEY``). Written whole, then renamed."""
+    from matching.embedder import TRAINING_KEY
+
+    state = {
+        k: (v.detach().cpu() if k.startswith("visual.") else v.detach().cpu().half())
+        for k, v in embedder.model.state_dict().items()
+    }
+    payload = {
+        "state_dict": state,
+        TRAINING_KEY: {**metadata, "head": {k: v.detach().cpu() for k, v in head.state_dict().items()}},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+    return path
+
+
+def checkpoint_folder() -> Path:
+    return Path(settings.RAIOX_CLIP_CACHE_DIR) / "trained"
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    max_minutes: float = 20.0
+    device: str = ""
+    views_per_image: int = 48
+    eval_views: int = 4
+    heldout_implants: float = 0.25
+    heldout_images: float = 0.2
+    seed: int = 0
+    trigger: str = "manual"
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+def run_training(options: Options, *, log: Callable[[str], object] = print, progress_file=None):
+    """Train, evaluate against the running model on the same held-out set, save the checkpoint;
+    returns the TrainingRun (finished, or failed with the reason)."""
+    from matching import services
+    from matching.canonical import PREPROCESS_VERSION
+    from matching.embedder import Embedder, get_embedder
+
+    started = time.monotonic()
+    deadline = started + options.max_minutes * 60
+    running = get_embedder()
+    device = options.device or running.device
+    base = running if device == running.device else Embedder(running.spec, device)
+    trained = running.spec.trained or {}
+    base_model_id = trained.get("base_model_id") or running.model_id
+    base_weights_id = trained.get("base_weights_id") or running.spec.weights_id
+    run = services.training_run_start(
+        base_model_id=running.model_id,
+        untrained_start=running.untrained,
+        device=device,
+        trigger=options.trigger,
+        parameters={
+            "max_minutes": options.max_minutes,
+            "views_per_image": options.views_per_image,
+            "eval_views": options.eval_views,
+            "heldout_implants": options.heldout_implants,
+            "heldout_images": options.heldout_images,
+            "seed": options.seed,
+            **{f"train_{k}": v for k, v in options.config.__dict__.items()},
+        },
+    )
+    try:
+        pictures = catalogue_pictures()
+        sets = split_sets(
+            pictures,
+            heldout_implants=options.heldout_implants,
+            heldout_images=options.heldout_images,
+            seed=options.seed,
+        )
+        if not sets.train:
+            raise TrainingRefused(
+                "Nada para treinar: o catálogo não tem imagens de referência fora do conjunto retido."
+            )
+        if len(sets.train_implants) < 2:
+            raise TrainingRefused("São precisos ao menos dois implantes no treino.")
+        log(
+            f"Treino: {len(sets.train)} imagens de {len(sets.train_implants)} implantes; retidos: "
+            f"{len(sets.heldout)} imagens ({len(sets.heldout_implants)} implantes inteiros)"
+        )
+        # The feature extraction may use half the time; the epochs the rest.
+        features = extract_features(
+            base,
+            sets,
+            views_per_image=options.views_per_image,
+            eval_views=options.eval_views,
+            seed=options.seed,
+            deadline=started + options.max_minutes * 30,
+            progress_file=progress_file,
+        )
+        if features.train_views_skipped:
+            log(f"Tempo: {features.train_views_skipped} vistas de treino não extraídas (--max-minutes)")
+        start_head = copy.deepcopy(base.head) if base.head is not None else None
+        running_scores = evaluate(start_head, features)
+        loss0 = initial_loss(start_head, features, options.config)
+        curve = [
+            {
+                "epoch": 0,
+                "loss": loss0,
+                "heldout_top1": running_scores["all"]["top1"],
+                "heldout_top3": running_scores["all"]["top3"],
+                "heldout_implants_top1": running_scores["heldout_implants"]["top1"],
+                "seconds": 0.0,
+            }
+        ]
+        head, points = train_head(
+            start_head.float() if start_head is not None else None,
+            features,
+            options.config,
+            deadline=deadline,
+            progress_file=progress_file,
+        )
+        curve += points
+        new_scores = evaluate(head, features)
+        model_id = f"{base_model_id}+run{run.pk}"
+        path = save_checkpoint(
+            checkpoint_folder() / f"run{run.pk}.pt",
+            base,
+            head,
+            {
+                "model_id": model_id,
+                "run": run.pk,
+                "base_model_id": base_model_id,
+                "base_weights_id": base_weights_id,
+                "base_untrained": bool(running.untrained),
+                "preprocess_version": PREPROCESS_VERSION,
+                "architecture": running.spec.architecture,
+            },
+        )
+        results = {
+            "set": (
+                f"{features.queries.shape[0]} vistas retidas (semente {options.seed}, fluxo {EVAL_STREAM}) "
+                f"contra {features.gallery.shape[0]} imagens do catálogo"
+            ),
+            "running": {"model_id": running.model_id, **running_scores},
+            "new": {"model_id": model_id, **new_scores},
+            "better": is_better(new_scores, running_scores),
+            "train_views": int(features.train.shape[0]),
+            "train_views_skipped": features.train_views_skipped,
+        }
+        return services.training_run_finish(
+            run_id=run.pk,
+            model_id=model_id,
+            checkpoint_path=str(path),
+            sets=sets.as_json(),
+            curves=curve,
+            results=results,
+            seconds=time.monotonic() - started,
+        )
+    except Exception as exc:
+        logger.exception("train_matcher: run %s failed", run.pk)
+        message = str(exc) if isinstance(exc, TrainingRefused) else f"{type(exc).__name__}: {exc}"
+        return services.training_run_fail(run_id=run.pk, message=message, seconds=time.monotonic() - started)
+
+
+class TrainingRefused(Exception):
+    pass
+
+
+# --- the scheduled retraining -----------------------------------------------------------------------
+
+
+def new_confirmed_cases() -> int:
+    """Confirmed cases added to the catalogue since the last training run started (all of them when
+    there was none)."""
+    from implants.models import ReferenceImage, ReferenceSource
+    from matching.models import TrainingRun
+
+    cases = ReferenceImage.objects.filter(source=ReferenceSource.CONFIRMED_CASE, implant__is_active=True)
+    last = TrainingRun.objects.order_by("-created_at").first()
+    if last is not None:
+        cases = cases.filter(created_at__gt=last.created_at)
+    return cases.count()
+
+
+def retrain_if_due(**overrides) -> str:
+    """The scheduled job (``matching.tasks.retrain_when_enough_cases``): off unless
+    ``RAIOX_AUTO_RETRAIN_MIN_NEW_CASES`` > 0; trains when at least that many confirmed cases have
+    been added since the last run, evaluates, and never activates (staff do, from the admin's
+    report and ``train_matcher --activate-run``)."""
+    from matching.models import TrainingRun, TrainingStatus
+
+    minimum = int(settings.RAIOX_AUTO_RETRAIN_MIN_NEW_CASES)
+    if minimum <= 0:
+        return "off"
+    # A run still going (django-q may deliver a long task again); one killed mid-way (status left
+    # "running") stops blocking once it is surely dead.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    recent = timezone.now() - timedelta(minutes=2 * settings.RAIOX_AUTO_RETRAIN_MAX_MINUTES + 30)
+    if TrainingRun.objects.filter(status=TrainingStatus.RUNNING, created_at__gte=recent).exists():
+        return "already running"
+    new = new_confirmed_cases()
+    if new < minimum:
+        return f"waiting: {new} of {minimum} new confirmed cases"
+    config = TrainConfig(**{k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__})
+    rest = {k: v for k, v in overrides.items() if k in Options.__dataclass_fields__ and k != "config"}
+    options = Options(
+        max_minutes=float(settings.RAIOX_AUTO_RETRAIN_MAX_MINUTES), trigger="scheduled", config=config, **rest
+    )
+    with open(os.devnull, "w") as quiet:
+        run = run_training(options, log=logger.info, progress_file=quiet)
+    return f"run {run.pk}: {run.status}"
