@@ -21,11 +21,10 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -33,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from kernel.histograms import duration_histogram
 from kernel.http import client_address, secret_matches
 
 logger = logging.getLogger(__name__)
@@ -52,18 +52,6 @@ REQUEST_LATENCY = Histogram(
 
 PROCESSING_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 EMBEDDING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
-
-
-def _histogram_from_queryset(qs, duration: ExpressionWrapper, buckets: Iterable[float]) -> tuple[list, float]:
-    """Cumulative bucket counts and the sum of a duration, in one SQL aggregate (worker tasks)."""
-    qs = qs.annotate(duration=duration)
-    aggregates = {
-        f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound))) for i, bound in enumerate(buckets)
-    }
-    row = qs.aggregate(total=Count("pk"), seconds=Sum("duration"), **aggregates)
-    out = [(str(float(bound)), row[f"le_{i}"]) for i, bound in enumerate(buckets)]
-    out.append(("+Inf", row["total"]))
-    return out, row["seconds"].total_seconds() if row["seconds"] else 0.0
 
 
 class DatabaseCollector(Collector):
@@ -133,7 +121,7 @@ class DatabaseCollector(Collector):
         # django-q2 records each task's start and stop; an embed_reference_image task is one
         # embedding (read the image, run CLIP, save). Successful tasks are kept up to save_limit.
         embed_tasks = Success.objects.filter(func="matching.tasks.embed_reference_image")
-        buckets, total = _histogram_from_queryset(
+        buckets, total = duration_histogram(
             embed_tasks,
             ExpressionWrapper(F("stopped") - F("started"), output_field=DurationField()),
             EMBEDDING_BUCKETS,

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Aggregate, Count, Exists, FloatField, OuterRef, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, Exists, FloatField, OuterRef, Q, QuerySet
 from django.db.models.functions import Extract, TruncDate, TruncWeek
 from django.utils import timezone
 
+from kernel.histograms import duration_histogram
 from submissions.models import ANSWER_TIME, WORKER_TIME, Match, Source, Status, Submission
 
 
@@ -95,28 +96,14 @@ def answer_times(*, days: int = 30) -> AnswerTimes:
     return AnswerTimes(count=row["count"], p50=row["p50"], p95=row["p95"])
 
 
-def _histogram(duration, buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
-    """Cumulative bucket counts (Prometheus' ``le`` labels, then ``+Inf``) and the sum of seconds of
-    ``duration`` over the answered submissions, in one aggregate."""
-    buckets = list(buckets)
-    qs = _answered().annotate(duration=duration)
-    aggregates = {
-        f"le_{i}": Count("pk", filter=Q(duration__lte=dt.timedelta(seconds=bound))) for i, bound in enumerate(buckets)
-    }
-    row = qs.aggregate(total=Count("pk"), seconds=Sum("duration"), **aggregates)
-    out = [(str(float(bound)), row[f"le_{i}"]) for i, bound in enumerate(buckets)]
-    out.append(("+Inf", row["total"]))
-    return out, row["seconds"].total_seconds() if row["seconds"] else 0.0
-
-
 def answer_time_histogram(buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
     """``ANSWER_TIME`` of every answered submission, as a histogram (for ``/metrics``)."""
-    return _histogram(ANSWER_TIME, buckets)
+    return duration_histogram(_answered(), ANSWER_TIME, buckets)
 
 
 def worker_time_histogram(buckets: Iterable[float]) -> tuple[list[tuple[str, int]], float]:
     """``WORKER_TIME`` (started -> finished) of every answered submission, as a histogram."""
-    return _histogram(WORKER_TIME, buckets)
+    return duration_histogram(_answered(), WORKER_TIME, buckets)
 
 
 def submission_counts() -> dict[tuple[str, str], int]:

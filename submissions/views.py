@@ -2,7 +2,9 @@
 Jotform thank-you redirect.
 
 Thin views: parse the request, call a service or selector, render. Public pages reach a
-Submission only through ``submission_get_by_token``. Nothing here imports ``matching`` (torch
+Submission only through ``submission_get_by_token`` (the result token is the capability), except
+the Jotform thank-you redirect, which finds it by Jotform's own id once and sends the browser on
+to its tokened page. Nothing here imports ``matching`` (torch
 stays out of web processes).
 """
 

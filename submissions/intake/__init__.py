@@ -5,8 +5,8 @@
   model's columns), e-mail, the FDI tooth rule, file-name sanitising, the size cap, and the mapping
   of a route's answers to the record (``intake_record``); errors renamed to the client's fields;
 - ``form``: the old form's shape (``nome``, ``email``, ``paciente``, ``dente``, ``file``), used by
-  the upload page, ``POST /upload`` and ``POST /api/match/`` (one function, ``submit_and_wait``)
-  and the old plain form on ``POST /jotform``;
+  the upload page (``intake_from_form``, through ``submissions/forms.py``), ``POST /upload`` and
+  ``POST /api/match/`` (``submit_and_wait``) and the old plain form on ``POST /jotform``;
 - ``jotform``: Jotform's real webhook shape (rawRequest) and the old plain form, on ``POST /jotform``;
 - ``webhook``: the generic ``POST /webhook`` (JSON or multipart) and its documented schema;
 - ``crop``: crop & re-match (a region of a stored X-ray, the original's answers);

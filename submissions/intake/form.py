@@ -92,7 +92,8 @@ def submit_and_wait(
     RAIOX_UPLOAD_WAIT_SECONDS for a worker (``owner``: the API user sending it, recorded on the
     film and its regions) — unless the queue is busy (``queue_is_busy``), when
     waiting would only hold a web worker that other dentists need: the caller answers 202 with the
-    status URL at once. The web process only polls the database."""
+    status URL at once. The web process waits on the database only (``wait_for_result``: woken by the
+    result's NOTIFY, or polling where LISTEN is off), never on the model."""
     busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
         submission, _created, _regions = create_with_regions(
