@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from implants.models import ReferenceImage, ReferenceSource
+from kernel.permissions import may_view_patient_data
 
 # The sources never shown outside the staff admin: patients' X-rays.
 HIDDEN_SOURCES = frozenset({ReferenceSource.CONFIRMED_CASE})
@@ -40,14 +41,9 @@ def is_showable(reference: ReferenceImage | None) -> bool:
     return reference is not None and reference.source not in HIDDEN_SOURCES
 
 
-# The patient-data permission (defined on ``submissions.Submission``; named, not imported: the
-# catalogue may not import submissions).
-PATIENT_DATA_PERMISSION = "submissions.view_patient_data"
-
-
 def reference_images_for(user) -> QuerySet[ReferenceImage]:
     """The reference images ``user`` may see in the staff admin: all of them with
     ``view_patient_data``, the catalogue pictures otherwise."""
-    if user is not None and user.has_perm(PATIENT_DATA_PERMISSION):
+    if may_view_patient_data(user):
         return ReferenceImage.objects.order_by("id")
     return catalog_images()

@@ -25,17 +25,17 @@ from django.utils.translation import gettext_lazy
 
 from implants.models import Implant, Manufacturer
 from kernel.errors import ApplicationError
+from kernel.permissions import may_view_patient_data
 from submissions import services
 from submissions.models import Submission
 from submissions.results import file_url, ranked_matches, with_top_match
 from submissions.selectors import submissions_csv_rows
 
-PATIENT_PERMISSION = "submissions.view_patient_data"
 CONFIRM_PERMISSION = "submissions.change_submission"
 
 
 def can_see_patient(request: HttpRequest) -> bool:
-    return request.user.has_perm(PATIENT_PERMISSION)
+    return may_view_patient_data(request.user)
 
 
 class TopManufacturerFilter(admin.SimpleListFilter):
