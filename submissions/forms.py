@@ -74,3 +74,10 @@ class CropForm(forms.Form):
     height = forms.FloatField(min_value=1)
     # The implant's tooth (FDI), checked by the intake spec; empty: the film's tooth.
     tooth = forms.CharField(required=False, max_length=10)
+
+
+class ThankYouQuery(forms.Form):
+    """The query string of the Jotform thank-you redirect: ``sid``, Jotform's submission id (ASCII
+    digits only; anything else shows the plain "recebido" page)."""
+
+    sid = forms.RegexField(regex=r"\A[0-9]{1,30}\Z", max_length=30, strip=True)

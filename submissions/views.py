@@ -11,7 +11,6 @@ stays out of web processes).
 from __future__ import annotations
 
 import logging
-import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -27,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
-from submissions.forms import CropForm, UploadForm
+from submissions.forms import CropForm, ThankYouQuery, UploadForm
 from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
@@ -221,7 +220,6 @@ def crop(request: HttpRequest, token: str) -> HttpResponse:
 #     or is someone else's: it reveals nothing, and the result link always goes by e-mail too.
 # Claims live in the "shared" cache (a database table, common to every web process).
 
-SID_RE = re.compile(r"^[0-9]{1,30}$")
 CONTESTED = "contested"
 
 
@@ -268,14 +266,15 @@ def _claim(request: HttpRequest, sid: str) -> bool:
 @never_cache
 @require_GET
 def jotform_thanks(request: HttpRequest) -> HttpResponse:
-    sid = request.GET.get("sid", "").strip()
+    query = ThankYouQuery(request.GET)
+    sid = query.cleaned_data["sid"] if query.is_valid() else None
     context = {"pending": True, "limited": False, "late": False}
     limited = _rate_limited(request)
     if limited is not None:
         context.update(pending=False, limited=True)
         response = render(request, "submissions/jotform_thanks.html", context, status=429)
         return rate_limited_response(limited, response)
-    if not SID_RE.match(sid):
+    if sid is None:
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)
     submission = Submission.objects.filter(source=Source.JOTFORM, external_id=sid).only("token", "received_at").first()

@@ -434,7 +434,8 @@ def test_old_submissions_are_never_redirected_and_bad_ids_reveal_nothing():
     old = jotform_submission("5700000000000000001", received_at=timezone.now() - timedelta(hours=2))
     response = Client().get(THANKS, {"sid": "5700000000000000001"})
     assert response.status_code == 200 and str(old.token) not in response.content.decode()
-    for sid in ("", "abc", "1 OR 1=1", "9" * 40):
+    # Arabic-Indic and full-width digits, a trailing newline, a NUL: only ASCII digits are an id.
+    for sid in ("", "abc", "1 OR 1=1", "9" * 40, "٥٧٠٠", "５７００", "5700000000000000001\n0", "57\x00"):
         response = Client().get(THANKS, {"sid": sid})
         assert response.status_code == 200
         assert "Recebido, analisando" not in response.content.decode()
