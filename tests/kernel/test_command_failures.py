@@ -49,7 +49,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
         "fetch_model": (["--from-file", str(tmp / "nao-existe.pt")], {}, "nao-existe.pt"),
         "find_fixtures": ([str(tmp / "nao-existe.png")], {}, "Não encontrado"),
         "reembed": ([], NO_WEIGHTS, "fetch_model"),
-        "train_matcher": (["--max-minutes", "1"], NO_WEIGHTS, "Banco de dados inacessível"),
+        "train_matcher": (["--max-minutes", "1"], NO_WEIGHTS, "fetch_model"),
         # raiox
         "backup_db": ([], {}, "DATABASE_URL"),
         "create_roles": ([], {}, "Banco de dados inacessível"),
