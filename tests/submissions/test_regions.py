@@ -162,5 +162,8 @@ def test_result_page_shows_one_block_per_tooth_and_the_numbered_film(client, cat
     for tooth in ("36", "37", "46"):
         assert f'data-tooth="{tooth}"' in page
     assert page.count('data-testid="region-candidate"') == 9
+    # No calibration for model "m": each region says so once, not once per candidate.
+    assert page.count('data-testid="region-uncalibrated"') == 3
+    assert page.count("Modelo ainda não calibrado") == 3
     assert page.count('data-testid="region-mark"') == 3
     assert 'viewBox="0 0 640 400"' in page
