@@ -19,7 +19,9 @@
   metadata block dropped: EXIF, ICC, text chunks, DICOM tags), greyscale kept greyscale. It is on
   the worker's hot path (every X-ray of a Jotform burst goes through it), so it is written for
   speed: a fast PNG encode, and no encode at all for a PNG already holding nothing but its pixels
-  (``bench.imaging`` prints the figures beside the old settings).
+  (``bench.imaging`` prints the figures beside the old settings). Concurrent decodes of a process
+  are bounded by memory: each holds its header's estimate (width x height x bands) of
+  ``RAIOX_WORKER_DECODE_MEMORY_MB`` while it runs (``_MemoryBudget``).
 
 Both raise ``InvalidImage`` (a 4xx ``ApplicationError`` with a Portuguese message) and nothing
 else for a bad file: whatever a hostile file makes a decoder throw is translated, so intake answers
@@ -34,12 +36,15 @@ import hashlib
 import io
 import re
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from kernel.errors import ApplicationError
 
@@ -92,6 +97,13 @@ class ImageHeader:
     height: int
     frames: int = 1
     orientation: int = 1  # EXIF orientation (1: as stored; 5-8: the decode turns it a quarter)
+    pixel_bytes: int = 1  # bytes a decoded pixel takes (bands x bytes a band; DICOM: float32 samples)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What decoding this file holds in memory, estimated from the header: width x height x
+        bands (x bytes a band) of the one frame decoded (``decode_image``'s memory budget)."""
+        return self.width * self.height * self.pixel_bytes
 
     @property
     def oriented_size(self) -> tuple[int, int]:
@@ -220,7 +232,8 @@ def _inspect_dicom(data: bytes, field: str) -> ImageHeader:
             length = len(getattr(pixel_element, "value", b"") or b"")
         if length < rows * columns * samples * (bits // 8) * frames:
             raise _corrupt_dicom(field)
-    return ImageHeader("DICOM", columns, rows, frames)
+    # ``_decode_dicom`` turns the frame into float32 samples.
+    return ImageHeader("DICOM", columns, rows, frames, pixel_bytes=samples * 4)
 
 
 def _decode_dicom(data: bytes, field: str) -> Image.Image:
@@ -334,7 +347,18 @@ def _inspect(data: bytes, field: str, *, probe_jpeg: bool = True) -> ImageHeader
         raise _corrupt(field) from exc
     _check_size(img.width, img.height, field=field)
     _check_structure(data, img, field, probe_jpeg=probe_jpeg)
-    return ImageHeader(source_format, img.width, img.height, frames, _orientation(img))
+    return ImageHeader(source_format, img.width, img.height, frames, _orientation(img), _pixel_bytes(img.mode))
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel of ``mode`` takes decoded, and at least 3: a palette or greyscale-with-alpha
+    image is made RGB by ``_normalise_mode``."""
+    try:
+        spec = ImageMode.getmode(mode)
+        size = len(spec.bands) * int(spec.typestr[-1])
+    except Exception:
+        size = 4
+    return max(size, 1 if mode == "L" else 3)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -357,6 +381,40 @@ def decode_image(data: bytes, *, field: str = "file") -> ValidatedImage:
     # The same refusals as at intake first, before any pixel is decoded; all but the JPEG probe,
     # which the full decode below makes needless (see ``_load_pillow``).
     header = _inspect(data, field, probe_jpeg=False)
+    with _decode_budget.hold(header.decoded_bytes):
+        return _decode(data, header, field)
+
+
+class _MemoryBudget:
+    """Concurrent decodes of one process bounded by the memory they take, not only by their number:
+    each holds its header's estimate (``ImageHeader.decoded_bytes``) of a budget of
+    ``RAIOX_WORKER_DECODE_MEMORY_MB`` while it runs, so two huge films wait for each other while
+    small ones run side by side (the worker's prepare threads decode a batch at once). A film
+    whose estimate alone exceeds the budget waits for the others, then runs alone."""
+
+    def __init__(self) -> None:
+        self._held = 0
+        self._free = threading.Condition()
+
+    @contextmanager
+    def hold(self, estimate: int) -> Iterator[None]:
+        budget = max(1, settings.RAIOX_WORKER_DECODE_MEMORY_MB) * 1024 * 1024
+        amount = max(1, min(estimate, budget))
+        with self._free:
+            self._free.wait_for(lambda: self._held + amount <= budget)
+            self._held += amount
+        try:
+            yield
+        finally:
+            with self._free:
+                self._held -= amount
+                self._free.notify_all()
+
+
+_decode_budget = _MemoryBudget()
+
+
+def _decode(data: bytes, header: ImageHeader, field: str) -> ValidatedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
