@@ -9,8 +9,10 @@
   chunks, HEIF boxes, DICOM elements and sequence depth (a deflated DICOM is refused). The same
   walk checks what the header declares against what the file holds: an uncompressed TIFF's or
   BMP's pixel bytes, every strip or tile inside the file, a RIFF's size, a JPEG reaching its EOI
-  (DICOM's uncompressed pixel data is checked in ``_inspect_dicom``). Its work is one pass over
-  lengths and offsets, bounded by the caps: a crafted file is refused in milliseconds
+  (DICOM's pixel data is checked in ``_inspect_dicom``: uncompressed, its length; compressed, the
+  declared size of every frame, a fragment per frame and the first codestream's own size). Its
+  work is one pass over lengths and offsets, bounded by the caps: a crafted file is refused in
+  milliseconds
   (``python -m bench.crafted --before`` prints each case beside the readers alone).
   Two cheap structural checks follow: a PNG's chunk checksums (no inflating) and a JPEG
   decoded at 1/8 scale (at most 1/64 of its pixels), which catch truncated uploads at once.
@@ -225,7 +227,13 @@ def _inspect_dicom(data: bytes, field: str) -> ImageHeader:
     # Only the first frame is ever decoded, so only its size counts; samples count as pixels
     # (an RGB frame holds three times the data of a grey one).
     _check_size(columns, rows, field=field, samples=samples)
-    if not encapsulated:
+    if encapsulated:
+        try:
+            value = dataset.PixelData
+        except Exception as exc:
+            raise _corrupt_dicom(field) from exc
+        _check_encapsulated(value, rows=rows, columns=columns, samples=samples, bits=bits, frames=frames, field=field)
+    else:
         # Uncompressed: the pixel data must hold every frame it declares, or the file is cut short.
         length = getattr(pixel_element, "length", None)
         if length is None:
@@ -234,6 +242,74 @@ def _inspect_dicom(data: bytes, field: str) -> ImageHeader:
             raise _corrupt_dicom(field)
     # ``_decode_dicom`` turns the frame into float32 samples.
     return ImageHeader("DICOM", columns, rows, frames, pixel_bytes=samples * 4)
+
+
+# What the compressed frames of one DICOM may declare in all: the decoded bytes of the largest
+# frame accepted (RAIOX_MAX_IMAGE_PIXELS samples of 32 bits). A decoder is never handed a file
+# whose header promises more, however few bytes its fragments hold.
+DICOM_MAX_SAMPLE_BYTES = 4  # 32 bits
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}  # SOFn, JPEG-LS SOF55
+_J2K_SIZ = b"\xff\x4f\xff\x51"  # SOC then SIZ: the start of a JPEG 2000 codestream
+
+
+def _check_encapsulated(
+    value: bytes, *, rows: int, columns: int, samples: int, bits: int, frames: int, field: str
+) -> None:
+    """Compressed pixel data checked against what the header declares before pydicom's decoder sees
+    it: every frame's decoded size within the limit, a fragment (at least) for each frame, a basic
+    offset table of one offset a frame, and the first frame's codestream (JPEG, JPEG-LS, JPEG 2000)
+    of the declared rows x columns x samples, so a small file cannot make the decoder allocate a
+    canvas the header never declared."""
+    from pydicom.encaps import generate_fragments
+
+    declared = rows * columns * samples * (bits // 8) * frames
+    if declared > settings.RAIOX_MAX_IMAGE_PIXELS * DICOM_MAX_SAMPLE_BYTES:
+        raise _too_many_pixels(field)
+    try:
+        # The walk (``_walk_dicom``) bounded the items already: at most DICOM_MAX_ELEMENTS.
+        offsets, *fragments = list(generate_fragments(value))
+    except Exception as exc:
+        raise _corrupt_dicom(field) from exc
+    if len(fragments) < frames or (offsets and len(offsets) != 4 * frames):
+        raise _corrupt_dicom(field)
+    size = _codestream_size(fragments[0])
+    if size is not None and size != (columns, rows, samples):
+        raise _corrupt_dicom(field)
+
+
+def _codestream_size(fragment: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from a JPEG / JPEG-LS frame header or a JPEG 2000 SIZ marker;
+    None for a codestream whose size is not in such a header (RLE: decoded to the declared size).
+    A JPEG that ends or runs past its marker cap before its frame header declares nothing: (0, 0, 0)."""
+    at = fragment.find(_J2K_SIZ, 0, 1024)
+    if at >= 0:
+        if len(fragment) < at + 42:
+            return 0, 0, 0
+        width, height, x0, y0 = struct.unpack_from(">IIII", fragment, at + 8)
+        (components,) = struct.unpack_from(">H", fragment, at + 40)
+        return width - x0, height - y0, components
+    if not fragment.startswith(b"\xff\xd8"):
+        return None
+    pos, markers = 2, 0
+    while pos + 4 <= len(fragment) and markers < JPEG_MAX_MARKERS:
+        if fragment[pos] != 0xFF:
+            return 0, 0, 0
+        marker = fragment[pos + 1]
+        if marker == 0xFF:  # a fill byte
+            pos, markers = pos + 1, markers + 1
+            continue
+        markers += 1
+        if marker in _JPEG_FRAME_MARKERS:
+            if pos + 10 > len(fragment):
+                return 0, 0, 0
+            height, width, components = struct.unpack_from(">HHB", fragment, pos + 5)
+            return width, height, components
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", fragment, pos + 2)
+        pos += 2 + length
+    return 0, 0, 0
 
 
 def _decode_dicom(data: bytes, field: str) -> Image.Image:
