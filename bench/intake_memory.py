@@ -64,11 +64,17 @@ def worst_cases() -> dict[str, tuple[str, bytes, str]]:
 
 def crafted_cases() -> dict[str, tuple[str, bytes, str]]:
     """Issue 22's crafted structures, sent as an anonymous upload would send them."""
-    from tests.crafted import CRAFTED_STRUCTURES
+    from tests.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
 
-    return {
-        name: ("raio-x.bin", build(), "application/octet-stream") for name, (build, _) in CRAFTED_STRUCTURES.items()
-    }
+    builders = {name: build for name, (build, _) in CRAFTED_STRUCTURES.items()}
+    # Compressed DICOMs whose header and codestream disagree (``tests/security/test_compressed_dicom.py``).
+    builders["dicom-128x128-holding-a-7000x7000-jpeg"] = lambda: dicom_compressed(
+        rows=128, columns=128, fragments=[_image("JPEG", size=(7000, 7000))]
+    )
+    builders["dicom-50-frames-4000x4000-in-1-kb"] = lambda: dicom_compressed(
+        rows=4000, columns=4000, frames=50, fragments=[_image("JPEG", size=(64, 64))]
+    )
+    return {name: ("raio-x.bin", build(), "application/octet-stream") for name, build in builders.items()}
 
 
 def all_cases() -> dict[str, tuple[str, bytes, str]]:
