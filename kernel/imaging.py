@@ -12,8 +12,7 @@
   (DICOM's pixel data is checked in ``_inspect_dicom``: uncompressed, its length; compressed, the
   declared size of every frame, a fragment per frame and the first codestream's own size). Its
   work is one pass over lengths and offsets, bounded by the caps: a crafted file is refused in
-  milliseconds
-  (``python -m bench.crafted --before`` prints each case beside the readers alone).
+  milliseconds (``python -m bench.crafted --before`` prints each case beside the readers alone).
   Two cheap structural checks follow: a PNG's chunk checksums (no inflating) and a JPEG
   decoded at 1/8 scale (at most 1/64 of its pixels), which catch truncated uploads at once.
 - ``decode_image`` runs in the worker (and for staff's reference images): the full decode, first
