@@ -11,6 +11,13 @@ gunicorn runs with ``deploy/gunicorn.conf.py`` as deployed. The figure is the la
 ``python -m bench.intake_memory`` measures this working tree; ``--before REV`` measures the code of
 git revision REV too (extracted with ``git archive`` into a scratch folder, same venv and database),
 for the before/after comparison. Budget: 150 MB per web process.
+
+Issue 22 adds the crafted structures of ``tests.crafted`` (the builders the security tests use,
+as ``bench.crafted`` does): a TIFF of 50 000 chained pages, JPEGs of a million fill bytes or
+250 000 empty segments, a PNG of 200 000 private chunks before IDAT, DICOMs of 600 000 empty
+elements or sequences 200 deep, headers without their pixels, sent by the same 8 clients in the
+same rounds. Each request's time is taken at the client (waiting for a free gunicorn worker
+included); the slowest refusal is the longest of the 4xx answers. Budget: 1 s.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ DB = "raiox_bench_memory"
 CLIENTS = 8
 ROUNDS = 3
 BUDGET_MB = 150
+REFUSAL_BUDGET_S = 1.0
 
 
 def worst_cases() -> dict[str, tuple[str, bytes, str]]:
@@ -52,6 +60,25 @@ def worst_cases() -> dict[str, tuple[str, bytes, str]]:
         "PNG 7000x7000 RGB": ("b.png", encode(colour, "PNG", optimize=True), "image/png"),
         "JPEG 7000x7000 RGB": ("c.jpg", encode(colour, "JPEG", quality=10), "image/jpeg"),
     }
+
+
+def crafted_cases() -> dict[str, tuple[str, bytes, str]]:
+    """Issue 22's crafted structures, sent as an anonymous upload would send them."""
+    from tests.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
+
+    builders = {name: build for name, (build, _) in CRAFTED_STRUCTURES.items()}
+    # Compressed DICOMs whose header and codestream disagree (``tests/security/test_compressed_dicom.py``).
+    builders["dicom-128x128-holding-a-7000x7000-jpeg"] = lambda: dicom_compressed(
+        rows=128, columns=128, fragments=[_image("JPEG", size=(7000, 7000))]
+    )
+    builders["dicom-50-frames-4000x4000-in-1-kb"] = lambda: dicom_compressed(
+        rows=4000, columns=4000, frames=50, fragments=[_image("JPEG", size=(64, 64))]
+    )
+    return {name: ("raio-x.bin", build(), "application/octet-stream") for name, build in builders.items()}
+
+
+def all_cases() -> dict[str, tuple[str, bytes, str]]:
+    return {**worst_cases(), **crafted_cases()}
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -86,7 +113,7 @@ def measure(code_dir: Path, *, url: str, work: Path, label: str) -> list[object]
         "PYTHONPATH": str(code_dir),
     }
     env.pop("GUNICORN_WORKERS", None)  # as deployed: 2 x cores + 1 sync workers
-    cases = worst_cases()
+    cases = all_cases()
     base = f"http://127.0.0.1:{port}"
     with open(log, "ab") as out:
         web = subprocess.Popen(
@@ -102,29 +129,45 @@ def measure(code_dir: Path, *, url: str, work: Path, label: str) -> list[object]
         time.sleep(1.0)
         workers = children(web.pid)
         idle = max(_current_rss_mb(p) for p in workers)
-        statuses: list[int] = []
 
-        def send(case: tuple[str, bytes, str]) -> int:
+        def send(name: str) -> tuple[str, int, float]:
             with httpx.Client(base_url=base, timeout=300) as client:
-                return client.post("/upload", files={"file": case}).status_code
+                sent = time.perf_counter()
+                status = client.post("/upload", files={"file": cases[name]}).status_code
+                return name, status, time.perf_counter() - sent
 
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENTS) as pool:
-            jobs = [case for _ in range(ROUNDS) for case in cases.values() for _ in range(CLIENTS)]
-            statuses = list(pool.map(send, jobs))
+            jobs = [name for _ in range(ROUNDS) for name in cases for _ in range(CLIENTS)]
+            answers = list(pool.map(send, jobs))
         elapsed = time.perf_counter() - started
         peak = max(_peak_rss_mb(p) for p in workers)
     finally:
         procs.stop(web)
+    statuses = [status for _, status, _ in answers]
     accepted = sum(1 for s in statuses if s in (200, 202))
+    refusals = [(seconds, name) for name, status, seconds in answers if 400 <= status < 500]
+    slowest, slowest_name = max(refusals, default=(float("nan"), "-"))
+    per_case = [
+        [
+            label,
+            name,
+            f"{len(cases[name][1]) / 1024:.0f} kB",
+            ", ".join(str(s) for s in sorted({s for n, s, _ in answers if n == name})),
+            f"{max(t for n, _, t in answers if n == name) * 1000:.0f} ms",
+        ]
+        for name in cases
+    ]
     return [
         label,
         f"{idle:.0f} MB",
         f"{peak:.0f} MB",
         f"<= {BUDGET_MB} MB",
+        f"{slowest * 1000:.0f} ms ({slowest_name})",
+        f"<= {REFUSAL_BUDGET_S * 1000:.0f} ms",
         f"{accepted}/{len(statuses)} ({', '.join(f'{s}' for s in sorted(set(statuses)))})",
         f"{elapsed:.1f} s",
-    ]
+    ], per_case
 
 
 def main(before: str | None = None) -> str:
@@ -133,7 +176,7 @@ def main(before: str | None = None) -> str:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     url = scratch_database(DB)
-    rows = []
+    rows, per_case = [], []
     try:
         procs.manage(["migrate", "--noinput"], env={**os.environ, "DATABASE_URL": url}, log=work / "setup.log")
         if before:
@@ -142,17 +185,33 @@ def main(before: str | None = None) -> str:
                     ["git", "archive", before], cwd=procs.ROOT, check=True, capture_output=True
                 ).stdout
                 subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-                rows.append(measure(Path(folder), url=url, work=work, label=f"before ({before})"))
-        rows.append(measure(procs.ROOT, url=url, work=work, label="this tree"))
+                row, cases = measure(Path(folder), url=url, work=work, label=f"before ({before})")
+                rows.append(row)
+                per_case += cases
+        row, cases = measure(procs.ROOT, url=url, work=work, label="this tree")
+        rows.append(row)
+        per_case += cases
     finally:
         drop_database(DB)
-    sizes = ", ".join(f"{name} {len(data) / 1024:.0f} kB" for name, (_, data, _) in worst_cases().items())
-    return table(
-        f"Web memory: {CLIENTS} concurrent POST /upload of worst-case files x {ROUNDS} rounds ({sizes}); "
-        "gunicorn as deployed (deploy/gunicorn.conf.py)",
-        ["code", "idle RSS (largest worker)", "peak RSS (largest worker)", "budget", "accepted", "wall time"],
+    summary = table(
+        f"Web memory: {CLIENTS} concurrent POST /upload of {len(all_cases())} worst-case and crafted files "
+        f"x {ROUNDS} rounds; gunicorn as deployed (deploy/gunicorn.conf.py)",
+        [
+            "code",
+            "idle RSS (largest worker)",
+            "peak RSS (largest worker)",
+            "budget",
+            "slowest refusal",
+            "budget",
+            "accepted",
+            "wall time",
+        ],
         rows,
     )
+    cases = table(
+        "Each file: the answers it got and its slowest one", ["code", "file", "size", "answers", "slowest"], per_case
+    )
+    return summary + "\n" + cases
 
 
 if __name__ == "__main__":

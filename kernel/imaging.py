@@ -9,9 +9,10 @@
   chunks, HEIF boxes, DICOM elements and sequence depth (a deflated DICOM is refused). The same
   walk checks what the header declares against what the file holds: an uncompressed TIFF's or
   BMP's pixel bytes, every strip or tile inside the file, a RIFF's size, a JPEG reaching its EOI
-  (DICOM's uncompressed pixel data is checked in ``_inspect_dicom``). Its work is one pass over
-  lengths and offsets, bounded by the caps: a crafted file is refused in milliseconds
-  (``python -m bench.crafted --before`` prints each case beside the readers alone).
+  (DICOM's pixel data is checked in ``_inspect_dicom``: uncompressed, its length; compressed, the
+  declared size of every frame, a fragment per frame and the first codestream's own size). Its
+  work is one pass over lengths and offsets, bounded by the caps: a crafted file is refused in
+  milliseconds (``python -m bench.crafted --before`` prints each case beside the readers alone).
   Two cheap structural checks follow: a PNG's chunk checksums (no inflating) and a JPEG
   decoded at 1/8 scale (at most 1/64 of its pixels), which catch truncated uploads at once.
 - ``decode_image`` runs in the worker (and for staff's reference images): the full decode, first
@@ -19,7 +20,9 @@
   metadata block dropped: EXIF, ICC, text chunks, DICOM tags), greyscale kept greyscale. It is on
   the worker's hot path (every X-ray of a Jotform burst goes through it), so it is written for
   speed: a fast PNG encode, and no encode at all for a PNG already holding nothing but its pixels
-  (``bench.imaging`` prints the figures beside the old settings).
+  (``bench.imaging`` prints the figures beside the old settings). Concurrent decodes of a process
+  are bounded by memory: each holds its header's estimate (width x height x bands) of
+  ``RAIOX_WORKER_DECODE_MEMORY_MB`` while it runs (``_MemoryBudget``).
 
 Both raise ``InvalidImage`` (a 4xx ``ApplicationError`` with a Portuguese message) and nothing
 else for a bad file: whatever a hostile file makes a decoder throw is translated, so intake answers
@@ -34,12 +37,15 @@ import hashlib
 import io
 import re
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from kernel.errors import ApplicationError
 
@@ -92,6 +98,13 @@ class ImageHeader:
     height: int
     frames: int = 1
     orientation: int = 1  # EXIF orientation (1: as stored; 5-8: the decode turns it a quarter)
+    pixel_bytes: int = 1  # bytes a decoded pixel takes (bands x bytes a band; DICOM: float32 samples)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What decoding this file holds in memory, estimated from the header: width x height x
+        bands (x bytes a band) of the one frame decoded (``decode_image``'s memory budget)."""
+        return self.width * self.height * self.pixel_bytes
 
     @property
     def oriented_size(self) -> tuple[int, int]:
@@ -213,14 +226,89 @@ def _inspect_dicom(data: bytes, field: str) -> ImageHeader:
     # Only the first frame is ever decoded, so only its size counts; samples count as pixels
     # (an RGB frame holds three times the data of a grey one).
     _check_size(columns, rows, field=field, samples=samples)
-    if not encapsulated:
+    if encapsulated:
+        try:
+            value = dataset.PixelData
+        except Exception as exc:
+            raise _corrupt_dicom(field) from exc
+        _check_encapsulated(value, rows=rows, columns=columns, samples=samples, bits=bits, frames=frames, field=field)
+    else:
         # Uncompressed: the pixel data must hold every frame it declares, or the file is cut short.
         length = getattr(pixel_element, "length", None)
         if length is None:
             length = len(getattr(pixel_element, "value", b"") or b"")
         if length < rows * columns * samples * (bits // 8) * frames:
             raise _corrupt_dicom(field)
-    return ImageHeader("DICOM", columns, rows, frames)
+    # ``_decode_dicom`` turns the frame into float32 samples.
+    return ImageHeader("DICOM", columns, rows, frames, pixel_bytes=samples * 4)
+
+
+# What the compressed frames of one DICOM may declare in all: the decoded bytes of the largest
+# frame accepted (RAIOX_MAX_IMAGE_PIXELS samples of 32 bits). A decoder is never handed a file
+# whose header promises more, however few bytes its fragments hold.
+DICOM_MAX_SAMPLE_BYTES = 4  # 32 bits
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}  # SOFn, JPEG-LS SOF55
+_J2K_SIZ = b"\xff\x4f\xff\x51"  # SOC then SIZ: the start of a JPEG 2000 codestream
+
+
+def _check_encapsulated(
+    value: bytes, *, rows: int, columns: int, samples: int, bits: int, frames: int, field: str
+) -> None:
+    """Compressed pixel data checked against what the header declares before pydicom's decoder sees
+    it: every frame's decoded size within the limit, a fragment (at least) for each frame, a basic
+    offset table of one offset a frame, and the first frame's codestream (JPEG, JPEG-LS, JPEG 2000)
+    of the declared rows x columns x samples, so a small file cannot make the decoder allocate a
+    canvas the header never declared."""
+    from pydicom.encaps import generate_fragments
+
+    declared = rows * columns * samples * (bits // 8) * frames
+    if declared > settings.RAIOX_MAX_IMAGE_PIXELS * DICOM_MAX_SAMPLE_BYTES:
+        raise _too_many_pixels(field)
+    try:
+        # The walk (``_walk_dicom``) bounded the items already: at most DICOM_MAX_ELEMENTS.
+        offsets, *fragments = list(generate_fragments(value))
+    except Exception as exc:
+        raise _corrupt_dicom(field) from exc
+    if len(fragments) < frames or (offsets and len(offsets) != 4 * frames):
+        raise _corrupt_dicom(field)
+    size = _codestream_size(fragments[0])
+    if size is not None and size != (columns, rows, samples):
+        raise _corrupt_dicom(field)
+
+
+def _codestream_size(fragment: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from a JPEG / JPEG-LS frame header or a JPEG 2000 SIZ marker;
+    None for a codestream whose size is not in such a header (RLE: decoded to the declared size).
+    A JPEG that ends or runs past its marker cap before its frame header declares nothing: (0, 0, 0)."""
+    at = fragment.find(_J2K_SIZ, 0, 1024)
+    if at >= 0:
+        if len(fragment) < at + 42:
+            return 0, 0, 0
+        width, height, x0, y0 = struct.unpack_from(">IIII", fragment, at + 8)
+        (components,) = struct.unpack_from(">H", fragment, at + 40)
+        return width - x0, height - y0, components
+    if not fragment.startswith(b"\xff\xd8"):
+        return None
+    pos, markers = 2, 0
+    while pos + 4 <= len(fragment) and markers < JPEG_MAX_MARKERS:
+        if fragment[pos] != 0xFF:
+            return 0, 0, 0
+        marker = fragment[pos + 1]
+        if marker == 0xFF:  # a fill byte
+            pos, markers = pos + 1, markers + 1
+            continue
+        markers += 1
+        if marker in _JPEG_FRAME_MARKERS:
+            if pos + 10 > len(fragment):
+                return 0, 0, 0
+            height, width, components = struct.unpack_from(">HHB", fragment, pos + 5)
+            return width, height, components
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", fragment, pos + 2)
+        pos += 2 + length
+    return 0, 0, 0
 
 
 def _decode_dicom(data: bytes, field: str) -> Image.Image:
@@ -334,7 +422,18 @@ def _inspect(data: bytes, field: str, *, probe_jpeg: bool = True) -> ImageHeader
         raise _corrupt(field) from exc
     _check_size(img.width, img.height, field=field)
     _check_structure(data, img, field, probe_jpeg=probe_jpeg)
-    return ImageHeader(source_format, img.width, img.height, frames, _orientation(img))
+    return ImageHeader(source_format, img.width, img.height, frames, _orientation(img), _pixel_bytes(img.mode))
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel of ``mode`` takes decoded, and at least 3: a palette or greyscale-with-alpha
+    image is made RGB by ``_normalise_mode``."""
+    try:
+        spec = ImageMode.getmode(mode)
+        size = len(spec.bands) * int(spec.typestr[-1])
+    except Exception:
+        size = 4
+    return max(size, 1 if mode == "L" else 3)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -357,6 +456,40 @@ def decode_image(data: bytes, *, field: str = "file") -> ValidatedImage:
     # The same refusals as at intake first, before any pixel is decoded; all but the JPEG probe,
     # which the full decode below makes needless (see ``_load_pillow``).
     header = _inspect(data, field, probe_jpeg=False)
+    with _decode_budget.hold(header.decoded_bytes):
+        return _decode(data, header, field)
+
+
+class _MemoryBudget:
+    """Concurrent decodes of one process bounded by the memory they take, not only by their number:
+    each holds its header's estimate (``ImageHeader.decoded_bytes``) of a budget of
+    ``RAIOX_WORKER_DECODE_MEMORY_MB`` while it runs, so two huge films wait for each other while
+    small ones run side by side (the worker's prepare threads decode a batch at once). A film
+    whose estimate alone exceeds the budget waits for the others, then runs alone."""
+
+    def __init__(self) -> None:
+        self._held = 0
+        self._free = threading.Condition()
+
+    @contextmanager
+    def hold(self, estimate: int) -> Iterator[None]:
+        budget = max(1, settings.RAIOX_WORKER_DECODE_MEMORY_MB) * 1024 * 1024
+        amount = max(1, min(estimate, budget))
+        with self._free:
+            self._free.wait_for(lambda: self._held + amount <= budget)
+            self._held += amount
+        try:
+            yield
+        finally:
+            with self._free:
+                self._held -= amount
+                self._free.notify_all()
+
+
+_decode_budget = _MemoryBudget()
+
+
+def _decode(data: bytes, header: ImageHeader, field: str) -> ValidatedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -241,6 +241,10 @@ RAIOX_TORCH_THREADS = env_int("RAIOX_TORCH_THREADS", 0)
 # (Pillow and zlib release the GIL). 1 turns batching off.
 RAIOX_PROCESS_BATCH = env_int("RAIOX_PROCESS_BATCH", 16)
 RAIOX_PREPARE_THREADS = env_int("RAIOX_PREPARE_THREADS", os.cpu_count() or 1)
+# Memory the decodes of one process may hold at once (kernel.imaging.decode_image), in MB, counted
+# from each header's width x height x bands: two huge films wait for each other while small ones
+# run side by side; a film larger than the budget alone runs alone.
+RAIOX_WORKER_DECODE_MEMORY_MB = env_int("RAIOX_WORKER_DECODE_MEMORY_MB", 512)
 # Channels-last memory layout for the image batch and the patch convolution.
 RAIOX_CLIP_CHANNELS_LAST = env_bool("RAIOX_CLIP_CHANNELS_LAST", False)
 # Development and tests only: run the same architecture with untrained weights when the real

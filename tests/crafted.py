@@ -122,3 +122,37 @@ CRAFTED_STRUCTURES = {
     "bmp-half-the-pixels": (bmp_cut_short, "corrupt_image"),
     "webp-cut-short": (webp_cut_short, "corrupt_image"),
 }
+
+
+def dicom_compressed(
+    *, rows: int, columns: int, frames: int = 1, fragments: list[bytes] | None = None, samples: int = 1
+) -> bytes:
+    """An encapsulated (JPEG Baseline) DICOM declaring ``frames`` frames of ``rows`` x ``columns``;
+    its fragments are ``fragments`` as given (default: one honest JPEG of that size per frame), so
+    the pixel data may hold far less, or another size, than the header declares."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
+
+    if fragments is None:
+        mode = "RGB" if samples == 3 else "L"
+        fragments = [_image("JPEG", size=(columns, rows), mode=mode)] * frames
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, samples
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PhotometricInterpretation = "YBR_FULL_422" if samples == 3 else "MONOCHROME2"
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate(fragments)
+    ds["PixelData"].VR = "OB"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
