@@ -42,6 +42,11 @@ from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
 
+# NOTIFY channel announcing a finished submission (payload: its id): sent by the submission services
+# at the result's commit, waited on by POST /upload (``submissions.results.wait_for_result``) and
+# the worker's batch. Named here, below both, so that the read side need not import the services.
+RESULT_CHANNEL = "submission_result"
+
 # How long the pusher waits before trying again to open its listening connection after it failed.
 LISTEN_RETRY_SECONDS = 5.0
 

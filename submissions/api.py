@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from kernel.errors import ApplicationError
 from kernel.filters import BooleanFilter, IsoDateFilter
 from kernel.parsing import BoundedJSONParser
-from kernel.permissions import may_view_patient_data
+from submissions.access import access_submission_by_token, can_see_patient, may_read_every_submission
 from submissions.intake.form import submit_and_wait
 from submissions.models import Source, Status, Submission
 from submissions.results import match_api_url, review_state, with_matches
@@ -27,7 +27,7 @@ from submissions.serializers import (
     SubmissionSerializer,
     match_result_answer,
 )
-from submissions.services import access_submission_by_token, may_read_every_submission, review_request_create
+from submissions.services import review_request_create
 
 
 class StaffSubmissionPermission(permissions.BasePermission):
@@ -77,7 +77,7 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_context(self) -> dict:
         user = getattr(self.request, "user", None)
-        return {**super().get_serializer_context(), "show_patient": may_view_patient_data(user)}
+        return {**super().get_serializer_context(), "show_patient": can_see_patient(user)}
 
     def get_queryset(self):
         return with_matches(Submission.objects.order_by("-received_at", "-id"))

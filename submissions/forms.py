@@ -14,10 +14,11 @@ from django.forms.utils import ErrorDict
 from django.utils.translation import gettext_lazy as _
 
 from kernel.errors import ApplicationError
-from submissions.intake import fields
+from submissions import fields
+from submissions.fields import IntakeRecord
+from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.intake.form import PAGE_REQUIRED, intake_from_form
 from submissions.models import Source
-from submissions.services import IntakeRecord
 from submissions.validators import FDI_TOOTH_PATTERN
 
 
@@ -56,7 +57,7 @@ class UploadForm(forms.Form):
         if not self.is_bound:
             return
         try:
-            with fields.client_names(fields.FORM_NAMES):
+            with client_names(FORM_NAMES):
                 self.intake = intake_from_form(self.data, self.files, source=Source.UPLOAD, required=PAGE_REQUIRED)
         except ApplicationError as exc:
             for error in getattr(exc, "errors", [exc]):

@@ -16,8 +16,9 @@ from pathlib import PurePosixPath
 
 from kernel.errors import ApplicationError
 from kernel.storage_keys import SAFE_EXTENSIONS
+from submissions.fields import IntakeRecord
 from submissions.models import Source, Submission
-from submissions.services.core import IntakeRecord, submission_create
+from submissions.services.intake import submission_create
 
 PREFIXES = {"clientes/": Source.JOTFORM, "uploads/": Source.UPLOAD, "raiox-imagens/": Source.UPLOAD}
 

@@ -37,10 +37,9 @@ from django.utils.translation import gettext_lazy as _
 
 from implants.models import REFINE_FIELDS, Implant, LookalikeGroup, ReferenceImage
 from implants.selectors import catalog_images, is_showable
-from kernel.queue import notifications
+from kernel.queue import RESULT_CHANNEL, notifications
 from submissions.fixtures import BOTH_ORIENTATIONS, NO_FIXTURE_FOUND, quality_messages
 from submissions.models import Band, Match, ReviewRequest, Status, Submission, Verdict
-from submissions.services.core import RESULT_CHANNEL
 
 # --- the rules ----------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
+from submissions.access import submission_get_by_token
 from submissions.forms import CropForm, ThankYouQuery, UploadForm
 from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
@@ -34,7 +35,6 @@ from submissions.results import finding, result_path, submission_result_view
 from submissions.services import (
     review_request_create,
     submission_create,
-    submission_get_by_token,
     submission_record_feedback,
     submission_refine,
 )

@@ -1,6 +1,6 @@
 """Crop & re-match: the region of a stored X-ray that the dentist marked on the result page, sent
 again as a new Submission linked to the original — one more region of the film
-(``submissions.intake.regions``): the same checks, the same child submission, the same rules
+(``submissions.regions``): the same checks, the same child submission, the same rules
 (``RAIOX_MAX_REGIONS``, no overlap with the film's other regions, numbered after them), applied
 under a lock on the film (``submissions.services.regions``). The box is checked against the size
 the stored film's header declares; the worker cuts the pixels. The dentist, patient and tooth are
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from submissions.intake.regions import parse_region, stored_size
 from submissions.models import Submission
+from submissions.regions import parse_region, stored_size
 from submissions.services.regions import submission_add_region
 
 

@@ -17,18 +17,11 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from kernel.errors import ApplicationError
-from submissions.intake.fields import (
-    FORM_NAMES,
-    answers_from,
-    client_names,
-    intake_record,
-    missing,
-    read_file,
-)
-from submissions.intake.regions import create_with_regions
+from submissions.fields import IntakeRecord, intake_record, missing
+from submissions.intake.fields import FORM_NAMES, answers_from, client_names, read_file
 from submissions.models import Submission
 from submissions.results import wait_for_result
-from submissions.services import IntakeRecord
+from submissions.services import submission_create_with_regions
 
 # What the dentist must fill in on each route that sends this shape.
 PAGE_REQUIRED = ("dentist_name", "dentist_email", "patient", "tooth")
@@ -96,9 +89,11 @@ def submit_and_wait(
     result's NOTIFY, or polling where LISTEN is off), never on the model."""
     busy = queue_is_busy()  # read before our own task joins the queue
     with client_names(FORM_NAMES):
-        submission, _created, _regions = create_with_regions(
-            intake_from_form(data, files, source=source, required=API_REQUIRED, owner_id=getattr(owner, "pk", None)),
-            regions,
+        submission, _created, _regions = submission_create_with_regions(
+            intake=intake_from_form(
+                data, files, source=source, required=API_REQUIRED, owner_id=getattr(owner, "pk", None)
+            ),
+            raw_regions=regions,
         )
     if not busy:
         wait_for_result(submission.pk, settings.RAIOX_UPLOAD_WAIT_SECONDS)

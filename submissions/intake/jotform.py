@@ -23,11 +23,10 @@ from django.http import HttpRequest
 from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
 from kernel.parsing import parse_json
-from submissions.intake import fields
+from submissions import fields
+from submissions.fields import IntakeRecord, allowed_hosts_for
 from submissions.intake.form import PLAIN_FORM_REQUIRED, intake_from_form
 from submissions.models import Source
-from submissions.services import IntakeRecord
-from submissions.services.remote import allowed_hosts_for
 
 QUESTION_KEY = re.compile(r"^q(\d+)_(.+)$")
 NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")

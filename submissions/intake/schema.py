@@ -1,6 +1,6 @@
 """The OpenAPI description of intake — ``POST /webhook``, ``/upload``, ``/api/match/`` and
 ``/jotform`` — generated from the field specification the code validates with
-(``submissions.intake.fields``: its limits, its text rule, its required fields per route; the FDI
+(``submissions.fields``: its limits, its text rule, its required fields per route; the FDI
 rule of ``submissions.validators``; the regions' rules and the size cap from settings), so that
 /docs cannot say one thing while the code does another. ``raiox.openapi`` puts it into
 /api/schema/ (``components`` and ``operations``); ``tests/backoffice/test_intake_openapi.py``
@@ -19,7 +19,8 @@ from django.conf import settings
 from kernel.downloads import URL_LIMIT
 from kernel.imaging import size_label
 from kernel.text import BIDI_CONTROLS
-from submissions.intake import fields
+from submissions import fields
+from submissions.intake.fields import FORM_NAMES
 from submissions.intake.form import API_REQUIRED, PLAIN_FORM_REQUIRED
 from submissions.validators import FDI_TOOTH_PATTERN, is_fdi_tooth
 
@@ -74,7 +75,7 @@ def _id_schema(description: str) -> Schema:
     }
 
 
-def answer_properties(names: dict[str, str] = fields.FORM_NAMES) -> dict[str, Schema]:
+def answer_properties(names: dict[str, str] = FORM_NAMES) -> dict[str, Schema]:
     """The four answers under the names a route's client sends (``fields.ANSWERS``, ``CLEANERS``)."""
     specs = {
         "dentist_name": _text(fields.NAME_LIMIT, "Nome do dentista."),
@@ -90,7 +91,7 @@ def answer_properties(names: dict[str, str] = fields.FORM_NAMES) -> dict[str, Sc
     return {names[spec]: specs[spec] for spec in fields.ANSWERS}
 
 
-def _required(spec_names: Collection[str], names: dict[str, str] = fields.FORM_NAMES) -> list[str]:
+def _required(spec_names: Collection[str], names: dict[str, str] = FORM_NAMES) -> list[str]:
     return [names[spec] for spec in fields.ANSWERS if spec in spec_names]
 
 
@@ -102,7 +103,7 @@ def _file(*, base64: bool = False) -> Schema:
 
 
 def regions_schema() -> Schema:
-    """``submissions.intake.regions.parse_regions``: at most RAIOX_MAX_REGIONS, each inside the
+    """``submissions.regions.parse_regions``: at most RAIOX_MAX_REGIONS, each inside the
     image, at least RAIOX_MIN_IMAGE_SIDE pixels a side, with its tooth, none overlapping."""
     side = settings.RAIOX_MIN_IMAGE_SIDE
     return {

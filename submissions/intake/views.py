@@ -24,12 +24,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from kernel.errors import ApplicationError
 from kernel.http import RateLimited, check_rate, secret_matches
+from kernel.imaging import file_too_large
+from submissions.fields import IntakeRecord
 from submissions.intake import jotform, webhook
-from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
-from submissions.intake.regions import create_with_regions
+from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Submission
 from submissions.results import region_links, result_url
-from submissions.services import IntakeRecord, submission_create
+from submissions.services import submission_create, submission_create_with_regions
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def generic_webhook(request: HttpRequest) -> HttpResponse:
     authenticated = _authenticate(request, settings.RAIOX_WEBHOOK_TOKEN, given)
     with client_names(FORM_NAMES):
         # Marked implants ("regions"), if any, are checked against the image before anything is kept.
-        film, created, regions = create_with_regions(
-            webhook.intake_from_webhook(request), webhook.regions_from(request)
+        film, created, regions = submission_create_with_regions(
+            intake=webhook.intake_from_webhook(request), raw_regions=webhook.regions_from(request)
         )
     return _accepted(film, created, authenticated=authenticated, regions=regions)

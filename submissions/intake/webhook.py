@@ -16,19 +16,20 @@ from django.http import HttpRequest
 
 from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
+from kernel.imaging import file_too_large
 from kernel.parsing import parse_json
-from submissions.intake import fields
+from submissions import fields
+from submissions.fields import IntakeRecord, allowed_hosts_for
+from submissions.intake.fields import answers_from, read_file
 from submissions.intake.form import PLAIN_FORM_REQUIRED
 from submissions.models import Source
-from submissions.services import IntakeRecord
-from submissions.services.remote import allowed_hosts_for
 
 
 def _decode_base64(value: object) -> bytes:
     if not isinstance(value, str):
         raise ApplicationError("O campo file deve ser o arquivo em base64.", field="file", code="invalid_type")
     if len(value) > settings.RAIOX_MAX_UPLOAD_BYTES * 4 // 3 + 4:
-        raise fields.file_too_large()
+        raise file_too_large()
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -59,7 +60,7 @@ def intake_from_webhook(request: HttpRequest) -> IntakeRecord:
         name = body.get("filename")
     elif content_type in {"multipart/form-data", "application/x-www-form-urlencoded"}:
         body = request.POST
-        data, name = fields.read_file(request.FILES)
+        data, name = read_file(request.FILES)
     else:
         raise ApplicationError(
             "Envie application/json ou multipart/form-data.", field=None, status=415, code="unsupported_media_type"
@@ -84,7 +85,7 @@ def intake_from_webhook(request: HttpRequest) -> IntakeRecord:
 
     return fields.intake_record(
         source=Source.WEBHOOK,
-        answers=fields.answers_from(body),
+        answers=answers_from(body),
         required=PLAIN_FORM_REQUIRED,
         image_bytes=data,
         remote_image_url=image_url,

@@ -1,31 +1,20 @@
 """Every write to submissions, one module per concern, re-exported here:
-``from submissions import services``."""
+``from submissions import services``.
 
-from submissions.services.core import (  # noqa: F401
-    NOTIFY_TASK,
-    PROCESS_TASK,
-    RESULT_CHANNEL,
-    IntakeRecord,
-    MatchCandidate,
-    SubmissionBusy,
-    access_submission_by_token,
-    may_read_every_submission,
-    submission_attach_image,
-    submission_claim_waiting,
-    submission_create,
-    submission_fail,
-    submission_get_by_token,
-    submission_record_result,
-    submission_release,
-    submission_reprocess,
-    submission_start_processing,
-)
+``IntakeRecord``, ``MatchCandidate`` (``submissions.fields``) and ``RESULT_CHANNEL``
+(``kernel.queue``) are re-exported too: they are the argument types and the wake-up of these
+services, and ``matching`` reads them as ``services.MatchCandidate`` / ``services.RESULT_CHANNEL``.
+"""
+
+from kernel.queue import RESULT_CHANNEL  # noqa: F401
+from submissions.fields import IntakeRecord, MatchCandidate  # noqa: F401
 from submissions.services.dentist import (  # noqa: F401
     submission_record_feedback,
     submission_refine,
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.found import submission_create_found_regions  # noqa: F401
+from submissions.services.intake import submission_create, submission_create_with_regions  # noqa: F401
 from submissions.services.lifecycle import (  # noqa: F401
     retention_apply,
     submission_delete,
@@ -33,6 +22,18 @@ from submissions.services.lifecycle import (  # noqa: F401
     submissions_delete,
 )
 from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
+from submissions.services.processing import (  # noqa: F401
+    NOTIFY_TASK,
+    PROCESS_TASK,
+    SubmissionBusy,
+    submission_attach_image,
+    submission_claim_waiting,
+    submission_fail,
+    submission_record_result,
+    submission_release,
+    submission_reprocess,
+    submission_start_processing,
+)
 from submissions.services.regions import submission_add_region  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,

@@ -16,7 +16,7 @@ from django.db import transaction
 from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError, application_error_from_validation
 from submissions.models import DentistFeedback, Status, Submission, Verdict
-from submissions.services.core import _queue_processing
+from submissions.services.processing import _queue_processing
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The fixtures the worker found in a film, turned into regions: one child submission per fixture
-(the region machinery of ``submissions.intake.regions``), the film itself done without candidates
+(the region machinery of ``submissions.regions``), the film itself done without candidates
 — a film with several implants is never answered as a whole."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from PIL import Image
 
 from submissions.fixtures import region_box, suggested_quadrant
 from submissions.models import Status, Submission
-from submissions.services.core import _record_done, submission_create
+from submissions.regions import Region, intake_from_region
+from submissions.services.intake import submission_create
+from submissions.services.processing import _record_done
 
 
 @transaction.atomic
@@ -34,8 +36,6 @@ def submission_create_found_regions(
 
     Idempotent: a film that has regions already (a re-delivered task, or the dentist's own
     regions) gets none created; its existing ones are returned."""
-    from submissions.intake.regions import Region, intake_from_region
-
     film = Submission.objects.select_for_update().get(pk=submission_id)
     existing = list(film.crops.order_by("pk"))
     if existing:

@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from submissions.models import Status, Submission
-from submissions.services.core import PROCESS_TASK, submission_fail, submission_reprocess
+from submissions.services.processing import PROCESS_TASK, submission_fail, submission_reprocess
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,15 @@ import logging
 from django.db import transaction
 
 from submissions.models import Submission
-from submissions.services.core import submission_create
+from submissions.regions import check_added_region, intake_from_region
+from submissions.services.intake import submission_create
 
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
 def submission_add_region(*, film_id: int, region, width: int, height: int) -> Submission:
-    """Add ``region`` (a ``submissions.intake.regions.Region`` of the film's ``width`` × ``height``
+    """Add ``region`` (a ``submissions.regions.Region`` of the film's ``width`` × ``height``
     picture, checked against its header) to the film ``film_id`` as a child submission, through
     the region rules: at most ``RAIOX_MAX_REGIONS`` regions, none overlapping another, numbered
     after the film's last. The worker cuts its pixels from the stored film.
@@ -24,8 +25,6 @@ def submission_add_region(*, film_id: int, region, width: int, height: int) -> S
     same order — the film, then its children — so two crops sent at once, or a crop and the
     finder, queue on the film's row one after the other (each sees the other's region) and never
     deadlock. Nothing else locks a child before its film."""
-    from submissions.intake.regions import check_added_region, intake_from_region
-
     film = Submission.objects.select_for_update().get(pk=film_id)
     existing = list(film.crops.order_by("pk"))
     number = check_added_region(region, existing)

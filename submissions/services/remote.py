@@ -31,27 +31,18 @@ from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage, decode_image
+from submissions.fields import allowed_hosts_for
 from submissions.models import Source, Submission
-from submissions.services.core import submission_attach_image
+from submissions.services.processing import submission_attach_image
 
 __all__ = [
     "RemoteFetchError",
-    "allowed_hosts_for",
     "remote_image_download",
     "submission_decode_pending_image",
     "submission_prepare_image",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def allowed_hosts_for(source: str) -> list[str]:
-    """Where a source's images may be fetched from (checked at intake and again before download)."""
-    if source == Source.JOTFORM:
-        return list(settings.JOTFORM_FILE_HOSTS)
-    if source == Source.WEBHOOK:
-        return list(settings.RAIOX_WEBHOOK_FILE_HOSTS)
-    return []
 
 
 def _download(url: str, *, source: str) -> bytes:

@@ -21,8 +21,9 @@ from django.utils.translation import gettext as _
 from implants.models import Implant
 from kernel.errors import ApplicationError, application_error_from_validation
 from kernel.queue import enqueue_on_commit
-from submissions.intake import fields
+from submissions import fields
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
+from submissions.notifications import send_review_email
 from submissions.services.notify import email_within_daily_limit
 from submissions.services.review import submission_confirm
 
@@ -108,8 +109,6 @@ def review_request_answer(
 
 def review_request_notify(*, review_request_id: int) -> str:
     """E-mail the dentist the specialist's answer, once (like ``submission_notify_dentist``)."""
-    from submissions.notifications import send_review_email
-
     with transaction.atomic():
         review = (
             ReviewRequest.objects.select_for_update(of=("self",))

@@ -5,7 +5,8 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from submissions.services.core import IntakeRecord, MatchCandidate, submission_create
+from submissions.fields import IntakeRecord, MatchCandidate
+from submissions.services.intake import submission_create
 
 PATIENT = "Zebulom Quintanilha-Brandão"
 
@@ -45,7 +46,7 @@ def finish(submission, *, model_id: str = "ViT-B-32/untrained-seed0", untrained:
     """What the worker does after embedding (the services it calls)."""
     from implants.models import Implant
     from matching.services import worker_state_record
-    from submissions.services.core import submission_record_result, submission_start_processing
+    from submissions.services.processing import submission_record_result, submission_start_processing
 
     worker_state_record(model_id=model_id, untrained=untrained, device="cpu")
     submission_start_processing(submission_id=submission.pk)

@@ -7,7 +7,7 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 from prometheus_client.parser import text_string_to_metric_families
 
-from submissions.services.core import submission_fail
+from submissions.services.processing import submission_fail
 from tests.ops.conftest import finish
 
 SERIES = [

@@ -19,8 +19,8 @@ from rest_framework.authtoken.models import Token
 from kernel.errors import ApplicationError
 from kernel.parsing import JSON_MAX_DEPTH, parse_json
 from submissions import services
-from submissions.intake.regions import parse_region
 from submissions.models import Submission
+from submissions.regions import parse_region
 from tests.conftest import storage_keys
 from tests.submissions.conftest import xray_image
 

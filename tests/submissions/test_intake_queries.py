@@ -88,14 +88,14 @@ def test_a_submission_rolled_back_leaves_no_task(client, upload_host, monkeypatc
     committed submission whose task was never sent)."""
     from django.db import DatabaseError
 
-    from submissions.services import core
+    from submissions.services import processing
 
     def broken_enqueue(*args, **kwargs):
         real(*args, **kwargs)  # the task row is written...
         raise DatabaseError("connection lost")  # ...then the transaction fails
 
-    real = core.enqueue_on_commit
-    monkeypatch.setattr(core, "enqueue_on_commit", broken_enqueue)
+    real = processing.enqueue_on_commit
+    monkeypatch.setattr(processing, "enqueue_on_commit", broken_enqueue)
     body, content_type = jotform_payload(upload_base=upload_host.url("/u/"))
 
     response = client.generic("POST", "/jotform", body, content_type=content_type)

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 from implants.models import Implant
 from kernel.errors import ApplicationError
 from submissions import services
-from submissions.admin import CONFIRM_PERMISSION
+from submissions.access import CONFIRM_PERMISSION
 from submissions.models import ReviewRequest
 from submissions.results import file_url, ranked_matches
 

@@ -1,11 +1,13 @@
-"""Regions of one X-ray: the implants the dentist marked (``[{x, y, width, height, tooth}]``, image
+"""The region rules of one X-ray: the implants the dentist marked (``[{x, y, width, height, tooth}]``, image
 pixels, FDI tooth), each matched on its own as a child Submission of the film. Crop & re-match on
-the result page is the one-region case (``submissions.intake.crop``).
+the result page is the one-region case (``submissions.intake.crop``). Below the services: they
+apply these rules under the film's lock (``submissions.services.regions``) and when a film is
+stored with its regions (``submissions.services.intake``).
 
-Part of the intake field specification: every refusal is a 400 ``{"error","field":"regions",...}``
-naming the region, checked before anything is stored. A region must lie inside the image, be at
-least ``RAIOX_MIN_IMAGE_SIDE`` pixels on each side, not overlap another, and a film has at most
-``RAIOX_MAX_REGIONS``.
+Part of the intake field specification (``submissions.fields``): every refusal is a 400
+``{"error","field":"regions",...}`` naming the region, checked before anything is stored. A region
+must lie inside the image, be at least ``RAIOX_MIN_IMAGE_SIDE`` pixels on each side, not overlap
+another, and a film has at most ``RAIOX_MAX_REGIONS``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from PIL import Image
 
 from kernel.errors import ApplicationError
 from kernel.imaging import inspect_image
 from kernel.parsing import parse_json
-from submissions.intake import fields
+from submissions import fields
+from submissions.fields import IntakeRecord
 from submissions.models import Submission
-from submissions.services import IntakeRecord
 
 FIELD = "regions"
 
@@ -184,8 +187,6 @@ def stored_size(submission: Submission) -> tuple[int, int]:
     """The size of ``submission``'s picture as the worker decodes it, read from the stored file's
     header only (``kernel.imaging.inspect_image``): the web process never decodes a film's pixels,
     so a crop costs what reading its header costs, whatever the film declares."""
-    from django.core.files.storage import default_storage
-
     if not submission.image:
         raise ApplicationError(
             "A imagem ainda está sendo processada; tente de novo em instantes.", code="not_ready", status=409
@@ -221,32 +222,3 @@ def intake_from_region(
         owner_id=parent.owner_id,
         crop_box=region.box(number, width, height),
     )
-
-
-def create_with_regions(intake: IntakeRecord, raw_regions: object) -> tuple[Submission, bool, list[Submission]]:
-    """Create the film's submission and one child submission per region (each queued and matched
-    on its own); returns ``(film, created, regions' submissions in order)``. Every region is
-    checked against the image's header before anything is stored (no decode in the web process:
-    a 7000 × 7000 film with a region outside costs its header); each region is cut from the stored
-    film by the worker. A repeated delivery (same external id) answers the regions created the
-    first time."""
-    from django.db import transaction
-
-    from submissions.services import submission_create
-
-    if raw_regions in (None, "", []):
-        film, created = submission_create(intake=intake)
-        return film, created, []
-    if intake.image_bytes is None:
-        raise _refuse("Para marcar regiões, envie o arquivo da imagem (não a URL).", "regions_need_file")
-    width, height = inspect_image(intake.image_bytes).oriented_size
-    regions = parse_regions(raw_regions, width=width, height=height)
-    with transaction.atomic():
-        film, created = submission_create(intake=intake)
-        if not created:
-            return film, False, list(film.crops.order_by("pk"))
-        children = [
-            submission_create(intake=intake_from_region(film, region, n, width=width, height=height))[0]
-            for n, region in enumerate(regions, start=1)
-        ]
-    return film, True, children

@@ -25,17 +25,11 @@ from django.utils.translation import gettext_lazy
 
 from implants.models import Implant, Manufacturer
 from kernel.errors import ApplicationError
-from kernel.permissions import may_view_patient_data
 from submissions import services
+from submissions.access import can_see_patient
 from submissions.models import Submission
 from submissions.results import file_url, ranked_matches, with_top_match
 from submissions.selectors import submissions_csv_rows
-
-CONFIRM_PERMISSION = "submissions.change_submission"
-
-
-def can_see_patient(request: HttpRequest) -> bool:
-    return may_view_patient_data(request.user)
 
 
 class TopManufacturerFilter(admin.SimpleListFilter):
@@ -146,7 +140,7 @@ class SubmissionAdmin(admin.ModelAdmin):
             "confirmation",
             "parent",
         ]
-        if not can_see_patient(request):
+        if not can_see_patient(request.user):
             return [name for name in fields if name not in ("token", "original_filename")]
         fields.insert(fields.index("tooth"), "patient")
         return fields
@@ -250,7 +244,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="envios-{stamp}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 correctly with a BOM
-        csv.writer(response).writerows(submissions_csv_rows(queryset, with_patient=can_see_patient(request)))
+        csv.writer(response).writerows(submissions_csv_rows(queryset, with_patient=can_see_patient(request.user)))
         return response
 
     # --- the confirm page -------------------------------------------------------------------
@@ -312,7 +306,3 @@ def _dt(value) -> str:
 def _render(template: str, **context: object) -> str:
     # The detail's read-only fields: HTML lives in templates, autoescaped; the result is safe.
     return render_to_string(f"admin/submissions/submission/{template}", context)
-
-
-# The review queue's admin lives in its own module; importing it here registers it.
-from submissions import admin_review  # noqa: E402, F401
