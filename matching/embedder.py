@@ -268,7 +268,7 @@ class Embedder:
         # start), applied to every vector this embedder makes, the centre included.
         self.head = None
         if trained:
-            from matching.training import head_from_state
+            from matching.head import head_from_state
 
             self.head = head_from_state(trained["head"]).to(device).eval()
         if self.quantize == "int8":

@@ -1,3 +1,5 @@
+"""The workers' heartbeats (``WorkerState``), read-only: each worker writes its own row."""
+
 from django.contrib import admin
 
 from matching.models import WorkerState
@@ -10,6 +12,3 @@ class WorkerStateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-
-from matching import admin_calibration, admin_evaluation, admin_training  # noqa: E402, F401  (register the calibrations, reports and runs)
