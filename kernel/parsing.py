@@ -15,7 +15,7 @@ alone turns 200 000 nested ``[`` into a ``RecursionError`` (a 500), and a 400-di
   ``rawRequest``, nests 3);
 - ``JSON_MAX_NUMBER_DIGITS`` (20): characters in one number literal (a 64-bit integer); NaN and
   Infinity are refused too. Numeric fields are still checked against their own bounds where they
-  are read (``submissions/intake/regions.py`` for the pixel coordinates).
+  are read (``submissions/regions.py`` for the pixel coordinates).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ manufacturers and implants, notes.
   invisibly. Such a value is *refused*, not silently cleaned (``has_control``); only a sender's
   file name, which is display-only, is cleaned (``without_controls``).
 
-Intake (``submissions.intake.fields``) refuses with its own ``ApplicationError``; the catalogue
+Intake (``submissions.fields``) refuses with its own ``ApplicationError``; the catalogue
 models carry ``validate_plain_text``, so ``full_clean`` in the services, the admin forms and the
 catalogue API serializers refuse the same characters.
 """

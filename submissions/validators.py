@@ -1,6 +1,6 @@
 """Field rules shared by the model, the upload form's HTML and every intake adapter.
 
-The intake specification (``submissions.intake.fields``) applies them with its messages; the
+The intake specification (``submissions.fields``) applies them with its messages; the
 model keeps them as validators so that any other write (admin) obeys the same rule.
 """
 

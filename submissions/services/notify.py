@@ -70,7 +70,7 @@ def email_within_daily_limit(address: str) -> bool:
     """Whether one more e-mail may go to ``address`` (24 rolling hours): the result e-mails and the
     specialist-review e-mails share the one cap, ``RAIOX_RESULT_EMAILS_PER_DAY`` — both are sent
     to whatever address the sender typed. Addresses are stored in their canonical form
-    (``submissions.intake.fields.email``), so every spelling of one mailbox counts together.
+    (``submissions.fields.email``), so every spelling of one mailbox counts together.
 
     Called inside the sending transaction: the advisory lock makes two workers sending to the
     same address take turns (either e-mail), so they cannot both count one below the cap and
