@@ -1,9 +1,12 @@
 """Intake: every route that takes an X-ray is a small adapter here that turns its request into one
-``IntakeRecord`` for ``submissions.services.submission_create``, through one field specification.
+``IntakeRecord`` for ``submissions.services.submission_create``, through one field specification
+(``submissions.fields``, below the services: text with control/bidi characters refused, length
+limits from the model's columns, e-mail, the FDI tooth rule, file-name sanitising, the size cap, and
+the mapping of a route's answers to the record, ``intake_record``).
 
-- ``fields``: the specification — text (control/bidi characters refused), length limits (the
-  model's columns), e-mail, the FDI tooth rule, file-name sanitising, the size cap, and the mapping
-  of a route's answers to the record (``intake_record``); errors renamed to the client's fields;
+- ``fields``: the wire mapping — the old form's names (``FORM_NAMES``), a route's answers under the
+  spec's names (``answers_from``), the multipart file (``read_file``), errors renamed to the
+  client's fields (``client_names``);
 - ``form``: the old form's shape (``nome``, ``email``, ``paciente``, ``dente``, ``file``), used by
   the upload page (``intake_from_form``, through ``submissions/forms.py``), ``POST /upload`` and
   ``POST /api/match/`` (``submit_and_wait``) and the old plain form on ``POST /jotform``;
