@@ -15,6 +15,7 @@ from django.db import transaction
 
 from implants.models import REFINE_FIELDS
 from kernel.errors import ApplicationError, application_error_from_validation
+from submissions.locks import submissions_select_for_update
 from submissions.models import DentistFeedback, Status, Submission, Verdict
 from submissions.services.processing import _queue_processing
 
@@ -46,7 +47,7 @@ def submission_refine(*, submission: Submission, filters: Mapping[str, object]) 
     """Store the dentist's feature filters and queue a re-rank among implants having them."""
     clean = _clean_filters(filters)
     with transaction.atomic():
-        locked = Submission.objects.select_for_update().get(pk=submission.pk)
+        locked = submissions_select_for_update().get(pk=submission.pk)
         if locked.status != Status.DONE and locked.embedding is None:
             raise ApplicationError(
                 "Aguarde o primeiro resultado antes de refinar a busca.", code="not_ready", status=409
@@ -66,7 +67,7 @@ def submission_record_feedback(*, submission: Submission, implant_id: int, verdi
     if verdict not in Verdict.values:
         raise ApplicationError("Resposta inválida.", field="verdict", code="invalid_verdict")
     with transaction.atomic():
-        locked = Submission.objects.select_for_update().get(pk=submission.pk)
+        locked = submissions_select_for_update().get(pk=submission.pk)
         if not locked.matches.filter(implant_id=implant_id).exists():
             raise ApplicationError(
                 "Este implante não está entre os candidatos deste envio.", field="implant_id", code="not_a_candidate"

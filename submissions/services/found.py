@@ -12,6 +12,7 @@ from django.db import transaction
 from PIL import Image
 
 from submissions.fixtures import region_box, suggested_quadrant
+from submissions.locks import submissions_select_for_update
 from submissions.models import Status, Submission
 from submissions.regions import Region, intake_from_region
 from submissions.services.intake import submission_create
@@ -36,7 +37,7 @@ def submission_create_found_regions(
 
     Idempotent: a film that has regions already (a re-delivered task, or the dentist's own
     regions) gets none created; its existing ones are returned."""
-    film = Submission.objects.select_for_update().get(pk=submission_id)
+    film = submissions_select_for_update().get(pk=submission_id)
     existing = list(film.crops.order_by("pk"))
     if existing:
         if film.status != Status.DONE:

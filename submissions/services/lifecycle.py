@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from submissions.locks import review_requests_select_for_update, submissions_select_for_update
 from submissions.models import Status, Submission
 from submissions.services.processing import PROCESS_TASK, submission_fail, submission_reprocess
 
@@ -94,7 +95,10 @@ def submissions_delete(*, submission_ids: Iterable[int]) -> int:
     if not pks:
         return 0
     with transaction.atomic():
-        rows = Submission.objects.select_for_update().filter(pk__in=pks)
+        # In the order of ``submissions.locks``: the review requests the cascade deletes before
+        # their submissions (as answering a review takes them), each model's rows by pk.
+        list(review_requests_select_for_update().filter(submission_id__in=pks).values_list("pk", flat=True))
+        rows = submissions_select_for_update().filter(pk__in=pks)
         names = [name for name in rows.values_list("image", flat=True) if name]
         deleted = len(pks)
         # Matches and feedback go by cascade; reference images made by confirmation stay.

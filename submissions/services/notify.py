@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from submissions.locks import submissions_select_for_update
 from submissions.models import ReviewRequest, Status, Submission
 from submissions.notifications import send_result_email
 
@@ -32,7 +33,7 @@ def submission_notify_dentist(*, submission_id: int) -> str:
     Logs carry the submission id only, never the patient or the address.
     """
     with transaction.atomic():
-        submission = Submission.objects.select_for_update().filter(pk=submission_id).first()
+        submission = submissions_select_for_update().filter(pk=submission_id).first()
         if submission is None:
             return "missing"
         if submission.notified_at is not None:
@@ -87,7 +88,7 @@ def email_within_daily_limit(address: str) -> bool:
 @transaction.atomic
 def submission_mark_notified(*, submission_id: int) -> bool:
     """Set ``notified_at`` once; False when it was already set (the e-mail went out before)."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     if submission.notified_at is not None:
         return False
     submission.notified_at = timezone.now()

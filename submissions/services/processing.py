@@ -18,6 +18,7 @@ from kernel.imaging import ValidatedImage
 from kernel.queue import RESULT_CHANNEL, enqueue_on_commit, notify
 from kernel.storage_keys import submission_image_key
 from submissions.fields import MatchCandidate
+from submissions.locks import submissions_select_for_update
 from submissions.models import Match, Status, Submission
 
 # Queued by dotted path: submissions never imports matching (dependencies run one way).
@@ -43,7 +44,7 @@ def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Sub
     """Store the worker's decoded image: fetched from the sender's host (Jotform keeps uploads on
     its own), or decoded from the original kept at intake, which it replaces (deleted on commit).
     A submission whose image is already decoded (``content_hash`` set) is left as it is."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     if submission.content_hash and submission.image:
         return submission
     original = submission.image.name if submission.image else ""
@@ -87,7 +88,7 @@ def submission_start_processing(*, submission_id: int) -> Submission | None:
     or processed in another task's batch). Raises ``SubmissionBusy`` while another worker has it."""
     # The film of a region comes along (unlocked): the worker cuts the region from the film's
     # picture in its prepare threads, which read storage only (``submission_decode_pending_image``).
-    submission = Submission.objects.select_for_update(of=("self",)).select_related("parent").get(pk=submission_id)
+    submission = submissions_select_for_update(of=("self",)).select_related("parent").get(pk=submission_id)
     if submission.status in (Status.DONE, Status.FAILED):
         return None
     if _processing_lease_live(submission):
@@ -106,7 +107,7 @@ def submission_claim_waiting(*, limit: int, exclude: int | None = None) -> list[
     if limit <= 0:
         return []
     waiting = (
-        Submission.objects.select_for_update(skip_locked=True, of=("self",))
+        submissions_select_for_update(skip_locked=True, of=("self",))
         .select_related("parent")  # as in ``submission_start_processing``
         .filter(status=Status.RECEIVED)
     )
@@ -125,7 +126,7 @@ def submission_release(*, submission_id: int, count_attempt: bool = True) -> Non
     """A worker stops processing a submission without a result (a transient error): the lease
     ends at once, so its task, delivered again, processes it. ``count_attempt=False`` for a batch
     mate: the attempt is its own task's to count."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     if submission.status != Status.PROCESSING:
         return
     submission.started_at = None
@@ -152,7 +153,7 @@ def submission_record_result(
     ``both_orientations``: the apex end was uncertain and both orientations were compared. A film
     answered without candidates (nothing found, the dentist's regions, several fixtures) has no
     embedding (``embedding=None``)."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     _record_done(
         submission,
         embedding=embedding,
@@ -212,7 +213,7 @@ def _record_done(
 @transaction.atomic
 def submission_fail(*, submission_id: int, reason: str) -> Submission:
     """Mark a submission failed with a reason a person can act on (shown on the result page)."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     submission.status = Status.FAILED
     submission.failure_reason = reason[:2000]
     submission.finished_at = timezone.now()
@@ -225,7 +226,7 @@ def submission_fail(*, submission_id: int, reason: str) -> Submission:
 @transaction.atomic
 def submission_reprocess(*, submission_id: int) -> Submission:
     """Queue a submission again (admin action, stuck-task sweeper)."""
-    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    submission = submissions_select_for_update().get(pk=submission_id)
     submission.status = Status.RECEIVED
     submission.failure_reason = ""
     submission.save(update_fields=["status", "failure_reason"])

@@ -6,6 +6,7 @@ import logging
 
 from django.db import transaction
 
+from submissions.locks import submissions_select_for_update
 from submissions.models import Submission
 from submissions.regions import check_added_region, intake_from_region
 from submissions.services.intake import submission_create
@@ -25,7 +26,7 @@ def submission_add_region(*, film_id: int, region, width: int, height: int) -> S
     same order — the film, then its children — so two crops sent at once, or a crop and the
     finder, queue on the film's row one after the other (each sees the other's region) and never
     deadlock. Nothing else locks a child before its film."""
-    film = Submission.objects.select_for_update().get(pk=film_id)
+    film = submissions_select_for_update().get(pk=film_id)
     existing = list(film.crops.order_by("pk"))
     number = check_added_region(region, existing)
     child, _created = submission_create(intake=intake_from_region(film, region, number, width=width, height=height))

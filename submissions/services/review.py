@@ -15,6 +15,7 @@ from django.utils import timezone
 from implants.models import Implant, ReferenceSource
 from implants.services import reference_image_create, reference_image_delete
 from kernel.errors import ApplicationError
+from submissions.locks import submissions_select_for_update
 from submissions.models import Submission
 
 
@@ -39,7 +40,7 @@ def submission_confirm(*, submission: Submission, implant: Implant, user: Abstra
     # reference_image_create stores the file and guards it only during its own step; if linking
     # it below fails, the row is rolled back with this block and we delete the file ourselves.
     with transaction.atomic():
-        locked = Submission.objects.select_for_update().get(pk=submission.pk)
+        locked = submissions_select_for_update().get(pk=submission.pk)
         previous = locked.confirmed_reference_image
         reference = reference_image_create(
             implant=implant, image_bytes=data, filename="confirmado.png", source=ReferenceSource.CONFIRMED_CASE
@@ -64,7 +65,7 @@ def submission_confirm(*, submission: Submission, implant: Implant, user: Abstra
 @transaction.atomic
 def submission_unconfirm(*, submission: Submission) -> Submission:
     """Clear the confirmation and delete the reference image it created (row now, file on commit)."""
-    locked = Submission.objects.select_for_update().get(pk=submission.pk)
+    locked = submissions_select_for_update().get(pk=submission.pk)
     reference = locked.confirmed_reference_image
     locked.confirmed_implant = None
     locked.confirmed_by = None

@@ -22,6 +22,7 @@ from implants.models import Implant
 from kernel.errors import ApplicationError, application_error_from_validation
 from kernel.queue import enqueue_on_commit
 from submissions import fields
+from submissions.locks import review_requests_select_for_update
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
 from submissions.notifications import send_review_email
 from submissions.services.notify import email_within_daily_limit
@@ -83,8 +84,9 @@ def review_request_answer(
             "Explique ao dentista por que o implante não é identificável.", field="answer_note", code="required"
         )
     with transaction.atomic():
-        # The lock makes a second reviewer wait here, then see the first one's answer.
-        locked = ReviewRequest.objects.select_for_update().get(pk=review_request.pk)
+        # The lock makes a second reviewer wait here, then see the first one's answer. Lock order
+        # (``submissions.locks``): this request, then its submission (``submission_confirm``).
+        locked = review_requests_select_for_update().get(pk=review_request.pk)
         if locked.answered_at is not None:
             raise ApplicationError(
                 "Este pedido já foi respondido por outro revisor.", field="review", code="already_answered", status=409
@@ -111,7 +113,7 @@ def review_request_notify(*, review_request_id: int) -> str:
     """E-mail the dentist the specialist's answer, once (like ``submission_notify_dentist``)."""
     with transaction.atomic():
         review = (
-            ReviewRequest.objects.select_for_update(of=("self",))
+            review_requests_select_for_update(of=("self",))
             .select_related("submission", "implant__manufacturer")
             .filter(pk=review_request_id)
             .first()
