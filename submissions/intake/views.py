@@ -28,7 +28,8 @@ from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names, file_too_large
 from submissions.intake.regions import create_with_regions
 from submissions.models import Submission
-from submissions.results import region_links, result_url
+from submissions.results.answer import region_links
+from submissions.results.links import result_url
 from submissions.services import IntakeRecord, submission_create
 
 logger = logging.getLogger(__name__)

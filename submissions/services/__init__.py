@@ -4,7 +4,6 @@
 from submissions.services.core import (  # noqa: F401
     NOTIFY_TASK,
     PROCESS_TASK,
-    RESULT_CHANNEL,
     IntakeRecord,
     MatchCandidate,
     SubmissionBusy,

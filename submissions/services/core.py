@@ -8,7 +8,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
@@ -18,7 +17,7 @@ from django.utils import timezone
 from kernel.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
 from kernel.files import stored_file
 from kernel.imaging import ValidatedImage, inspect_image
-from kernel.queue import enqueue_on_commit, notify
+from kernel.queue import RESULT_CHANNEL, enqueue_on_commit, notify, task_timeout
 from kernel.storage_keys import submission_image_key
 from submissions.models import Match, Source, Status, Submission
 
@@ -27,8 +26,6 @@ logger = logging.getLogger(__name__)
 # Queued by dotted path: submissions never imports matching (dependencies run one way).
 PROCESS_TASK = "matching.tasks.process_submission"
 NOTIFY_TASK = "submissions.tasks.notify_dentist"
-# NOTIFY channel announcing a finished submission (payload: its id), waited on by POST /upload.
-RESULT_CHANNEL = "submission_result"
 
 
 @dataclass(frozen=True)
@@ -246,7 +243,7 @@ def _processing_lease_live(submission: Submission) -> bool:
     leaves it to expire."""
     if submission.status != Status.PROCESSING or submission.started_at is None:
         return False
-    return (timezone.now() - submission.started_at).total_seconds() < settings.Q_CLUSTER.get("timeout", 120)
+    return (timezone.now() - submission.started_at).total_seconds() < task_timeout()
 
 
 def _start(submission: Submission, now) -> None:
