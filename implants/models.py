@@ -192,7 +192,7 @@ class ReferenceImage(models.Model):
 class LookalikeGroup(models.Model):
     """Implants that look alike on a radiograph (e.g. Straumann Bone Level and NobelParallel):
     when the result shows several of them, the page warns and lists what tells them apart
-    (``submissions.results``), and never calls the match "alta"."""
+    (``submissions.results.confidence``), and never calls the match "alta"."""
 
     name = models.CharField(_("nome"), max_length=160, unique=True)
     implants = models.ManyToManyField(Implant, related_name="lookalike_groups", verbose_name=_("implantes"))

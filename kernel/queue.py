@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.brokers.orm import ORM
@@ -42,9 +43,8 @@ from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
 
-# NOTIFY channel announcing a finished submission (payload: its id): sent by the submission services
-# at the result's commit, waited on by POST /upload (``submissions.results.wait_for_result``) and
-# the worker's batch. Named here, below both, so that the read side need not import the services.
+# NOTIFY channel announcing a finished submission (payload: its id): sent by the worker when it
+# records a result, waited on by POST /upload and by a worker waiting out another one's batch.
 RESULT_CHANNEL = "submission_result"
 
 # How long the pusher waits before trying again to open its listening connection after it failed.
@@ -169,6 +169,37 @@ def queue_in_database() -> bool:
     else:
         in_database = bool(Conf.ORM) and not Conf.IRON_MQ and not isinstance(Conf.SQS, dict)
     return in_database and Conf.ORM == DEFAULT_DB_ALIAS
+
+
+def queued_tasks() -> QuerySet[OrmQ] | None:
+    """Every task row of the database queue, waiting or taken by a worker (a taken task keeps its
+    row until it is done or its lock expires and it is delivered again); None when the queue is not
+    in the database (Redis: we cannot look without a broker round trip, ``get_broker``)."""
+    if not queue_in_database():
+        return None
+    # Not through the broker object: it closes the request's connection when CONN_MAX_AGE is 0.
+    return OrmQ.objects.using(Conf.ORM)
+
+
+def waiting_tasks() -> QuerySet[OrmQ] | None:
+    """This cluster's tasks waiting for a worker (None: the queue is not in the database). The ORM
+    broker stamps a waiting task's ``lock`` with its enqueue time; a task taken by a worker gets a
+    lock in the future (its retry deadline), so ``lock <= now`` is what waits and the oldest lock is
+    the oldest waiting task. Read by ``POST /upload`` (is the queue busy?), ``/healthcheck`` and the
+    dashboard."""
+    queued = queued_tasks()
+    return None if queued is None else queued.filter(key=Conf.CLUSTER_NAME, lock__lte=timezone.now())
+
+
+def task_timeout() -> int:
+    """Seconds after which django-q kills a running task (``Q_CLUSTER["timeout"]``), read from the
+    settings at each call (tests override them)."""
+    return settings.Q_CLUSTER.get("timeout", 120)
+
+
+def max_attempts() -> int:
+    """How many times django-q delivers a task before dropping it (``Q_CLUSTER["max_attempts"]``)."""
+    return settings.Q_CLUSTER.get("max_attempts", 1)
 
 
 def enqueue_on_commit(func: str, *args: object, **options: object) -> None:

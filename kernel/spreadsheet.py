@@ -1,7 +1,7 @@
 """Cells of a CSV that staff open in a spreadsheet: a text starting with ``=``, ``+``, ``-``, ``@``,
 a tab or a carriage return is a formula there (``=HYPERLINK(...)`` becomes a link, ``=cmd|...``
 worse), so every CSV we write quotes it with a leading apostrophe, which spreadsheets show as text
-and do not display. Used by the review list's export (``submissions.selectors``) and the catalogue
+and do not display. Used by the review list's export (``submissions.results.export``) and the catalogue
 export (``implants.catalog_io``), whose import takes the apostrophe off again (``unquote``)."""
 
 from __future__ import annotations

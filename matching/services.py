@@ -31,7 +31,7 @@ from implants.models import REFINE_FIELDS, ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.errors import ApplicationError
 from kernel.imaging import InvalidImage, ValidatedImage
-from kernel.queue import notifications
+from kernel.queue import RESULT_CHANNEL, max_attempts, notifications, task_timeout
 from matching import canonical
 from matching import fixtures as fixture_finder
 from matching.calibration import active_calibration, calibrated
@@ -207,7 +207,7 @@ def _last_attempt(submission: Submission) -> bool:
     """django-q delivers a task that raised again, up to max_attempts: on the last one a transient
     failure is reported to the dentist (failed, with a reason) instead of leaving the submission
     in "processing" for ever."""
-    return submission.attempts >= settings.Q_CLUSTER.get("max_attempts", 1)
+    return submission.attempts >= max_attempts()
 
 
 # --- processing submissions, in batches ---------------------------------------------------------
@@ -607,8 +607,8 @@ def _start_processing(submission_id: int) -> Submission | None:
         return submission_services.submission_start_processing(submission_id=submission_id)
     except submission_services.SubmissionBusy:
         pass
-    deadline = time.monotonic() + settings.Q_CLUSTER.get("timeout", 120) / 2
-    with notifications(submission_services.RESULT_CHANNEL) as wait:
+    deadline = time.monotonic() + task_timeout() / 2
+    with notifications(RESULT_CHANNEL) as wait:
         while True:
             try:
                 return submission_services.submission_start_processing(submission_id=submission_id)

@@ -21,6 +21,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from implants.models import ReferenceImage
+from kernel.queue import waiting_tasks
 from matching.models import WorkerState
 
 # A worker that has not been heard of for this long is reported as gone (the heartbeat is 60 s;
@@ -89,12 +90,9 @@ def queue_state() -> QueueState:
 
     broker = get_broker()
     oldest_at, oldest_task = None, ""
-    if "orm" in settings.Q_CLUSTER:
-        from django_q.models import OrmQ
-
-        # The ORM broker stamps ``lock`` with the enqueue time; a task taken by a worker gets a lock
-        # in the future (its retry deadline), so the oldest lock in the past is the oldest waiting task.
-        oldest = OrmQ.objects.filter(key=broker.list_key, lock__lte=timezone.now()).order_by("lock", "id").first()
+    waiting = waiting_tasks()
+    if waiting is not None:
+        oldest = waiting.order_by("lock", "id").first()
         if oldest is not None:
             oldest_at = oldest.lock
             oldest_task = str(oldest.task.get("func", "")) if isinstance(oldest.task, dict) else ""

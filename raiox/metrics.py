@@ -5,9 +5,9 @@ Two kinds of series:
 * request latency by view, observed in each web process by ``MetricsMiddleware``. Gunicorn runs
   several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the systemd unit does) they share
   their values through files there, and a scrape of any process sees them all;
-* everything about the work itself — submissions by source and status, processing time, failures,
-  queue depth and age, embedding time, the workers' model — computed from the database at scrape
-  time. The workers are other processes (other machines, when scaled out); the database is the one
+* everything about the work itself — submissions by source and status, answer and worker time,
+  failures, queue depth and age, embedding time, the workers' model — computed from the database at
+  scrape time. The workers are other processes (other machines, when scaled out); the database is the one
   place that knows about all of them, so these series are right whichever node is scraped.
 
 Not public: a request must carry ``Authorization: Bearer <RAIOX_METRICS_TOKEN>`` or come from an
@@ -50,7 +50,7 @@ REQUEST_LATENCY = Histogram(
     registry=None if MULTIPROCESS else _process_registry,
 )
 
-PROCESSING_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+SUBMISSION_TIME_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 EMBEDDING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
@@ -78,6 +78,7 @@ class DatabaseCollector(Collector):
         from django_q.models import Failure, Success
 
         from implants.models import ReferenceImage
+        from implants.services import EMBED_REFERENCE_TASK
         from matching.state import model_state, queue_state
         from submissions import stats
         from submissions.models import Source, Status
@@ -102,7 +103,7 @@ class DatabaseCollector(Collector):
 
         # The dashboard's "tempo de resposta" and these two come from the same definitions
         # (submissions.models ANSWER_TIME / WORKER_TIME): Grafana and the dashboard agree.
-        buckets, total = stats.answer_time_histogram(PROCESSING_BUCKETS)
+        buckets, total = stats.answer_time_histogram(SUBMISSION_TIME_BUCKETS)
         answer = HistogramMetricFamily(
             "raiox_submission_answer_seconds",
             "Answer time per answered submission: received to result, the queue wait included "
@@ -110,7 +111,7 @@ class DatabaseCollector(Collector):
         )
         answer.add_metric([], buckets, total)
         yield answer
-        buckets, total = stats.worker_time_histogram(PROCESSING_BUCKETS)
+        buckets, total = stats.worker_time_histogram(SUBMISSION_TIME_BUCKETS)
         worker = HistogramMetricFamily(
             "raiox_submission_worker_seconds",
             "Worker time per answered submission: start of processing to result (answer time less the queue wait).",
@@ -120,7 +121,7 @@ class DatabaseCollector(Collector):
 
         # django-q2 records each task's start and stop; an embed_reference_image task is one
         # embedding (read the image, run CLIP, save). Successful tasks are kept up to save_limit.
-        embed_tasks = Success.objects.filter(func="matching.tasks.embed_reference_image")
+        embed_tasks = Success.objects.filter(func=EMBED_REFERENCE_TASK)
         buckets, total = duration_histogram(
             embed_tasks,
             ExpressionWrapper(F("stopped") - F("started"), output_field=DurationField()),

@@ -18,7 +18,8 @@ from kernel.parsing import BoundedJSONParser
 from submissions.access import access_submission_by_token, can_see_patient, may_read_every_submission
 from submissions.intake.form import submit_and_wait
 from submissions.models import Source, Status, Submission
-from submissions.results import match_api_url, review_state, with_matches
+from submissions.results.links import match_api_url
+from submissions.results.queries import review_state, with_matches
 from submissions.serializers import (
     ErrorSerializer,
     MatchResultSerializer,

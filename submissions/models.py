@@ -67,7 +67,7 @@ class Submission(models.Model):
     email_skipped_reason = models.CharField(_("e-mail não enviado"), max_length=200, blank=True)
 
     # The API user who sent it (``POST /api/match/``): only they (or staff) read it or ask its
-    # review through the API (``submissions.selectors.submission_for_api``). Empty for the anonymous
+    # review through the API (``access_submission_by_token``). Empty for the anonymous
     # routes (upload page, /upload, Jotform, webhook), where the token is the capability.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -134,13 +134,6 @@ class Submission(models.Model):
     def __str__(self) -> str:
         # Never the patient: this string ends up in logs and admin breadcrumbs.
         return f"Envio #{self.pk} ({self.get_source_display()})"
-
-    @property
-    def answer_seconds(self) -> float | None:
-        """The answer time of this submission (``ANSWER_TIME``), None until it has finished."""
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.received_at).total_seconds()
 
 
 # Two durations, two names, each defined once. "Answer time" is what the dentist waits: received ->

@@ -17,7 +17,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from submissions.models import Status, Submission
-from submissions.results import headline, no_fixture_found, result_url
+from submissions.results.answer import headline
+from submissions.results.links import result_url
+from submissions.results.queries import no_fixture_found
 
 
 def build_result_email(submission: Submission) -> EmailMessage:

@@ -11,7 +11,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from submissions.models import Band, Match, Status, Submission
-from submissions.results import MatchResult, card_image_url, file_url, match_result
+from submissions.results.answer import MatchResult, match_result
+from submissions.results.links import file_url
+from submissions.results.queries import card_image_url
 
 
 class MatchImplantSerializer(serializers.Serializer):
@@ -104,7 +106,7 @@ class QualityProblemSerializer(serializers.Serializer):
 
 class MatchResultSerializer(serializers.Serializer):
     """The old ``/upload`` answer: ``implants`` and ``no_convincing_match`` only when done, the
-    error fields only when failed. Renders a ``submissions.results.MatchResult``."""
+    error fields only when failed. Renders a ``submissions.results.answer.MatchResult``."""
 
     status = serializers.ChoiceField(choices=Status.choices)
     submission = serializers.UUIDField(source="submission.token")
@@ -243,7 +245,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
 
 
 class ReviewRequestSerializer(serializers.Serializer):
-    """A ``submissions.results.ReviewState``: open until a specialist answers; then ``identified``
+    """A ``submissions.results.queries.ReviewState``: open until a specialist answers; then ``identified``
     (with the implant) or ``not_identifiable`` (with the specialist's note)."""
 
     state = serializers.ChoiceField(choices=["open", "identified", "not_identifiable"])

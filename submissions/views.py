@@ -31,7 +31,9 @@ from submissions.forms import CropForm, ThankYouQuery, UploadForm
 from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
-from submissions.results import finding, result_path, submission_result_view
+from submissions.results.links import result_path
+from submissions.results.page import submission_result_view
+from submissions.results.queries import finding
 from submissions.services import (
     review_request_create,
     submission_create,

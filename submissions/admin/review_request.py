@@ -25,7 +25,8 @@ from kernel.errors import ApplicationError
 from submissions import services
 from submissions.access import CONFIRM_PERMISSION
 from submissions.models import ReviewRequest
-from submissions.results import file_url, ranked_matches
+from submissions.results.links import file_url
+from submissions.results.queries import ranked_matches
 
 
 class OpenFilter(admin.SimpleListFilter):

@@ -27,9 +27,10 @@ from implants.models import Implant, Manufacturer
 from kernel.errors import ApplicationError
 from submissions import services
 from submissions.access import can_see_patient
-from submissions.models import Submission
-from submissions.results import file_url, ranked_matches, with_top_match
-from submissions.selectors import submissions_csv_rows
+from submissions.models import ANSWER_TIME, Submission
+from submissions.results.export import submissions_csv_rows
+from submissions.results.links import file_url
+from submissions.results.queries import ranked_matches, with_top_match
 
 
 class TopManufacturerFilter(admin.SimpleListFilter):
@@ -99,8 +100,8 @@ class SubmissionAdmin(admin.ModelAdmin):
     # --- list -----------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        # The top match in the same query as the page (no query per row).
-        return with_top_match(super().get_queryset(request))
+        # The top match and the answer time in the same query as the page (no query per row).
+        return with_top_match(super().get_queryset(request)).annotate(answer_time_value=ANSWER_TIME)
 
     @admin.display(description=gettext_lazy("recebido em"), ordering="received_at")
     def received(self, obj: Submission) -> str:
@@ -114,8 +115,8 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("tempo de resposta"))
     def answer_time(self, obj: Submission) -> str:
-        seconds = obj.answer_seconds
-        return "—" if seconds is None else f"{seconds:.1f} s"
+        duration = obj.answer_time_value
+        return "—" if duration is None else f"{duration.total_seconds():.1f} s"
 
     # --- detail: read-only, patient only with permission ----------------------------------
 

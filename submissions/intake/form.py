@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -13,14 +14,12 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django_q.brokers import get_broker
-from django_q.conf import Conf
-from django_q.models import OrmQ
 
 from kernel.errors import ApplicationError
+from kernel.queue import RESULT_CHANNEL, notifications, waiting_tasks
 from submissions.fields import IntakeRecord, intake_record, missing
 from submissions.intake.fields import FORM_NAMES, answers_from, client_names, read_file
-from submissions.models import Submission
-from submissions.results import wait_for_result
+from submissions.models import Status, Submission
 from submissions.services import submission_create_with_regions
 
 # What the dentist must fill in on each route that sends this shape.
@@ -63,18 +62,36 @@ def queue_is_busy() -> bool:
     """True when a new task would not be done within RAIOX_UPLOAD_WAIT_SECONDS anyway: at least
     RAIOX_UPLOAD_BUSY_QUEUE_DEPTH tasks wait for a worker, or the oldest waiting task has waited
     longer than that (no worker alive, or all stuck). One query on the ORM broker's queue."""
-    if not Conf.ORM:  # Redis: its length is all it cheaply tells
+    queued = waiting_tasks()
+    if queued is None:  # Redis: its length is all it cheaply tells
         return get_broker().queue_size() >= settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH
     now = timezone.now()
-    # The ORM broker stamps a waiting task's `lock` with its enqueue time; a task taken by a worker
-    # has a lock in the future, so `lock <= now` is what waits. (Not through the broker object: it
-    # closes the request's database connection when CONN_MAX_AGE is 0.)
-    queued = OrmQ.objects.using(Conf.ORM).filter(key=Conf.CLUSTER_NAME, lock__lte=now)
     waiting = queued.aggregate(depth=Count("id"), oldest=Min("lock"))
     if waiting["depth"] >= settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH:
         return True
     oldest = waiting["oldest"]
     return oldest is not None and (now - oldest).total_seconds() > settings.RAIOX_UPLOAD_WAIT_SECONDS
+
+
+# The longest wait between two reads of the submission: the worker's NOTIFY at commit
+# (``RESULT_CHANNEL``) wakes the request at once; this only bounds the wait where notifications do
+# not arrive (PgBouncer in transaction mode, inside a test's transaction).
+POLL_SECONDS = 0.25
+
+
+def wait_for_result(submission_id: int, seconds: float) -> None:
+    """Wait up to ``seconds`` for the worker to finish a submission. The web process LISTENs for
+    the worker's notification (``kernel.queue.notifications``) and reads the status when woken (a
+    cheap indexed read); the worker does the matching."""
+    deadline = time.monotonic() + seconds
+    with notifications(RESULT_CHANNEL) as wait:
+        while True:
+            # Read after LISTEN: a result recorded between the two still wakes the next wait.
+            state = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
+            remaining = deadline - time.monotonic()
+            if state in (Status.DONE, Status.FAILED) or remaining <= 0:
+                return
+            wait(min(POLL_SECONDS, remaining), str(submission_id))
 
 
 def submit_and_wait(

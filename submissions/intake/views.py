@@ -29,7 +29,8 @@ from submissions.fields import IntakeRecord
 from submissions.intake import jotform, webhook
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Submission
-from submissions.results import region_links, result_url
+from submissions.results.answer import region_links
+from submissions.results.links import result_url
 from submissions.services import submission_create, submission_create_with_regions
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kernel.queue import max_attempts, queued_tasks
 from submissions.locks import review_requests_select_for_update, submissions_select_for_update
 from submissions.models import Status, Submission
 from submissions.services.processing import PROCESS_TASK, submission_fail, submission_reprocess
@@ -40,12 +41,11 @@ RETENTION_BATCH = 200
 def _queued_submission_ids() -> set[int]:
     """Submissions whose processing task waits in the queue (the PostgreSQL broker only; with
     Redis we cannot look, and a duplicate task is harmless: processing is idempotent)."""
-    if "orm" not in settings.Q_CLUSTER:
+    rows = queued_tasks()
+    if rows is None:
         return set()
-    from django_q.models import OrmQ
-
     queued: set[int] = set()
-    for row in OrmQ.objects.all().iterator():
+    for row in rows.iterator():
         task = row.task
         if task.get("func") == PROCESS_TASK and task.get("args"):
             queued.add(int(task["args"][0]))
@@ -61,12 +61,12 @@ def submission_requeue_stuck(*, now: datetime | None = None) -> dict[str, int]:
         | Q(status=Status.PROCESSING, started_at__lt=cutoff)
     ).values_list("pk", "attempts")
     queued = _queued_submission_ids()
-    max_attempts = settings.Q_CLUSTER.get("max_attempts", 1)
+    attempts_allowed = max_attempts()
     counts = {"requeued": 0, "failed": 0, "already_queued": 0}
     for pk, attempts in stuck:
         if pk in queued:
             counts["already_queued"] += 1
-        elif attempts >= max_attempts:
+        elif attempts >= attempts_allowed:
             submission_fail(submission_id=pk, reason=STUCK_REASON)
             counts["failed"] += 1
         else:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from kernel.files import stored_file
 from kernel.imaging import ValidatedImage
-from kernel.queue import RESULT_CHANNEL, enqueue_on_commit, notify
+from kernel.queue import RESULT_CHANNEL, enqueue_on_commit, notify, task_timeout
 from kernel.storage_keys import submission_image_key
 from submissions.fields import MatchCandidate
 from submissions.locks import submissions_select_for_update
@@ -72,7 +72,7 @@ def _processing_lease_live(submission: Submission) -> bool:
     leaves it to expire."""
     if submission.status != Status.PROCESSING or submission.started_at is None:
         return False
-    return (timezone.now() - submission.started_at).total_seconds() < settings.Q_CLUSTER.get("timeout", 120)
+    return (timezone.now() - submission.started_at).total_seconds() < task_timeout()
 
 
 def _start(submission: Submission, now) -> None:

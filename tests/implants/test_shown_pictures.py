@@ -16,7 +16,7 @@ from implants.catalog import CATALOG
 from implants.models import Implant, ReferenceImage, ReferenceSource
 from implants.selectors import catalog_images, is_showable
 from implants.synthetic import Silhouette, render_png
-from submissions.results import card_image_url
+from submissions.results.queries import card_image_url
 from tests.backoffice.conftest import make_submission, people, roles  # noqa: F401  (fixtures)
 from tests.security.test_confirmed_case_privacy import img_sources
 

@@ -14,9 +14,9 @@ from django.db import connection, transaction
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 
-from kernel.queue import NotifyingORMBroker, notifications
+from kernel.queue import RESULT_CHANNEL, NotifyingORMBroker, notifications
 from submissions.models import Submission
-from submissions.services import RESULT_CHANNEL, IntakeRecord, submission_create, submission_record_result
+from submissions.services import IntakeRecord, submission_create, submission_record_result
 from tests.matching.conftest import embed_catalog, png_bytes, running_qcluster
 
 # Far longer than any wait below: only a notification can end a wait before it.

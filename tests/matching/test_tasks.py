@@ -15,7 +15,7 @@ from matching import services, tasks
 from matching.embedder import get_embedder
 from matching.state import model_state
 from submissions.models import DentistFeedback, Match, Status, Submission, Verdict
-from submissions.results import no_convincing_match
+from submissions.results.queries import no_convincing_match
 from submissions.services import IntakeRecord, submission_create, submission_reprocess
 from tests.matching.conftest import png_bytes
 

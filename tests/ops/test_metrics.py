@@ -99,6 +99,49 @@ def test_metrics_and_the_dashboard_time_the_same_answer(client, admin_client, ca
     assert "12.0 s" in page.content.decode()
 
 
+def test_answer_time_is_one_quantity_on_the_dashboard_the_csv_the_admin_and_metrics(
+    client, admin_client, catalog, make_submission
+):
+    """Three answers that waited in the queue: the CSV's ``tempo_s``, the admin column, the
+    dashboard's median and /metrics' answer time are all received -> finished (ANSWER_TIME); only
+    /metrics' worker time is started -> finished (WORKER_TIME)."""
+    import csv
+    import datetime as dt
+    import io
+    import statistics
+
+    from submissions.models import Submission
+
+    timings = [(10, 12), (15, 20), (27, 30)]  # (started, finished) seconds after received
+    for started, finished in timings:
+        done = make_submission(source="upload")
+        finish(done)
+        received = Submission.objects.get(pk=done.pk).received_at
+        Submission.objects.filter(pk=done.pk).update(
+            started_at=received + dt.timedelta(seconds=started), finished_at=received + dt.timedelta(seconds=finished)
+        )
+    answers = [float(finished) for _started, finished in timings]
+    workers = [float(finished - started) for started, finished in timings]
+
+    ids = list(Submission.objects.values_list("pk", flat=True))
+    export = admin_client.post("/admin/submissions/submission/", {"action": "export_csv", "_selected_action": ids})
+    assert export.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+    csv_seconds = [float(row["tempo_s"]) for row in rows]
+    assert csv_seconds == answers
+
+    changelist = admin_client.get("/admin/submissions/submission/").content.decode()
+    assert all(f"{seconds:.1f} s" in changelist for seconds in answers)
+
+    dashboard = admin_client.get("/admin/dashboard/").content.decode()
+    assert f'id="fig-p50">{statistics.median(csv_seconds):.1f} s<' in dashboard
+
+    values = samples(client.get("/metrics").content.decode())
+    assert values[("raiox_submission_answer_seconds_count", ())] == len(csv_seconds)
+    assert values[("raiox_submission_answer_seconds_sum", ())] == pytest.approx(sum(csv_seconds))
+    assert values[("raiox_submission_worker_seconds_sum", ())] == pytest.approx(sum(workers))
+
+
 def test_metrics_count_failed_worker_tasks(client, db):
     from django.utils import timezone
     from django_q.models import Task

@@ -10,7 +10,7 @@ from django.core.cache import caches
 from django.test import Client
 
 from submissions.models import Submission
-from submissions.results import result_path
+from submissions.results.links import result_path
 from tests.submissions.test_pages import THANKS, jotform_submission
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.test import Client
 
 from implants.models import Implant, LookalikeGroup
 from submissions import services
-from submissions.results import submission_result_view
+from submissions.results.page import submission_result_view
 from submissions.serializers import match_result_answer
 from submissions.services import MatchCandidate
 from tests.submissions.conftest import xray_image

@@ -1,5 +1,4 @@
-"""Staff reads of submissions that are not a result (that is ``submissions.results``): the CSV export
-of the review list."""
+"""The staff CSV export of the review list (the admin's export action), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from django.utils import timezone
 
 from kernel.spreadsheet import safe_cell
 from submissions.models import ANSWER_TIME, Submission
-from submissions.results import with_top_match
+from submissions.results.queries import with_top_match
 
 
 def submissions_csv_rows(submissions: QuerySet[Submission], *, with_patient: bool) -> Iterator[list[object]]:
