@@ -254,6 +254,8 @@ class _Item:
     own: bool  # the task's own submission (the others were claimed)
     vector: list[float] | None = None
     data: bytes | None = None  # the validated PNG, when this task downloaded it
+    original: tuple[bytes, str] | None = None  # while preparing: the bytes as sent and their hash
+    twin: tuple[str, str] | None = None  # while preparing: (PNG, pixel hash) of the same bytes sent before
     image: object = None  # decoded (PIL, RGB): the finder's film, cut into regions when several
     outcome: str | None = None  # "done", "failed" or "released" (back to its own task)
     error: BaseException | None = None  # the own submission's transient error, raised at the end
@@ -300,31 +302,92 @@ def _transient(item: _Item, exc: BaseException, last_reason: str) -> None:
         item.error = exc
 
 
+def _read_original(item: _Item) -> tuple[bytes, str] | None:
+    return submission_services.submission_read_pending_original(item.submission)
+
+
 def _decode(item: _Item) -> ValidatedImage | None:
-    return submission_services.submission_decode_pending_image(item.submission)
+    if item.twin is not None:
+        name, content_hash = item.twin
+        try:
+            return submission_services.stored_image_copy(name=name, content_hash=content_hash)
+        except FileNotFoundError:
+            pass  # the twin's file went meanwhile (deleted, retention): decode the bytes as sent
+    if item.original is not None:
+        return submission_services.submission_decode_original(item.submission, item.original[0])
+    return submission_services.submission_decode_pending_image(item.submission)  # a region: cut here
+
+
+def _prepare_failed(item: _Item, exc: BaseException) -> None:
+    if isinstance(exc, InvalidImage):  # poison: a crafted or broken file never decodes
+        logger.warning("process_submission: submission %s has an unreadable image", item.pk)
+        # A stored original passed the intake's header check: its pixel data is what is broken.
+        _fail(item, UNREADABLE_IMAGE if item.submission.image else exc.message)
+    elif isinstance(exc, ApplicationError):  # permanent: 404, too big, refused host, file gone
+        _fail(item, exc.message)
+    else:  # transient: network, 5xx, storage
+        _transient(item, exc, STORAGE_UNREACHABLE if item.submission.image else REMOTE_UNREACHABLE)
+
+
+def _attach(item: _Item, image: ValidatedImage) -> bool:
+    original_hash = item.original[1] if item.original is not None else ""
+    item.original = None  # the bytes as sent are not needed any more (a batch holds 16)
+    try:
+        item.submission = submission_services.submission_attach_image(
+            submission_id=item.pk, image=image, original_hash=original_hash
+        )
+    except Exception as store_exc:  # storage unreachable
+        _transient(item, store_exc, STORAGE_UNREACHABLE)
+        return False
+    item.data = image.content
+    return True
+
+
+def _decode_all(items: list[_Item]) -> dict[int, ValidatedImage]:
+    """Decode (or copy a twin's PNG) in the prepare threads, then store each; the images stored."""
+    stored: dict[int, ValidatedImage] = {}
+    for item, (image, exc) in zip(items, _in_threads(_decode, items), strict=True):
+        if exc is not None:
+            _prepare_failed(item, exc)
+        elif image is not None and _attach(item, image):  # None: decoded already
+            stored[item.pk] = image
+    return stored
 
 
 def _prepare(items: list[_Item]) -> None:
     """Decode the images (intake kept the original, reading its headers only) or fetch the ones
     senders gave as a URL (Jotform keeps uploads on its own host): the worker does both, never the
-    web process, several at once in the prepare threads; each result is stored by the service."""
-    for item, (image, exc) in zip(items, _in_threads(_decode, items), strict=True):
-        if exc is None:
-            if image is None:
-                continue  # decoded already
-            try:
-                item.submission = submission_services.submission_attach_image(submission_id=item.pk, image=image)
-                item.data = image.content
-            except Exception as store_exc:  # storage unreachable
-                _transient(item, store_exc, STORAGE_UNREACHABLE)
-        elif isinstance(exc, InvalidImage):  # poison: a crafted or broken file never decodes
-            logger.warning("process_submission: submission %s has an unreadable image", item.pk)
-            # A stored original passed the intake's header check: its pixel data is what is broken.
-            _fail(item, UNREADABLE_IMAGE if item.submission.image else exc.message)
-        elif isinstance(exc, ApplicationError):  # permanent: 404, too big, refused host, file gone
-            _fail(item, exc.message)
-        else:  # transient: network, 5xx, storage
-            _transient(item, exc, STORAGE_UNREACHABLE if item.submission.image else REMOTE_UNREACHABLE)
+    web process, several at once in the prepare threads; each result is stored by the service.
+
+    Bytes sent before are not decoded again: the bytes as sent are read (and hashed) first, in the
+    threads; the main thread then looks for a submission prepared from the same bytes (the
+    database stays out of the threads) and, where there is one, its normalised PNG and pixel hash
+    are copied; identical bytes within the batch are decoded once."""
+    read: list[_Item] = []
+    for item, (original, exc) in zip(items, _in_threads(_read_original, items), strict=True):
+        if exc is not None:
+            _prepare_failed(item, exc)
+        else:
+            item.original = original  # None: a region, cut from its film by ``_decode``
+            read.append(item)
+    to_decode: list[_Item] = []
+    firsts: dict[str, _Item] = {}
+    followers: list[tuple[_Item, _Item]] = []
+    for item in read:
+        if item.original is not None:
+            original_hash = item.original[1]
+            item.twin = submission_services.submission_prepared_twin(original_hash=original_hash, exclude=item.pk)
+            if item.twin is None and original_hash in firsts:
+                followers.append((item, firsts[original_hash]))
+                continue
+            firsts.setdefault(original_hash, item)
+        to_decode.append(item)
+    stored = _decode_all(to_decode)
+    for item, first in followers:
+        if first.pk in stored:
+            _attach(item, stored[first.pk])  # stored again under the follower's own key
+    # A follower whose first could not be decoded or stored is decoded on its own (its own reason).
+    _decode_all([item for item, first in followers if first.pk not in stored])
 
 
 def _load(embedder: Embedder) -> Callable[[_Item], object]:
