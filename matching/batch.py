@@ -12,7 +12,9 @@ import logging
 
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
-from matching.services import _read, reusable_embedding, worker_embedder
+from kernel.imaging import InvalidImage
+from matching.images import MISSING_CODE, stored_image_load
+from matching.services import reusable_embedding, worker_embedder
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,11 @@ def embed_reference_images(reference_ids: list[int]) -> int:
             written += 1
             continue
         try:
-            pending.append((pk, embedder.load_image(_read(name))))
-        except FileNotFoundError:
-            logger.error("embed_reference_images: reference image %s has no file", pk)
-        except Exception:  # any decoder error: retrying will not help; the admin shows it pending
+            pending.append((pk, stored_image_load(embedder, name)))
+        except InvalidImage as exc:  # retrying will not help; the admin shows it pending
+            what = "has no file" if exc.code == MISSING_CODE else "cannot be decoded"
+            logger.error("embed_reference_images: reference image %s %s", pk, what)
+        except Exception:  # storage trouble: skipped like an undecodable one, as it always was
             logger.error("embed_reference_images: reference image %s cannot be decoded", pk)
     vectors = embedder.embed_images([image for _, image in pending])
     for (pk, _), vector in zip(pending, vectors, strict=True):

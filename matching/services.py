@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Func, IntegerField
 from django.utils import timezone
@@ -36,6 +35,7 @@ from matching import canonical
 from matching import fixtures as fixture_finder
 from matching.calibration import active_calibration, calibrated
 from matching.embedder import Embedder, get_embedder
+from matching.images import UNREADABLE_IMAGE, image_load, stored_image_load
 from matching.models import Calibration, TrainingRun, TrainingStatus, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
@@ -86,8 +86,6 @@ def worker_state_touch() -> bool:
 
 HEARTBEAT_SECONDS = 60.0
 
-UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
-MISSING_IMAGE = "A imagem desta radiografia não foi encontrada. Envie-a novamente."
 REMOTE_UNREACHABLE = "Não foi possível baixar a imagem do servidor de origem. Envie-a novamente."
 STORAGE_UNREACHABLE = (
     "Não conseguimos ler a radiografia no armazenamento por um problema temporário nosso. Envie-a novamente."
@@ -96,10 +94,6 @@ NO_IMAGE = "Nenhuma imagem foi recebida com este envio. Envie a radiografia nova
 
 _state_recorded_at: float | None = None
 _state_model_id: str | None = None  # the model id last recorded (a switch records the new one)
-
-
-class PoisonImage(Exception):
-    """The stored image cannot be decoded: retrying will not help."""
 
 
 def worker_embedder() -> Embedder:
@@ -124,11 +118,6 @@ def worker_embedder() -> Embedder:
     elif now - _state_recorded_at > HEARTBEAT_SECONDS:
         _state_recorded_at = now
     return embedder
-
-
-def _read(name: str) -> bytes:
-    with default_storage.open(name, "rb") as fh:
-        return fh.read()
 
 
 def reusable_embedding(
@@ -156,15 +145,7 @@ def reusable_embedding(
 
 
 def _embed_stored(embedder: Embedder, name: str) -> list[float]:
-    try:
-        data = _read(name)
-    except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
-        raise PoisonImage(MISSING_IMAGE) from exc
-    try:
-        image = embedder.load_image(data)
-    except Exception as exc:  # any decoder error: this file will never decode
-        raise PoisonImage(UNREADABLE_IMAGE) from exc
-    return embedder.embed_images([image])[0]
+    return embedder.embed_images([stored_image_load(embedder, name)])[0]
 
 
 def reference_image_embed(*, reference_id: int) -> str | None:
@@ -180,7 +161,7 @@ def reference_image_embed(*, reference_id: int) -> str | None:
     if vector is None:
         try:
             vector = _embed_stored(embedder, reference.image.name)
-        except PoisonImage:
+        except InvalidImage:
             # A catalogue image that cannot be decoded stays unembedded (and out of the search);
             # the admin shows it without an embedding. Retrying would not help.
             logger.error("embed_reference_image: reference image %s cannot be decoded", reference_id)
@@ -393,16 +374,9 @@ def _prepare(items: list[_Item]) -> None:
 def _load(embedder: Embedder) -> Callable[[_Item], object]:
     def load(item: _Item) -> object:
         if item.data is not None:
-            data = item.data
+            image = image_load(embedder, item.data)
         else:
-            try:
-                data = _read(item.submission.image.name)
-            except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
-                raise PoisonImage(MISSING_IMAGE) from exc
-        try:
-            image = embedder.load_image(data)
-        except Exception as exc:  # any decoder error: this file will never decode
-            raise PoisonImage(UNREADABLE_IMAGE) from exc
+            image = stored_image_load(embedder, item.submission.image.name)
         try:
             _decide(item, image)
         except Exception:
@@ -483,9 +457,9 @@ def _take_finding(item: _Item, first: _Item) -> None:
 
 def _load_all(embedder: Embedder, items: list[_Item]) -> None:
     for item, (image, exc) in zip(items, _in_threads(_load(embedder), items), strict=True):
-        if isinstance(exc, PoisonImage):
+        if isinstance(exc, InvalidImage):
             logger.warning("process_submission: submission %s has an unreadable image", item.pk)
-            _fail(item, str(exc))
+            _fail(item, exc.message)
         elif exc is not None:  # storage unreachable (outage, network)
             _transient(item, exc, STORAGE_UNREACHABLE)
         else:
