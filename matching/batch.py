@@ -14,7 +14,8 @@ from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.imaging import InvalidImage
 from matching.images import MISSING_CODE, stored_image_load
-from matching.services import reusable_embedding, worker_embedder
+from matching.pipeline import reusable_embedding
+from matching.workers import worker_embedder
 
 logger = logging.getLogger(__name__)
 

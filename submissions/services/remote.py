@@ -11,7 +11,7 @@ Failures come in two kinds:
   with a Portuguese reason, which the task records with ``submission_fail``; a file that does not
   decode raises its subclass ``kernel.imaging.InvalidImage`` (poison: never retried).
 
-The worker (``matching.services``) takes an image in two halves: ``submission_decode_pending_image``
+The worker (``matching.pipeline``) takes an image in two halves: ``submission_decode_pending_image``
 (download, or decode the original kept at intake — the web process only read its headers; no
 write, so a batch decodes several at once in threads) and then ``submission_attach_image`` (stores
 the normalised PNG). ``submission_prepare_image`` is the two halves for one submission, in order.
@@ -98,7 +98,7 @@ def _decode_remote(submission_id: int, data: bytes) -> ValidatedImage:
 
 def remote_image_download(*, submission_id: int, url: str, source: str) -> ValidatedImage:
     """Download and validate a submission's image from its sender's host; no database, no
-    storage, so the worker runs several at once (``matching.services``). Raises as the module
+    storage, so the worker runs several at once (``matching.pipeline``). Raises as the module
     docstring says; ``submission_attach_image`` stores the result."""
     return _decode_remote(submission_id, _remote_bytes(submission_id=submission_id, url=url, source=source))
 
@@ -144,7 +144,7 @@ def submission_decode_original(submission: Submission, data: bytes) -> Validated
 def submission_prepared_twin(*, original_hash: str, exclude: int) -> tuple[str, str] | None:
     """(stored PNG name, pixel hash) of another submission already prepared from the same bytes
     as sent, if any. Any sender's: the same rule as the worker's reuse of an identical picture's
-    finding (``matching.services._reuse_finding``, by pixel hash alone) — the bytes are the
+    finding (``matching.pipeline._reuse_finding``, by pixel hash alone) — the bytes are the
     asker's own, so their PNG and hash tell it nothing it did not send."""
     if not original_hash:
         return None
@@ -183,7 +183,7 @@ def _read_original(submission: Submission) -> bytes:
 def submission_decode_pending_image(submission: Submission) -> ValidatedImage | None:
     """The decoded image a submission still needs, or None when it has one already: downloaded
     when the sender gave a URL, else decoded from the original kept at intake. Reads storage and
-    the network but writes nothing, so the worker runs several at once (``matching.services``);
+    the network but writes nothing, so the worker runs several at once (``matching.pipeline``);
     ``submission_attach_image`` stores the result.
 
     Raises ``InvalidImage`` (an ``ApplicationError``) for a file that will never decode, and

@@ -21,7 +21,8 @@ from implants.services import reference_image_set_embedding
 from kernel.commands import RaioxCommand
 from kernel.imaging import InvalidImage
 from matching.images import stored_image_load
-from matching.services import reusable_embedding, worker_embedder
+from matching.pipeline import reusable_embedding
+from matching.workers import worker_embedder
 from submissions.models import Submission
 
 
