@@ -28,7 +28,7 @@ from kernel.errors import ApplicationError
 from kernel.imaging import InvalidImage
 from kernel.queue import notifications
 from matching.embedder import Embedder
-from matching.images import stored_image_load
+from matching.images import MISSING_CODE, stored_image_load
 from matching.models import TrainingRun, TrainingStatus
 from matching.pipeline import BatchEntry, process_batch, reusable_embedding
 from matching.workers import worker_embedder
@@ -65,6 +65,42 @@ def reference_image_embed(*, reference_id: int) -> str | None:
             return None
     reference_image_set_embedding(reference_id=reference_id, embedding=vector, model_id=embedder.model_id)
     return embedder.model_id
+
+
+def reference_images_embed(*, reference_ids: list[int]) -> int:
+    """Embed the given reference images with the running model, one forward pass (imports of a
+    catalogue or of the old system; idempotent: rows already embedded by the running model are
+    skipped, an old embedding kept under another model id is replaced); returns how many were
+    written."""
+    embedder = worker_embedder()
+    model_id = embedder.model_id
+    rows = list(
+        ReferenceImage.objects.filter(pk__in=list(reference_ids)).values_list(
+            "pk", "image", "content_hash", "embedding_model", "embedding"
+        )
+    )
+    written = 0
+    pending: list[tuple[int, object]] = []
+    for pk, name, content_hash, current_model, current in rows:
+        if current is not None and current_model == model_id:
+            continue  # already right (kept legacy embedding of this model, or a re-delivered task)
+        vector = reusable_embedding(content_hash, model_id, exclude_reference=pk)
+        if vector is not None:
+            reference_image_set_embedding(reference_id=pk, embedding=vector, model_id=model_id)
+            written += 1
+            continue
+        try:
+            pending.append((pk, stored_image_load(embedder, name)))
+        except InvalidImage as exc:  # retrying will not help; the admin shows it pending
+            what = "has no file" if exc.code == MISSING_CODE else "cannot be decoded"
+            logger.error("embed_reference_images: reference image %s %s", pk, what)
+        except Exception:  # storage trouble: skipped like an undecodable one, as it always was
+            logger.error("embed_reference_images: reference image %s cannot be decoded", pk)
+    vectors = embedder.embed_images([image for _, image in pending])
+    for (pk, _), vector in zip(pending, vectors, strict=True):
+        reference_image_set_embedding(reference_id=pk, embedding=vector, model_id=model_id)
+        written += 1
+    return written
 
 
 def _start_processing(submission_id: int) -> Submission | None:
