@@ -1,49 +1,15 @@
 """The bulk embedding task: many reference images, one forward pass per call.
 
 Queued by ``implants.services.reference_images_queue_embedding`` (imports of a catalogue or of the
-old system). Like ``embed_reference_image`` it is idempotent: rows already embedded by the running
-model are skipped, so a re-delivered task does nothing twice, and an old embedding kept under
-another model id is replaced by one of the running model.
+old system) under this module's path (``implants.services.EMBED_REFERENCE_BATCH_TASK``; tasks
+already queued name it, so it stays here); the work is ``matching.services.reference_images_embed``.
 """
 
 from __future__ import annotations
 
-import logging
-
-from implants.models import ReferenceImage
-from implants.services import reference_image_set_embedding
-from matching.services import _read, reusable_embedding, worker_embedder
-
-logger = logging.getLogger(__name__)
+from matching import services
 
 
 def embed_reference_images(reference_ids: list[int]) -> int:
     """Embed the given reference images with the running model; returns how many were written."""
-    embedder = worker_embedder()
-    model_id = embedder.model_id
-    rows = list(
-        ReferenceImage.objects.filter(pk__in=list(reference_ids)).values_list(
-            "pk", "image", "content_hash", "embedding_model", "embedding"
-        )
-    )
-    written = 0
-    pending: list[tuple[int, object]] = []
-    for pk, name, content_hash, current_model, current in rows:
-        if current is not None and current_model == model_id:
-            continue  # already right (kept legacy embedding of this model, or a re-delivered task)
-        vector = reusable_embedding(content_hash, model_id, exclude_reference=pk)
-        if vector is not None:
-            reference_image_set_embedding(reference_id=pk, embedding=vector, model_id=model_id)
-            written += 1
-            continue
-        try:
-            pending.append((pk, embedder.load_image(_read(name))))
-        except FileNotFoundError:
-            logger.error("embed_reference_images: reference image %s has no file", pk)
-        except Exception:  # any decoder error: retrying will not help; the admin shows it pending
-            logger.error("embed_reference_images: reference image %s cannot be decoded", pk)
-    vectors = embedder.embed_images([image for _, image in pending])
-    for (pk, _), vector in zip(pending, vectors, strict=True):
-        reference_image_set_embedding(reference_id=pk, embedding=vector, model_id=model_id)
-        written += 1
-    return written
+    return services.reference_images_embed(reference_ids=reference_ids)

@@ -30,6 +30,7 @@ from django.utils.text import slugify
 from implants.models import Implant, ReferenceImage
 from kernel.storage_keys import SAFE_EXTENSIONS
 from matching import calibration as calibrating
+from matching.images import stored_image_load, stored_image_read
 from matching.models import EvaluationReport
 from matching.search import ImplantHit, _fold, nearest_implants, nearest_implants_exact
 
@@ -187,10 +188,7 @@ def leave_one_out_items(model_id: str) -> tuple[list[LabelledItem], int]:
             continue
 
         def load(name: str = name) -> bytes:
-            from django.core.files.storage import default_storage
-
-            with default_storage.open(name, "rb") as fh:
-                return fh.read()
+            return stored_image_read(name)
 
         items.append(
             LabelledItem(
@@ -286,8 +284,6 @@ class MemorySearch:
         self.whole_film = whole_film
         self.model_id = f"{embedder.spec.weights_id} (filme inteiro)" if whole_film else embedder.model_id
         self.untrained = embedder.untrained
-        from matching.services import _read
-
         embed = embedder.embed_uncanonical_baseline if whole_film else embedder.embed_images
 
         refs = list(
@@ -298,7 +294,7 @@ class MemorySearch:
         vectors: list[list[float]] = []
         for start in range(0, len(refs), batch_size):
             batch = refs[start : start + batch_size]
-            vectors += embed([embedder.load_image(_read(name)) for _, _, name in batch])
+            vectors += embed([stored_image_load(embedder, name) for _, _, name in batch])
             if progress:
                 progress(len(batch))
         self.ref_ids = np.array([pk for pk, _, _ in refs])

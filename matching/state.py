@@ -5,7 +5,7 @@ alive, and the task queue (depth, oldest waiting task). The one place these are 
 from ``matching.context_processors``).
 
 Web processes read it and never load torch: nothing here imports the embedder. The workers write
-what they run into ``WorkerState`` (``matching.services.worker_embedder``: once when the model is
+what they run into ``WorkerState`` (``matching.workers.worker_embedder``: once when the model is
 built, then as a heartbeat), with an ``untrained`` flag set from the weights they actually loaded,
 so no reader guesses from a model id.
 """

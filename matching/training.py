@@ -133,10 +133,10 @@ def _grey_of(reference_id: int) -> np.ndarray:
     from implants.models import ReferenceImage
     from matching.embedder import Embedder
     from matching.fixtures import as_grey
-    from matching.services import _read
+    from matching.images import stored_image_load
 
     name = ReferenceImage.objects.values_list("image", flat=True).get(pk=reference_id)
-    return as_grey(Embedder.load_image(_read(name)))
+    return as_grey(stored_image_load(Embedder, name))
 
 
 def augmented_view(grey: np.ndarray, *, seed: int, stream: str, reference_id: int, k: int):

@@ -49,6 +49,11 @@ class Submission(models.Model):
     remote_image_url = models.URLField(_("URL da imagem"), max_length=2000, blank=True)
     original_filename = models.CharField(_("nome original do arquivo"), max_length=255, blank=True)
     content_hash = models.CharField(_("hash do conteúdo"), max_length=64, blank=True, db_index=True)
+    # sha256 of the bytes as sent, set when the worker decoded them: the same bytes sent again are
+    # not decoded a second time (their PNG and content_hash are copied; ``services.remote``).
+    original_hash = models.CharField(
+        _("hash do arquivo original"), max_length=64, blank=True, db_index=True, editable=False
+    )
 
     status = models.CharField(
         _("situação"), max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True

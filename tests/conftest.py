@@ -31,9 +31,9 @@ def _fresh_worker_memo(monkeypatch):
     """A worker records its model in WorkerState once, then only beats: the memo of having done so
     lives in the process. Each test's database starts without that row (rolled back), so the memo
     starts empty too, as in a freshly started worker."""
-    from matching import services
+    from matching import workers
 
-    monkeypatch.setattr(services, "_state_recorded_at", None)
+    monkeypatch.setattr(workers, "_state_recorded_at", None)
 
 
 def _free_port() -> int:

@@ -38,8 +38,12 @@ from submissions.services.regions import submission_add_region  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
     RemoteFetchError,
     remote_image_download,
+    stored_image_copy,
+    submission_decode_original,
     submission_decode_pending_image,
     submission_prepare_image,
+    submission_prepared_twin,
+    submission_read_pending_original,
 )
 from submissions.services.review import submission_confirm, submission_unconfirm  # noqa: F401
 from submissions.services.review_request import (  # noqa: F401

@@ -39,10 +39,12 @@ def _queue_notification(submission_id: int) -> None:
 
 
 @transaction.atomic
-def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Submission:
+def submission_attach_image(*, submission_id: int, image: ValidatedImage, original_hash: str = "") -> Submission:
     """Store the worker's decoded image: fetched from the sender's host (Jotform keeps uploads on
     its own), or decoded from the original kept at intake, which it replaces (deleted on commit).
-    A submission whose image is already decoded (``content_hash`` set) is left as it is."""
+    ``original_hash``: of the bytes as sent, so a later identical sending copies this PNG instead of
+    decoding (``remote.submission_prepared_twin``). A submission whose image is already decoded
+    (``content_hash`` set) is left as it is."""
     submission = submissions_select_for_update().get(pk=submission_id)
     if submission.content_hash and submission.image:
         return submission
@@ -51,8 +53,9 @@ def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Sub
     with stored_file(key, image.content) as name:
         submission.image.name = name
         submission.content_hash = image.content_hash
+        submission.original_hash = original_hash
         submission.remote_image_url = ""
-        submission.save(update_fields=["image", "content_hash", "remote_image_url"])
+        submission.save(update_fields=["image", "content_hash", "original_hash", "remote_image_url"])
     if original and original != submission.image.name:
         transaction.on_commit(lambda: default_storage.delete(original))
     return submission

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from implants.models import Implant
-from matching.services import worker_state_record
 from matching.state import model_state, queue_state
+from matching.workers import worker_state_record
 from submissions import stats
 from submissions.models import Status
 from tests.backoffice.conftest import make_submission

@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 
-from matching.services import UNREADABLE_IMAGE
+from matching.images import UNREADABLE_IMAGE
 from submissions.models import Status, Submission
 from tests.conftest import storage_keys
 from tests.faults.conftest import report, wait_until

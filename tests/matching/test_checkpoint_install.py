@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from implants.models import ReferenceImage
 from matching import embedder as embedder_module
-from matching import services as worker_services
+from matching import workers as worker_services
 from matching.canonical import PREPROCESS_VERSION
 from matching.checkpoints import installed_checkpoint, sha256_of
 from matching.models import WorkerState

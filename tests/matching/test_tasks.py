@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from implants.models import Implant, ReferenceImage
-from matching import services, tasks
+from matching import tasks, workers
 from matching.embedder import get_embedder
 from matching.state import model_state
 from submissions.models import DentistFeedback, Match, Status, Submission, Verdict
@@ -132,7 +132,7 @@ def test_relevance_cut_off_is_derived_from_the_setting(embedded_catalog, setting
 
 
 def test_the_worker_records_its_model_for_web_pages(embedded_catalog, monkeypatch):
-    monkeypatch.setattr(services, "_state_recorded_at", None)  # as in a freshly started worker process
+    monkeypatch.setattr(workers, "_state_recorded_at", None)  # as in a freshly started worker process
     tasks.process_submission(new_submission(png_bytes(17)).pk)
     state = model_state()
     assert state.model_id is not None and state.untrained and "untrained" in state.model_id

@@ -19,8 +19,8 @@ from implants.catalog import CATALOG, MANUFACTURERS
 from implants.models import ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
 from matching import embedder as embedder_module
-from matching import services as worker_services
 from matching import tasks
+from matching import workers as worker_services
 from matching.canonical import PREPROCESS_VERSION
 from matching.embedder import ACTIVE_MANIFEST
 from matching.models import TrainingRun, TrainingStatus, WorkerState

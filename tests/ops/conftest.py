@@ -45,7 +45,7 @@ def make_submission(db):
 def finish(submission, *, model_id: str = "ViT-B-32/untrained-seed0", untrained: bool = True) -> None:
     """What the worker does after embedding (the services it calls)."""
     from implants.models import Implant
-    from matching.services import worker_state_record
+    from matching.workers import worker_state_record
     from submissions.services.processing import submission_record_result, submission_start_processing
 
     worker_state_record(model_id=model_id, untrained=untrained, device="cpu")

@@ -10,7 +10,7 @@ from django_q.models import OrmQ
 from PIL import Image
 
 from implants.models import ReferenceImage
-from matching.services import worker_state_record
+from matching.workers import worker_state_record
 from submissions.services import (
     PROCESS_TASK,
     IntakeRecord,

@@ -19,7 +19,10 @@ from tqdm import tqdm
 from implants.models import ReferenceImage
 from implants.services import reference_image_set_embedding
 from kernel.commands import RaioxCommand
-from matching.services import PoisonImage, _read, reusable_embedding, worker_embedder
+from kernel.imaging import InvalidImage
+from matching.images import stored_image_load
+from matching.pipeline import reusable_embedding
+from matching.workers import worker_embedder
 from submissions.models import Submission
 
 
@@ -87,8 +90,10 @@ class Command(RaioxCommand):
                         done += 1
                         continue
                     try:
-                        to_embed.append((pk, embedder.load_image(_read(name))))
-                    except (PoisonImage, FileNotFoundError, OSError, ValueError) as exc:
+                        to_embed.append((pk, stored_image_load(embedder, name)))
+                    except InvalidImage as exc:  # gone or undecodable: said, and the run goes on
+                        self.stderr.write(f"\nskipped #{pk}: {exc.code}")
+                    except OSError as exc:  # storage trouble: the row stays stale for the next run
                         self.stderr.write(f"\nskipped #{pk}: {type(exc).__name__}")
                 vectors = embedder.embed_images([image for _, image in to_embed])
                 for (pk, _), vector in zip(to_embed, vectors, strict=True):
