@@ -1,16 +1,12 @@
-"""Helpers shared by the bulk imports (old system, catalogue files): all-or-nothing rows and the
-per-row report. Every write still goes through ``implants.services``."""
+"""Helpers shared by the bulk imports (old system, catalogue files): the per-row report and
+refusals in an operator's words. Every write still goes through ``implants.services``."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
-from django.db import transaction
 
 CREATED = "created"
 UPDATED = "updated"
@@ -106,17 +102,3 @@ def bucket_problem(bucket: str, exc: Exception) -> str:
         f"Não foi possível ler o bucket {bucket} ({why}): confira o nome do bucket, --endpoint-url e as "
         "variáveis AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION."
     )
-
-
-@contextmanager
-def all_or_nothing() -> Iterator[list[str]]:
-    """One row's transaction; the caller appends the names of files it stored. If the row rolls
-    back, those files are deleted too, so a failed row leaves neither a row nor an object."""
-    stored: list[str] = []
-    try:
-        with transaction.atomic():
-            yield stored
-    except BaseException:
-        for name in stored:
-            default_storage.delete(name)
-        raise

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
-from django.db.models import Prefetch
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Prefetch
 from django.utils.text import slugify
 
 from implants import services
-from implants.bulk import CONFERIR, CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing, refusal
+from implants.bulk import CONFERIR, CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, refusal
 from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
 from implants.names import CatalogueNames, name_key
 from implants.selectors import catalog_images, confirmed_cases
@@ -43,6 +44,20 @@ COLUMNS = [
     "images",
 ]
 REQUIRED = ["manufacturer", "name", "connection", "body_shape", "thread_shape"]
+
+
+def _kind(name: str) -> tuple[str, object]:
+    """How a description field is written in a file, read from the model: (kind, value when
+    the cell is empty). Yes/no cells are "sim"/"não", number lists "3.5;4.3", the rest text."""
+    model_field = Implant._meta.get_field(name)
+    if isinstance(model_field, BooleanField):
+        return "yes_no", model_field.default
+    if isinstance(model_field, ArrayField):
+        return "numbers", []
+    return "text", model_field.default if model_field.has_default() else ""
+
+
+_KINDS = {name: _kind(name) for name in IMPLANT_DESCRIPTION_FIELDS}
 TRUE = {"1", "true", "sim", "yes", "s", "y", "x"}
 FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 
@@ -189,20 +204,20 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
     for key in REQUIRED:
         if not _text(record, key):
             errors.append(f"{key}: obrigatório")
-    features: dict = {key: _text(record, key) for key in ("connection", "body_shape", "level", "thread_shape")}
-    features["level"] = features["level"] or "bone"
-    features.update({key: _text(record, key) for key in ("apex", "collar", "screwdriver", "notes")})
-    for key, default in (("platform_switching", False), ("is_active", True)):
+    features: dict = {}
+    for key in IMPLANT_DESCRIPTION_FIELDS:
+        kind, default = _KINDS[key]
         try:
-            features[key] = _bool(record.get(key), key, default)
+            if kind == "yes_no":
+                features[key] = _bool(record.get(key), key, default)
+            elif kind == "numbers":
+                features[key] = _numbers(record.get(key), key)
+            else:
+                features[key] = _text(record, key) or default
         except ValueError as exc:
             errors.append(str(exc))
-    for key in ("diameters_mm", "lengths_mm"):
-        try:
-            features[key] = _numbers(record.get(key), key)
-        except ValueError as exc:
-            errors.append(str(exc))
-            features[key] = []
+            if kind == "numbers":
+                features[key] = []
     manufacturer = {
         "name": _text(record, "manufacturer"),
         "country": _text(record, "manufacturer_country"),
@@ -358,7 +373,7 @@ def _planned(row: CatalogRow, maker: str, implant_name: str, note: str) -> RowOu
 def _write(
     row: CatalogRow, source, maker: str, implant_name: str, note: str, pending: list[int]
 ) -> Iterator[RowOutcome]:
-    with all_or_nothing() as stored:
+    with transaction.atomic():  # one row whole: its files go with it (kernel.files)
         manufacturer, _ = services.manufacturer_get_or_create(**{**row.manufacturer, "name": maker})
         implant, created = services.implant_get_or_create(manufacturer=manufacturer, name=implant_name, **row.features)
         status = CREATED if created else UNCHANGED
@@ -376,7 +391,6 @@ def _write(
                 source=ReferenceSource.CATALOG,
                 queue=False,
             )
-            stored.append(reference.image.name)
             new_ids.append(reference.pk)
         if new_ids and status == UNCHANGED:
             status = UPDATED
@@ -385,6 +399,22 @@ def _write(
 
 
 # --- export ---------------------------------------------------------------------------------------
+
+
+def _exported(key: str, value: object) -> object:
+    """A description field as JSON holds it: number lists as exact decimal strings ("3.75")."""
+    if _KINDS[key][0] == "numbers":
+        return [format(Decimal(str(v)).normalize(), "f") for v in value]  # type: ignore[union-attr]
+    return value
+
+
+def _cell(key: str, value: object) -> object:
+    """A JSON record's value as a CSV cell: lists joined with ";", yes/no in words."""
+    if key == "images" or _KINDS.get(key, ("text",))[0] == "numbers":
+        return ";".join(value)  # type: ignore[arg-type]
+    if _KINDS.get(key, ("text",))[0] == "yes_no":
+        return "sim" if value else "não"
+    return value
 
 
 def export_catalog(path: Path, images_dir: Path | None) -> int:
@@ -419,18 +449,7 @@ def export_catalog(path: Path, images_dir: Path | None) -> int:
                 "manufacturer_country": implant.manufacturer.country,
                 "manufacturer_website": implant.manufacturer.website,
                 "name": implant.name,
-                "connection": implant.connection,
-                "body_shape": implant.body_shape,
-                "level": implant.level,
-                "thread_shape": implant.thread_shape,
-                "apex": implant.apex,
-                "collar": implant.collar,
-                "platform_switching": implant.platform_switching,
-                "diameters_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.diameters_mm],
-                "lengths_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.lengths_mm],
-                "screwdriver": implant.screwdriver,
-                "notes": implant.notes,
-                "is_active": implant.is_active,
+                **{key: _exported(key, getattr(implant, key)) for key in IMPLANT_DESCRIPTION_FIELDS},
                 "images": images,
             }
         )
@@ -442,13 +461,6 @@ def export_catalog(path: Path, images_dir: Path | None) -> int:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             for record in records:
-                row = {
-                    **record,
-                    "platform_switching": "sim" if record["platform_switching"] else "não",
-                    "is_active": "sim" if record["is_active"] else "não",
-                    "diameters_mm": ";".join(record["diameters_mm"]),
-                    "lengths_mm": ";".join(record["lengths_mm"]),
-                    "images": ";".join(record["images"]),
-                }
+                row = {key: _cell(key, value) for key, value in record.items()}
                 writer.writerow({key: safe_cell(value) for key, value in row.items()})
     return len(records)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from implants import services
@@ -36,7 +36,6 @@ from implants.bulk import (
     UNCHANGED,
     RowOutcome,
     RowSkipped,
-    all_or_nothing,
     refusal,
 )
 from implants.catalog import CATALOG
@@ -331,7 +330,7 @@ def _write_row(
     from django.core.exceptions import ValidationError
 
     try:
-        with all_or_nothing() as stored:
+        with transaction.atomic():  # one row whole: its files go with it (kernel.files)
             implant = existing
             if implant is None:
                 manufacturer, _ = services.manufacturer_get_or_create(name=maker)
@@ -354,7 +353,6 @@ def _write_row(
                 source=ReferenceSource.IMPORTED,
                 queue=False,
             )
-            stored.append(reference.image.name)
             if row.embedding is not None and legacy_model:
                 # Kept under the model id the operator vouches for: the search compares it only
                 # with queries of that model, and the worker replaces it when another one runs.

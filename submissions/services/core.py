@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
 from kernel.errors import ApplicationError, ServiceUnavailable, application_error_from_validation
-from kernel.files import stored_file
+from kernel.files import delete_files_on_commit, stored_file
 from kernel.imaging import ValidatedImage, inspect_image
 from kernel.queue import enqueue_on_commit, notify
 from kernel.storage_keys import submission_image_key
@@ -229,7 +228,7 @@ def submission_attach_image(*, submission_id: int, image: ValidatedImage) -> Sub
         submission.remote_image_url = ""
         submission.save(update_fields=["image", "content_hash", "remote_image_url"])
     if original and original != submission.image.name:
-        transaction.on_commit(lambda: default_storage.delete(original))
+        delete_files_on_commit([original])
     return submission
 
 
