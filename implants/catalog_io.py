@@ -26,12 +26,25 @@ from django.db.models import BooleanField, Prefetch
 from django.utils.text import slugify
 
 from implants import services
-from implants.bulk import CONFERIR, CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, refusal
+from implants.bulk import (
+    CONFERIR,
+    CREATED,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    BucketFiles,
+    DecodedImages,
+    EmbeddingBatches,
+    FolderFiles,
+    RowOutcome,
+    refusal,
+    safe_key,
+)
 from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
 from implants.names import CatalogueNames, name_key
 from implants.selectors import catalog_images, confirmed_cases
 from kernel.errors import ApplicationError
-from kernel.imaging import decode_image
+from kernel.imaging import ValidatedImage
 from kernel.spreadsheet import safe_cell, unquote
 from kernel.storage_keys import SAFE_EXTENSIONS
 
@@ -65,16 +78,13 @@ FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 # --- image sources --------------------------------------------------------------------------------
 
 
-def _safe(path: str) -> str:
-    parts = PurePosixPath(path).parts
-    if not path or path.startswith("/") or ".." in parts:
-        raise ValueError(f"caminho de imagem inválido: {path!r}")
-    return path
+class FolderSource(FolderFiles):
+    """A catalogue's pictures in a folder: ``<manufacturer-slug>/<implant-slug>/*`` unless a row
+    lists its own."""
 
-
-class FolderSource:
     def __init__(self, folder: Path):
-        self.folder = folder.resolve()
+        super().__init__(folder)
+        self.decoded = DecodedImages()
 
     def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
         base = self.folder / manufacturer_slug / implant_slug
@@ -83,44 +93,37 @@ class FolderSource:
         return sorted(str(p.relative_to(self.folder)) for p in base.iterdir() if p.suffix.lower() in SAFE_EXTENSIONS)
 
     def read(self, path: str) -> bytes:
-        resolved = (self.folder / _safe(path)).resolve()
-        if not resolved.is_relative_to(self.folder) or not resolved.is_file():
+        found = self.find(safe_key(path))
+        if found is None:
             raise FileNotFoundError(path)
-        return resolved.read_bytes()
+        return found.read_bytes()
+
+    def image(self, path: str) -> ValidatedImage:
+        """The picture at ``path``, decoded once however often it is asked for (``DecodedImages``)."""
+        return self.decoded.get(path, lambda: self.read(path))
 
 
-class BucketSource:
-    """Images under a prefix of a bucket (S3 API, credentials from the usual AWS variables)."""
+class BucketSource(BucketFiles):
+    """A catalogue's pictures under a prefix of a bucket, laid out as in a folder."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
-        import boto3
-
-        self.bucket = bucket
+        super().__init__(bucket, endpoint_url)
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
-
-    def check(self) -> None:
-        """Raises (botocore) when the bucket cannot be read: before any row is read."""
-        self.client.head_bucket(Bucket=self.bucket)
+        self.decoded = DecodedImages()
 
     def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
-        start = f"{self.prefix}{manufacturer_slug}/{implant_slug}/"
-        found: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
-            for obj in page.get("Contents", []):
-                if PurePosixPath(obj["Key"]).suffix.lower() in SAFE_EXTENSIONS:
-                    found.append(obj["Key"][len(self.prefix) :])
-        return sorted(found)
+        keys = self.keys(f"{self.prefix}{manufacturer_slug}/{implant_slug}/")
+        return sorted(key[len(self.prefix) :] for key in keys if PurePosixPath(key).suffix.lower() in SAFE_EXTENSIONS)
 
     def read(self, path: str) -> bytes:
-        from botocore.exceptions import ClientError
-
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _safe(path))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
-                raise FileNotFoundError(path) from exc
-            raise
+            return self.get(self.prefix + safe_key(path))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(path) from exc
+
+    def image(self, path: str) -> ValidatedImage:
+        """The picture at ``path``, decoded once however often it is asked for (``DecodedImages``)."""
+        return self.decoded.get(path, lambda: self.read(path))
 
 
 # --- reading and validating -----------------------------------------------------------------------
@@ -244,7 +247,7 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
             errors.append(str(exc))
         for path in row.images:
             try:
-                row.image_hashes.append(decode_image(source.read(path), field="image").content_hash)
+                row.image_hashes.append(source.image(path).content_hash)
             except (FileNotFoundError, ValueError):
                 errors.append(f"imagem não encontrada: {path}")
             except ApplicationError as exc:
@@ -312,7 +315,7 @@ def import_rows(
     named: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         named[names.manufacturer_key(row.manufacturer["name"])].add(name_key(row.name))
-    pending: list[int] = []
+    embeddings = EmbeddingBatches(batch_size)
     for row in rows:
         try:
             maker, _known = names.manufacturer(row.manufacturer["name"])
@@ -324,7 +327,7 @@ def import_rows(
             if dry_run:
                 yield _planned(row, maker, match.name, note)
             else:
-                yield from _write(row, source, maker, match.name, note, pending)
+                yield from _write(row, source, maker, match.name, note, embeddings)
             names.remember_manufacturer(maker)
             names.remember_implant(maker, match.name)
         except ValidationError as exc:
@@ -340,11 +343,7 @@ def import_rows(
             yield RowOutcome(row.line, row.label, SKIPPED, f"recusado: {exc.message}")
         except FileNotFoundError as exc:
             yield RowOutcome(row.line, row.label, SKIPPED, f"imagem não encontrada: {exc}")
-        while len(pending) >= batch_size:  # full batches now, the rest with the next rows
-            services.reference_images_queue_embedding(reference_ids=pending[:batch_size], batch_size=batch_size)
-            pending = pending[batch_size:]
-    if pending:
-        services.reference_images_queue_embedding(reference_ids=pending, batch_size=batch_size)
+    embeddings.flush()
 
 
 def _new_pictures(implant: Implant | None, row: CatalogRow) -> list[tuple[str, str]]:
@@ -371,7 +370,7 @@ def _planned(row: CatalogRow, maker: str, implant_name: str, note: str) -> RowOu
 
 
 def _write(
-    row: CatalogRow, source, maker: str, implant_name: str, note: str, pending: list[int]
+    row: CatalogRow, source, maker: str, implant_name: str, note: str, embeddings: EmbeddingBatches
 ) -> Iterator[RowOutcome]:
     with transaction.atomic():  # one row whole: its files go with it (kernel.files)
         manufacturer, _ = services.manufacturer_get_or_create(**{**row.manufacturer, "name": maker})
@@ -384,17 +383,16 @@ def _write(
             status = UPDATED
         new_ids: list[int] = []
         for path, _hash in _new_pictures(implant, row):
-            reference = services.reference_image_create(
+            reference = services.reference_image_create_decoded(
                 implant=implant,
-                image_bytes=source.read(path),  # type: ignore[union-attr]
-                filename=PurePosixPath(path).name,
+                image=source.image(path),  # type: ignore[union-attr]
                 source=ReferenceSource.CATALOG,
                 queue=False,
             )
             new_ids.append(reference.pk)
         if new_ids and status == UNCHANGED:
             status = UPDATED
-    pending += new_ids
+    embeddings.add(new_ids)
     yield RowOutcome(row.line, row.label, status, note, images=len(new_ids))
 
 

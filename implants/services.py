@@ -104,7 +104,14 @@ def reference_image_create(
 
     ``filename`` is what the sender called the file; the stored name follows the content (PNG).
     """
-    image = _pixels_only(image_bytes)
+    return reference_image_create_decoded(implant=implant, image=_pixels_only(image_bytes), source=source, queue=queue)
+
+
+def reference_image_create_decoded(
+    *, implant: Implant, image: ValidatedImage, source: str = ReferenceSource.CATALOG, queue: bool = True
+) -> ReferenceImage:
+    """``reference_image_create`` for an image the caller already decoded (``decode_image``): the
+    bulk imports decode each file once, to check it, and store that result."""
     with stored_file(reference_image_key(None, image.filename), image.content) as name:
         reference = ReferenceImage(implant=implant, source=source, content_hash=image.content_hash)
         reference.image.name = name
