@@ -95,7 +95,8 @@ class ImplantAdmin(BulkReferenceUploadMixin, admin.ModelAdmin):
     list_filter = ["manufacturer", "connection", "body_shape", "level", "thread_shape", "is_active"]
     search_fields = ["name", "manufacturer__name"]
     list_select_related = ["manufacturer"]
-    fields = ["manufacturer", "name", *IMPLANT_DESCRIPTION_FIELDS]
+    # The old system's type stays editable next to the fields it was mapped to.
+    fields = ["manufacturer", "name", *IMPLANT_DESCRIPTION_FIELDS, "legacy_type"]
     inlines = [ReferenceImageInline]
     actions = ["deactivate", "activate"]
     Media = CatalogueCss
