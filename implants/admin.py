@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from implants import services
 from implants.admin_bulk import BulkReferenceUploadMixin
-from implants.models import Implant, LookalikeGroup, Manufacturer, ReferenceImage
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, LookalikeGroup, Manufacturer, ReferenceImage
 from implants.selectors import reference_images_for
 
 
@@ -95,6 +95,8 @@ class ImplantAdmin(BulkReferenceUploadMixin, admin.ModelAdmin):
     list_filter = ["manufacturer", "connection", "body_shape", "level", "thread_shape", "is_active"]
     search_fields = ["name", "manufacturer__name"]
     list_select_related = ["manufacturer"]
+    # The old system's type stays editable next to the fields it was mapped to.
+    fields = ["manufacturer", "name", *IMPLANT_DESCRIPTION_FIELDS, "legacy_type"]
     inlines = [ReferenceImageInline]
     actions = ["deactivate", "activate"]
     Media = CatalogueCss

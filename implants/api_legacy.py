@@ -10,8 +10,17 @@ from django.db.models import Count, Prefetch
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from implants.models import Implant
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant
 from implants.selectors import catalog_images
+
+# The old listing's description fields: the catalogue's own list without the notes (never part of
+# it) and is_active (only active implants are listed).
+LISTED_FIELDS = [key for key in IMPLANT_DESCRIPTION_FIELDS if key not in ("notes", "is_active")]
+
+
+def _listed(value: object) -> object:
+    """Numbers as JSON numbers (the old system sent 3.5, not "3.50")."""
+    return [float(v) for v in value] if isinstance(value, list) else value
 
 
 @require_GET
@@ -32,16 +41,7 @@ def implant_list(request: HttpRequest) -> JsonResponse:
                 "id": implant.pk,
                 "name": implant.name,
                 "manufacturer": implant.manufacturer.name,
-                "connection": implant.connection,
-                "body_shape": implant.body_shape,
-                "level": implant.level,
-                "thread_shape": implant.thread_shape,
-                "apex": implant.apex,
-                "collar": implant.collar,
-                "platform_switching": implant.platform_switching,
-                "diameters_mm": [float(d) for d in implant.diameters_mm],
-                "lengths_mm": [float(v) for v in implant.lengths_mm],
-                "screwdriver": implant.screwdriver,
+                **{key: _listed(getattr(implant, key)) for key in LISTED_FIELDS},
                 "image_url": image_url,
                 "reference_images": implant._images,  # a count: every image, confirmed cases too
             }

@@ -1,16 +1,20 @@
-"""Helpers shared by the bulk imports (old system, catalogue files): all-or-nothing rows and the
-per-row report. Every write still goes through ``implants.services``."""
+"""The kit shared by the bulk imports (old system: ``implants.legacy``; catalogue files:
+``implants.catalog_io``): where the images are read from (a folder, a bucket), each image decoded
+once, embeddings queued in full batches, the per-row report and refusals in an operator's words.
+Every write still goes through ``implants.services``."""
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
-from django.db import transaction
+
+from implants import services
+from kernel.imaging import ValidatedImage, decode_image
 
 CREATED = "created"
 UPDATED = "updated"
@@ -108,15 +112,109 @@ def bucket_problem(bucket: str, exc: Exception) -> str:
     )
 
 
-@contextmanager
-def all_or_nothing() -> Iterator[list[str]]:
-    """One row's transaction; the caller appends the names of files it stored. If the row rolls
-    back, those files are deleted too, so a failed row leaves neither a row nor an object."""
-    stored: list[str] = []
-    try:
-        with transaction.atomic():
-            yield stored
-    except BaseException:
-        for name in stored:
-            default_storage.delete(name)
-        raise
+# --- where the images are -------------------------------------------------------------------------
+
+
+class UnsafeKey(ValueError):
+    """An image path that could leave its folder or bucket prefix."""
+
+
+def safe_key(key: str) -> str:
+    """A relative path inside a folder or a bucket prefix: never absolute, never climbing out."""
+    if not key or key.startswith("/") or ".." in PurePosixPath(key).parts:
+        raise UnsafeKey(f"caminho de imagem inválido: {key!r}")
+    return key
+
+
+class FolderFiles:
+    """Images in a local folder (copied from a bucket, or unpacked next to a catalogue file)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder.resolve()
+
+    def find(self, relative: str) -> Path | None:
+        """The file at ``relative`` (already ``safe_key``) inside the folder, or None: missing, or a
+        link that leads out of it."""
+        resolved = (self.folder / relative).resolve()
+        return resolved if resolved.is_relative_to(self.folder) and resolved.is_file() else None
+
+
+class BucketFiles:
+    """Images in a bucket through the S3 API (DigitalOcean Spaces or any S3). Credentials come from
+    the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None):
+        import boto3
+
+        self.bucket = bucket
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
+
+    def check(self) -> None:
+        """Raises (botocore) when the bucket cannot be read: before any row is read."""
+        self.client.head_bucket(Bucket=self.bucket)
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found.extend(obj["Key"] for obj in page.get("Contents", []))
+        return found
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ``FileNotFoundError`` when there is none under ``key``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(key) from exc
+            raise
+
+
+class DecodedImages:
+    """Each image of an import decoded once, although the import reads it twice: when the file is
+    checked (is it an image, which pixels: ``content_hash``) and when its row is written.
+
+    The decoded PNGs wait in one anonymous temporary file, not in memory: a catalogue's pictures
+    are checked all before any is written, and thousands of them would not fit."""
+
+    def __init__(self) -> None:
+        self._spill = None
+        self._where: dict[str, tuple[int, int, ValidatedImage]] = {}
+
+    def get(self, key: str, read: Callable[[], bytes]) -> ValidatedImage:
+        """The image under ``key``, decoded the first time (``read`` gives its bytes; it and
+        ``decode_image`` raise as they do), from the spill file afterwards."""
+        if key in self._where:
+            offset, length, shape = self._where[key]
+            self._spill.seek(offset)  # type: ignore[union-attr]
+            return replace(shape, content=self._spill.read(length))  # type: ignore[union-attr]
+        image = decode_image(read(), field="image")
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()
+        offset = self._spill.seek(0, 2)
+        self._spill.write(image.content)
+        self._where[key] = (offset, len(image.content), replace(image, content=b""))
+        return image
+
+
+class EmbeddingBatches:
+    """The new reference images' embeddings, queued while the import runs: each full batch at once
+    (the worker embeds it in one forward pass), the rest at the end (``flush``)."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.pending: list[int] = []
+
+    def add(self, reference_ids: Iterable[int]) -> None:
+        self.pending += reference_ids
+        while len(self.pending) >= self.batch_size:
+            services.reference_images_queue_embedding(
+                reference_ids=self.pending[: self.batch_size], batch_size=self.batch_size
+            )
+            self.pending = self.pending[self.batch_size :]
+
+    def flush(self) -> None:
+        if self.pending:
+            services.reference_images_queue_embedding(reference_ids=self.pending, batch_size=self.batch_size)
+            self.pending = []

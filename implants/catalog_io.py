@@ -19,18 +19,32 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
-from django.db.models import Prefetch
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Prefetch
 from django.utils.text import slugify
 
 from implants import services
-from implants.bulk import CONFERIR, CREATED, SKIPPED, UNCHANGED, UPDATED, RowOutcome, all_or_nothing, refusal
+from implants.bulk import (
+    CONFERIR,
+    CREATED,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    BucketFiles,
+    DecodedImages,
+    EmbeddingBatches,
+    FolderFiles,
+    RowOutcome,
+    refusal,
+    safe_key,
+)
 from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, Manufacturer, ReferenceSource
 from implants.names import CatalogueNames, name_key
 from implants.selectors import catalog_images, confirmed_cases
 from kernel.errors import ApplicationError
-from kernel.imaging import decode_image
+from kernel.imaging import ValidatedImage
 from kernel.spreadsheet import safe_cell, unquote
 from kernel.storage_keys import SAFE_EXTENSIONS
 
@@ -43,6 +57,20 @@ COLUMNS = [
     "images",
 ]
 REQUIRED = ["manufacturer", "name", "connection", "body_shape", "thread_shape"]
+
+
+def _kind(name: str) -> tuple[str, object]:
+    """How a description field is written in a file, read from the model: (kind, value when
+    the cell is empty). Yes/no cells are "sim"/"não", number lists "3.5;4.3", the rest text."""
+    model_field = Implant._meta.get_field(name)
+    if isinstance(model_field, BooleanField):
+        return "yes_no", model_field.default
+    if isinstance(model_field, ArrayField):
+        return "numbers", []
+    return "text", model_field.default if model_field.has_default() else ""
+
+
+_KINDS = {name: _kind(name) for name in IMPLANT_DESCRIPTION_FIELDS}
 TRUE = {"1", "true", "sim", "yes", "s", "y", "x"}
 FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 
@@ -50,16 +78,13 @@ FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 # --- image sources --------------------------------------------------------------------------------
 
 
-def _safe(path: str) -> str:
-    parts = PurePosixPath(path).parts
-    if not path or path.startswith("/") or ".." in parts:
-        raise ValueError(f"caminho de imagem inválido: {path!r}")
-    return path
+class FolderSource(FolderFiles):
+    """A catalogue's pictures in a folder: ``<manufacturer-slug>/<implant-slug>/*`` unless a row
+    lists its own."""
 
-
-class FolderSource:
     def __init__(self, folder: Path):
-        self.folder = folder.resolve()
+        super().__init__(folder)
+        self.decoded = DecodedImages()
 
     def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
         base = self.folder / manufacturer_slug / implant_slug
@@ -68,44 +93,37 @@ class FolderSource:
         return sorted(str(p.relative_to(self.folder)) for p in base.iterdir() if p.suffix.lower() in SAFE_EXTENSIONS)
 
     def read(self, path: str) -> bytes:
-        resolved = (self.folder / _safe(path)).resolve()
-        if not resolved.is_relative_to(self.folder) or not resolved.is_file():
+        found = self.find(safe_key(path))
+        if found is None:
             raise FileNotFoundError(path)
-        return resolved.read_bytes()
+        return found.read_bytes()
+
+    def image(self, path: str) -> ValidatedImage:
+        """The picture at ``path``, decoded once however often it is asked for (``DecodedImages``)."""
+        return self.decoded.get(path, lambda: self.read(path))
 
 
-class BucketSource:
-    """Images under a prefix of a bucket (S3 API, credentials from the usual AWS variables)."""
+class BucketSource(BucketFiles):
+    """A catalogue's pictures under a prefix of a bucket, laid out as in a folder."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
-        import boto3
-
-        self.bucket = bucket
+        super().__init__(bucket, endpoint_url)
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
-
-    def check(self) -> None:
-        """Raises (botocore) when the bucket cannot be read: before any row is read."""
-        self.client.head_bucket(Bucket=self.bucket)
+        self.decoded = DecodedImages()
 
     def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
-        start = f"{self.prefix}{manufacturer_slug}/{implant_slug}/"
-        found: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
-            for obj in page.get("Contents", []):
-                if PurePosixPath(obj["Key"]).suffix.lower() in SAFE_EXTENSIONS:
-                    found.append(obj["Key"][len(self.prefix) :])
-        return sorted(found)
+        keys = self.keys(f"{self.prefix}{manufacturer_slug}/{implant_slug}/")
+        return sorted(key[len(self.prefix) :] for key in keys if PurePosixPath(key).suffix.lower() in SAFE_EXTENSIONS)
 
     def read(self, path: str) -> bytes:
-        from botocore.exceptions import ClientError
-
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _safe(path))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
-                raise FileNotFoundError(path) from exc
-            raise
+            return self.get(self.prefix + safe_key(path))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(path) from exc
+
+    def image(self, path: str) -> ValidatedImage:
+        """The picture at ``path``, decoded once however often it is asked for (``DecodedImages``)."""
+        return self.decoded.get(path, lambda: self.read(path))
 
 
 # --- reading and validating -----------------------------------------------------------------------
@@ -189,20 +207,20 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
     for key in REQUIRED:
         if not _text(record, key):
             errors.append(f"{key}: obrigatório")
-    features: dict = {key: _text(record, key) for key in ("connection", "body_shape", "level", "thread_shape")}
-    features["level"] = features["level"] or "bone"
-    features.update({key: _text(record, key) for key in ("apex", "collar", "screwdriver", "notes")})
-    for key, default in (("platform_switching", False), ("is_active", True)):
+    features: dict = {}
+    for key in IMPLANT_DESCRIPTION_FIELDS:
+        kind, default = _KINDS[key]
         try:
-            features[key] = _bool(record.get(key), key, default)
+            if kind == "yes_no":
+                features[key] = _bool(record.get(key), key, default)
+            elif kind == "numbers":
+                features[key] = _numbers(record.get(key), key)
+            else:
+                features[key] = _text(record, key) or default
         except ValueError as exc:
             errors.append(str(exc))
-    for key in ("diameters_mm", "lengths_mm"):
-        try:
-            features[key] = _numbers(record.get(key), key)
-        except ValueError as exc:
-            errors.append(str(exc))
-            features[key] = []
+            if kind == "numbers":
+                features[key] = []
     manufacturer = {
         "name": _text(record, "manufacturer"),
         "country": _text(record, "manufacturer_country"),
@@ -229,7 +247,7 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
             errors.append(str(exc))
         for path in row.images:
             try:
-                row.image_hashes.append(decode_image(source.read(path), field="image").content_hash)
+                row.image_hashes.append(source.image(path).content_hash)
             except (FileNotFoundError, ValueError):
                 errors.append(f"imagem não encontrada: {path}")
             except ApplicationError as exc:
@@ -297,7 +315,7 @@ def import_rows(
     named: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         named[names.manufacturer_key(row.manufacturer["name"])].add(name_key(row.name))
-    pending: list[int] = []
+    embeddings = EmbeddingBatches(batch_size)
     for row in rows:
         try:
             maker, _known = names.manufacturer(row.manufacturer["name"])
@@ -309,7 +327,7 @@ def import_rows(
             if dry_run:
                 yield _planned(row, maker, match.name, note)
             else:
-                yield from _write(row, source, maker, match.name, note, pending)
+                yield from _write(row, source, maker, match.name, note, embeddings)
             names.remember_manufacturer(maker)
             names.remember_implant(maker, match.name)
         except ValidationError as exc:
@@ -325,11 +343,7 @@ def import_rows(
             yield RowOutcome(row.line, row.label, SKIPPED, f"recusado: {exc.message}")
         except FileNotFoundError as exc:
             yield RowOutcome(row.line, row.label, SKIPPED, f"imagem não encontrada: {exc}")
-        while len(pending) >= batch_size:  # full batches now, the rest with the next rows
-            services.reference_images_queue_embedding(reference_ids=pending[:batch_size], batch_size=batch_size)
-            pending = pending[batch_size:]
-    if pending:
-        services.reference_images_queue_embedding(reference_ids=pending, batch_size=batch_size)
+    embeddings.flush()
 
 
 def _new_pictures(implant: Implant | None, row: CatalogRow) -> list[tuple[str, str]]:
@@ -356,9 +370,9 @@ def _planned(row: CatalogRow, maker: str, implant_name: str, note: str) -> RowOu
 
 
 def _write(
-    row: CatalogRow, source, maker: str, implant_name: str, note: str, pending: list[int]
+    row: CatalogRow, source, maker: str, implant_name: str, note: str, embeddings: EmbeddingBatches
 ) -> Iterator[RowOutcome]:
-    with all_or_nothing() as stored:
+    with transaction.atomic():  # one row whole: its files go with it (kernel.files)
         manufacturer, _ = services.manufacturer_get_or_create(**{**row.manufacturer, "name": maker})
         implant, created = services.implant_get_or_create(manufacturer=manufacturer, name=implant_name, **row.features)
         status = CREATED if created else UNCHANGED
@@ -369,22 +383,36 @@ def _write(
             status = UPDATED
         new_ids: list[int] = []
         for path, _hash in _new_pictures(implant, row):
-            reference = services.reference_image_create(
+            reference = services.reference_image_create_decoded(
                 implant=implant,
-                image_bytes=source.read(path),  # type: ignore[union-attr]
-                filename=PurePosixPath(path).name,
+                image=source.image(path),  # type: ignore[union-attr]
                 source=ReferenceSource.CATALOG,
                 queue=False,
             )
-            stored.append(reference.image.name)
             new_ids.append(reference.pk)
         if new_ids and status == UNCHANGED:
             status = UPDATED
-    pending += new_ids
+    embeddings.add(new_ids)
     yield RowOutcome(row.line, row.label, status, note, images=len(new_ids))
 
 
 # --- export ---------------------------------------------------------------------------------------
+
+
+def _exported(key: str, value: object) -> object:
+    """A description field as JSON holds it: number lists as exact decimal strings ("3.75")."""
+    if _KINDS[key][0] == "numbers":
+        return [format(Decimal(str(v)).normalize(), "f") for v in value]  # type: ignore[union-attr]
+    return value
+
+
+def _cell(key: str, value: object) -> object:
+    """A JSON record's value as a CSV cell: lists joined with ";", yes/no in words."""
+    if key == "images" or _KINDS.get(key, ("text",))[0] == "numbers":
+        return ";".join(value)  # type: ignore[arg-type]
+    if _KINDS.get(key, ("text",))[0] == "yes_no":
+        return "sim" if value else "não"
+    return value
 
 
 def export_catalog(path: Path, images_dir: Path | None) -> int:
@@ -419,18 +447,7 @@ def export_catalog(path: Path, images_dir: Path | None) -> int:
                 "manufacturer_country": implant.manufacturer.country,
                 "manufacturer_website": implant.manufacturer.website,
                 "name": implant.name,
-                "connection": implant.connection,
-                "body_shape": implant.body_shape,
-                "level": implant.level,
-                "thread_shape": implant.thread_shape,
-                "apex": implant.apex,
-                "collar": implant.collar,
-                "platform_switching": implant.platform_switching,
-                "diameters_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.diameters_mm],
-                "lengths_mm": [format(Decimal(str(v)).normalize(), "f") for v in implant.lengths_mm],
-                "screwdriver": implant.screwdriver,
-                "notes": implant.notes,
-                "is_active": implant.is_active,
+                **{key: _exported(key, getattr(implant, key)) for key in IMPLANT_DESCRIPTION_FIELDS},
                 "images": images,
             }
         )
@@ -442,13 +459,6 @@ def export_catalog(path: Path, images_dir: Path | None) -> int:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             for record in records:
-                row = {
-                    **record,
-                    "platform_switching": "sim" if record["platform_switching"] else "não",
-                    "is_active": "sim" if record["is_active"] else "não",
-                    "diameters_mm": ";".join(record["diameters_mm"]),
-                    "lengths_mm": ";".join(record["lengths_mm"]),
-                    "images": ";".join(record["images"]),
-                }
+                row = {key: _cell(key, value) for key, value in record.items()}
                 writer.writerow({key: safe_cell(value) for key, value in row.items()})
     return len(records)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-from django.db import IntegrityError
-from django.utils.text import slugify
+from django.db import IntegrityError, transaction
 
 from implants import services
 from implants.bulk import (
@@ -34,16 +33,20 @@ from implants.bulk import (
     LINKED,
     SKIPPED,
     UNCHANGED,
+    BucketFiles,
+    EmbeddingBatches,
+    FolderFiles,
     RowOutcome,
     RowSkipped,
-    all_or_nothing,
+    UnsafeKey,
     refusal,
+    safe_key,
 )
 from implants.catalog import CATALOG
 from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceSource
 from implants.names import Aliases, CatalogueNames, name_key
 from kernel.errors import ApplicationError
-from kernel.imaging import decode_image
+from kernel.imaging import ValidatedImage, decode_image
 from kernel.text import has_control
 
 LEGACY_QUERY = "SELECT id, name, manufacturer, type, image_url, embedding::text FROM implants ORDER BY id"
@@ -103,27 +106,20 @@ def rows_from_csv(path: Path) -> list[LegacyRow]:
 # --- where the images are -------------------------------------------------------------------------
 
 
-def _safe_key(key: str) -> str:
-    parts = PurePosixPath(key).parts
-    if not key or ".." in parts or key.startswith("/"):
-        raise RowSkipped("caminho da imagem inválido")
-    return key
+def _key(path: str) -> str:
+    try:
+        return safe_key(path)
+    except UnsafeKey as exc:
+        raise RowSkipped("caminho da imagem inválido") from exc
 
 
-class BucketImages:
-    """The old bucket through the S3 API (DigitalOcean Spaces or any S3). Credentials come from the
-    usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+class BucketImages(BucketFiles):
+    """The old bucket, where ``image_url`` points (an ``s3://`` address, the bucket's or its CDN's
+    https name, or a path on the endpoint)."""
 
     def __init__(self, bucket: str, endpoint_url: str | None):
-        import boto3
-
-        self.bucket = bucket
+        super().__init__(bucket, endpoint_url)
         self.endpoint_host = urlparse(endpoint_url).hostname if endpoint_url else None
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
-
-    def check(self) -> None:
-        """Raises (botocore) when the bucket cannot be read: before any row is decided."""
-        self.client.head_bucket(Bucket=self.bucket)
 
     def key_for(self, url: str) -> str:
         parsed = urlparse(url)
@@ -131,46 +127,38 @@ class BucketImages:
         if parsed.scheme == "s3":
             if parsed.netloc != self.bucket:
                 raise RowSkipped(f"imagem fora do bucket {self.bucket}")
-            return _safe_key(path)
+            return _key(path)
         if parsed.scheme in ("http", "https"):
             host = (parsed.hostname or "").lower()
             # Virtual-hosted style and the CDN name: <bucket>.<region>.digitaloceanspaces.com
             if host.startswith(f"{self.bucket.lower()}."):
-                return _safe_key(path)
+                return _key(path)
             # Path style on the endpoint: <endpoint>/<bucket>/<key>
             if self.endpoint_host and host == self.endpoint_host.lower() and path.startswith(f"{self.bucket}/"):
-                return _safe_key(path[len(self.bucket) + 1 :])
+                return _key(path[len(self.bucket) + 1 :])
             raise RowSkipped(f"imagem fora do bucket {self.bucket} ({host or 'sem host'})")
         if not parsed.scheme and not parsed.netloc:
-            return _safe_key(path)
+            return _key(path)
         raise RowSkipped("endereço da imagem não reconhecido")
 
     def read(self, url: str) -> bytes:
-        from botocore.exceptions import ClientError
-
         key = self.key_for(url)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise RowSkipped(f"imagem não encontrada no bucket (404): {key}") from exc
-            raise
+            return self.get(key)
+        except FileNotFoundError as exc:
+            raise RowSkipped(f"imagem não encontrada no bucket (404): {key}") from exc
 
 
-class FolderImages:
+class FolderImages(FolderFiles):
     """Images copied from the bucket to a folder: ``image_url``'s path (``referencia/x.png``), or
     only its file name, under the folder."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder.resolve()
-
     def read(self, url: str) -> bytes:
-        path = _safe_key(unquote(urlparse(url).path).lstrip("/"))
-        for candidate in (self.folder / path, self.folder / PurePosixPath(path).name):
-            resolved = candidate.resolve()
-            if resolved.is_relative_to(self.folder) and resolved.is_file():
-                return resolved.read_bytes()
+        path = _key(unquote(urlparse(url).path).lstrip("/"))
+        for candidate in (path, PurePosixPath(path).name):
+            found = self.find(candidate)
+            if found is not None:
+                return found.read_bytes()
         raise RowSkipped(f"imagem não encontrada na pasta (404): {path}")
 
 
@@ -225,15 +213,16 @@ def features_for(manufacturer: str, name: str, legacy_type: str) -> tuple[dict, 
 # --- the import -----------------------------------------------------------------------------------
 
 
-def _validated(read: Callable[[str], bytes], row: LegacyRow) -> bytes:
+def _decoded(read: Callable[[str], bytes], row: LegacyRow) -> ValidatedImage:
+    """The row's picture, decoded once: to refuse a file that is not an image before anything is
+    written, and then stored as it is (``reference_image_create_decoded``)."""
     if not row.image_url:
         raise RowSkipped("sem image_url (sem imagem)")
     data = read(row.image_url)
     try:
-        decode_image(data, field="image")
+        return decode_image(data, field="image")
     except ApplicationError as exc:
         raise RowSkipped(f"não é uma imagem válida: {exc.message}") from exc
-    return data
 
 
 def import_legacy_rows(
@@ -262,7 +251,7 @@ def import_legacy_rows(
             first_of.setdefault(row_key(row), row.legacy_id)
             named[row_key(row)[0]].add(row_key(row)[1])
     claimed: dict[tuple[str, str], int] = {}  # our implant (maker key, name key) -> the old row that took it
-    new_refs: list[int] = []
+    embeddings = EmbeddingBatches(batch_size)
     for row in rows:
         key, label = f"id {row.legacy_id}", f"{row.manufacturer} {row.name}".strip()
         try:
@@ -297,10 +286,10 @@ def import_legacy_rows(
             claim = (name_key(maker), name_key(implant_name))
             if claim in claimed:
                 raise RowSkipped(f"nome duplicado (o mesmo implante do id {claimed[claim]})")
-            data = _validated(read, row)
+            image = _decoded(read, row)
             if not dry_run:
-                reference_id = _write_row(row, data, existing, legacy_model, maker=maker, implant_name=implant_name)
-                new_refs.append(reference_id)
+                reference_id = _write_row(row, image, existing, legacy_model, maker=maker, implant_name=implant_name)
+                embeddings.add([reference_id])
             claimed[claim] = row.legacy_id
             names.remember_manufacturer(maker)
             names.remember_implant(maker, implant_name)
@@ -316,22 +305,18 @@ def import_legacy_rows(
             )
         except ApplicationError as exc:
             yield RowOutcome(key, label, SKIPPED, f"recusado: {exc.message}")
-        while len(new_refs) >= batch_size:  # full batches now, the rest with the next rows
-            services.reference_images_queue_embedding(reference_ids=new_refs[:batch_size], batch_size=batch_size)
-            new_refs = new_refs[batch_size:]
-    if new_refs:
-        services.reference_images_queue_embedding(reference_ids=new_refs, batch_size=batch_size)
+    embeddings.flush()
 
 
 def _write_row(
-    row: LegacyRow, data: bytes, existing: Implant | None, legacy_model: str, *, maker: str, implant_name: str
+    row: LegacyRow, image: ValidatedImage, existing: Implant | None, legacy_model: str, *, maker: str, implant_name: str
 ) -> int:
     """Write one row whole (manufacturer, implant or its link, picture, old embedding): the new
     reference image's id."""
     from django.core.exceptions import ValidationError
 
     try:
-        with all_or_nothing() as stored:
+        with transaction.atomic():  # one row whole: its files go with it (kernel.files)
             implant = existing
             if implant is None:
                 manufacturer, _ = services.manufacturer_get_or_create(name=maker)
@@ -347,14 +332,9 @@ def _write_row(
                         legacy_type=row.type,
                         **features,
                     )
-            reference = services.reference_image_create(
-                implant=implant,
-                image_bytes=data,
-                filename=f"{slugify(row.name) or 'imagem'}.png",
-                source=ReferenceSource.IMPORTED,
-                queue=False,
+            reference = services.reference_image_create_decoded(
+                implant=implant, image=image, source=ReferenceSource.IMPORTED, queue=False
             )
-            stored.append(reference.image.name)
             if row.embedding is not None and legacy_model:
                 # Kept under the model id the operator vouches for: the search compares it only
                 # with queries of that model, and the worker replaces it when another one runs.

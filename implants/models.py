@@ -119,7 +119,8 @@ class Implant(models.Model):
 
 
 # What describes an implant beyond its name and maker, in the order people read it: the catalogue
-# API, the catalogue import/export columns and the admin show these fields, from this one list.
+# API (`implants.api`, `implants.api_legacy`), the catalogue import/export columns
+# (`implants.catalog_io`) and the admin show these fields, from this one list.
 IMPLANT_DESCRIPTION_FIELDS: list[str] = [
     "connection",
     "body_shape",

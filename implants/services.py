@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
-from kernel.files import stored_file
+from kernel.files import delete_files_on_commit, stored_file
 from kernel.imaging import ValidatedImage, decode_image, inspect_image
 from kernel.queue import enqueue_on_commit
 from kernel.storage_keys import reference_image_key
@@ -105,7 +104,14 @@ def reference_image_create(
 
     ``filename`` is what the sender called the file; the stored name follows the content (PNG).
     """
-    image = _pixels_only(image_bytes)
+    return reference_image_create_decoded(implant=implant, image=_pixels_only(image_bytes), source=source, queue=queue)
+
+
+def reference_image_create_decoded(
+    *, implant: Implant, image: ValidatedImage, source: str = ReferenceSource.CATALOG, queue: bool = True
+) -> ReferenceImage:
+    """``reference_image_create`` for an image the caller already decoded (``decode_image``): the
+    bulk imports decode each file once, to check it, and store that result."""
     with stored_file(reference_image_key(None, image.filename), image.content) as name:
         reference = ReferenceImage(implant=implant, source=source, content_hash=image.content_hash)
         reference.image.name = name
@@ -117,7 +123,8 @@ def reference_image_create(
 
 
 def reference_image_replace_file(*, reference: ReferenceImage, image_bytes: bytes, filename: str) -> ReferenceImage:
-    """A new file makes the old embedding wrong: clear it and queue a new one."""
+    """A new file makes the old embedding wrong: clear it and queue a new one. The old file is
+    deleted once the change is committed."""
     old_name = reference.image.name
     image = _pixels_only(image_bytes)
     with stored_file(reference_image_key(None, image.filename), image.content) as name:
@@ -129,8 +136,7 @@ def reference_image_replace_file(*, reference: ReferenceImage, image_bytes: byte
         reference.full_clean()
         reference.save()
         _queue_embedding(reference.pk)
-    if old_name:
-        default_storage.delete(old_name)
+        delete_files_on_commit([old_name])
     return reference
 
 
@@ -170,8 +176,7 @@ def reference_image_delete(*, reference: ReferenceImage) -> None:
     name = reference.image.name
     with transaction.atomic():
         reference.delete()
-        if name:
-            transaction.on_commit(lambda: default_storage.delete(name))
+        delete_files_on_commit([name])
 
 
 @transaction.atomic
@@ -186,20 +191,15 @@ def reference_images_create_many(
     *, implant: Implant, files: list[tuple[bytes, str]], source: str = ReferenceSource.CATALOG
 ) -> list[ReferenceImage]:
     """Several reference images for one implant (admin bulk upload): every file is checked before
-    any is stored, then all are stored in one transaction (a failure leaves none, files included)
-    and their embeddings queued as one batch."""
+    any is stored, then all are stored in one transaction (a failure leaves none, files included:
+    ``kernel.files``) and their embeddings queued as one batch."""
     for data, _name in files:
         inspect_image(data, field="image")  # refuses a file that is not an image before any is stored
     created: list[ReferenceImage] = []
-    try:
-        with transaction.atomic():
-            for data, name in files:
-                created.append(
-                    reference_image_create(implant=implant, image_bytes=data, filename=name, source=source, queue=False)
-                )
-            reference_images_queue_embedding(reference_ids=[r.pk for r in created])
-    except BaseException:
-        for reference in created:
-            default_storage.delete(reference.image.name)
-        raise
+    with transaction.atomic():
+        for data, name in files:
+            created.append(
+                reference_image_create(implant=implant, image_bytes=data, filename=name, source=source, queue=False)
+            )
+        reference_images_queue_embedding(reference_ids=[r.pk for r in created])
     return created

@@ -17,12 +17,13 @@ from django.utils.text import slugify
 from PIL import Image, ImageEnhance, ImageFilter
 
 from implants.catalog_io import COLUMNS
+from implants.models import Apex, BodyShape, Collar, Connection, Level, ThreadShape
 from implants.synthetic import HEIGHT, WIDTH, Silhouette, render
 
 DISTORTIONS = ("rotation", "blur", "contrast", "crop", "jpeg")
-CONNECTIONS = ("external_hex", "internal_hex", "morse_taper", "other")
-THREADS = ("v", "buttress", "reverse_buttress", "square")
-APICES = ("flat", "rounded", "pointed")
+CONNECTIONS = tuple(Connection.values)
+THREADS = tuple(ThreadShape.values)
+APICES = tuple(Apex.values)
 
 
 def distort(image: Image.Image, kind: str, rng: random.Random) -> Image.Image:
@@ -57,13 +58,13 @@ def generated_implants(count: int, *, seed: int = 0, manufacturers: int = 10) ->
     rng = random.Random(seed)
     out = []
     for n in range(count):
-        body = rng.choice(("tapered", "parallel"))
+        body = rng.choice(BodyShape.values)
         thread = rng.choice(THREADS)
         apex = rng.choice(APICES)
         connection = rng.choice(CONNECTIONS)
         tissue = rng.random() < 0.2
         silhouette = Silhouette(
-            taper=rng.uniform(0.55, 0.85) if body == "tapered" else 1.0,
+            taper=rng.uniform(0.55, 0.85) if body == BodyShape.TAPERED else 1.0,
             thread_pitch=rng.randint(10, 26),
             thread_depth=rng.randint(4, 12),
             thread_shape=thread,
@@ -80,10 +81,10 @@ def generated_implants(count: int, *, seed: int = 0, manufacturers: int = 10) ->
                 "name": f"Linha {n + 1:03d}",
                 "connection": connection,
                 "body_shape": body,
-                "level": "tissue" if tissue else "bone",
+                "level": Level.TISSUE.value if tissue else Level.BONE.value,
                 "thread_shape": thread,
                 "apex": apex,
-                "collar": rng.choice(("machined", "microthread", "rough")),
+                "collar": rng.choice(Collar.values),
                 "platform_switching": rng.random() < 0.4,
                 "diameters_mm": sorted(rng.sample([3.3, 3.5, 3.75, 4.0, 4.3, 5.0, 6.0], 3)),
                 "lengths_mm": [8, 10, 11.5, 13],

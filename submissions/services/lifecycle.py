@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kernel.files import delete_files_on_commit
 from kernel.queue import max_attempts, queued_tasks
 from submissions.locks import review_requests_select_for_update, submissions_select_for_update
 from submissions.models import Status, Submission
@@ -103,15 +103,7 @@ def submissions_delete(*, submission_ids: Iterable[int]) -> int:
         deleted = len(pks)
         # Matches and feedback go by cascade; reference images made by confirmation stay.
         Submission.objects.filter(pk__in=pks).delete()
-
-        def delete_files() -> None:
-            for name in names:
-                try:
-                    default_storage.delete(name)
-                except Exception as exc:  # the rows are gone; an unreachable bucket is logged, not fatal
-                    logger.error("submission files: could not delete a file (%s)", type(exc).__name__)
-
-        transaction.on_commit(delete_files)
+        delete_files_on_commit(names)
     return deleted
 
 

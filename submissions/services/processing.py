@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from kernel.files import stored_file
+from kernel.files import delete_files_on_commit, stored_file
 from kernel.imaging import ValidatedImage
 from kernel.queue import RESULT_CHANNEL, enqueue_on_commit, notify, task_timeout
 from kernel.storage_keys import submission_image_key
@@ -57,7 +56,7 @@ def submission_attach_image(*, submission_id: int, image: ValidatedImage, origin
         submission.remote_image_url = ""
         submission.save(update_fields=["image", "content_hash", "original_hash", "remote_image_url"])
     if original and original != submission.image.name:
-        transaction.on_commit(lambda: default_storage.delete(original))
+        delete_files_on_commit([original])
     return submission
 
 

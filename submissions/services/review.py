@@ -37,28 +37,22 @@ def submission_confirm(*, submission: Submission, implant: Implant, user: Abstra
     if submission.confirmed_implant_id == implant.pk and submission.confirmed_reference_image_id:
         return submission
     data = _read_image(submission)
-    # reference_image_create stores the file and guards it only during its own step; if linking
-    # it below fails, the row is rolled back with this block and we delete the file ourselves.
+    # If linking the new reference image below fails, this block rolls back and its file goes
+    # with it (kernel.files).
     with transaction.atomic():
         locked = submissions_select_for_update().get(pk=submission.pk)
         previous = locked.confirmed_reference_image
         reference = reference_image_create(
             implant=implant, image_bytes=data, filename="confirmado.png", source=ReferenceSource.CONFIRMED_CASE
         )
-        try:
-            locked.confirmed_implant = implant
-            locked.confirmed_by = user if user is not None and user.is_authenticated else None
-            locked.confirmed_at = timezone.now()
-            locked.confirmed_reference_image = reference
-            locked.full_clean(exclude=["image", "token"])
-            locked.save(
-                update_fields=["confirmed_implant", "confirmed_by", "confirmed_at", "confirmed_reference_image"]
-            )
-            if previous is not None:
-                reference_image_delete(reference=previous)
-        except BaseException:
-            default_storage.delete(reference.image.name)
-            raise
+        locked.confirmed_implant = implant
+        locked.confirmed_by = user if user is not None and user.is_authenticated else None
+        locked.confirmed_at = timezone.now()
+        locked.confirmed_reference_image = reference
+        locked.full_clean(exclude=["image", "token"])
+        locked.save(update_fields=["confirmed_implant", "confirmed_by", "confirmed_at", "confirmed_reference_image"])
+        if previous is not None:
+            reference_image_delete(reference=previous)
     return locked
 
 

@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_q.models import OrmQ
 
-from implants.models import Implant, ReferenceImage
+from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, ReferenceImage
 from matching import tasks
 from matching.embedder import get_embedder
 from matching.search import nearest_implants
@@ -55,23 +55,29 @@ def test_admin_add_and_replace_reference_image_queue_embeddings(
     assert reference.image.name != old_file and not default_storage.exists(old_file)
 
 
+def _as_form(implant: Implant) -> dict:
+    """The implant's description fields as its admin form posts them, unchanged (an unticked box
+    is not sent)."""
+    data: dict = {}
+    for key in IMPLANT_DESCRIPTION_FIELDS:
+        value = getattr(implant, key)
+        if isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        elif isinstance(value, list):
+            data[key] = ",".join(str(v) for v in value)
+        else:
+            data[key] = value
+    return data
+
+
 def test_admin_inline_upload_goes_through_the_service(admin_client, catalog, django_capture_on_commit_callbacks):
     implant = Implant.objects.prefetch_related("reference_images").first()
     existing = list(implant.reference_images.all())
     data = {
         "manufacturer": implant.manufacturer_id,
         "name": implant.name,
-        "connection": implant.connection,
-        "body_shape": implant.body_shape,
-        "level": implant.level,
-        "thread_shape": implant.thread_shape,
-        "apex": implant.apex,
-        "collar": implant.collar,
-        "diameters_mm": ",".join(str(d) for d in implant.diameters_mm),
-        "lengths_mm": ",".join(str(d) for d in implant.lengths_mm),
-        "screwdriver": implant.screwdriver,
-        "notes": "",
-        "is_active": "on",
+        **_as_form(implant),
         "reference_images-TOTAL_FORMS": str(len(existing) + 1),
         "reference_images-INITIAL_FORMS": str(len(existing)),
         "reference_images-MIN_NUM_FORMS": "0",

@@ -112,3 +112,24 @@ def test_export_then_import_round_trips(generated, tmp_path, fmt):
     call_command("export_catalog", str(again), stdout=io.StringIO())
     call_command("export_catalog", str(exported.with_name(f"noimg.{fmt}")), stdout=io.StringIO())
     assert again.read_text() == exported.with_name(f"noimg.{fmt}").read_text()
+
+
+def test_each_image_is_decoded_once_checked_then_stored_as_decoded(generated, monkeypatch):
+    """The check decodes each picture (is it an image, which pixels); the write stores that result
+    instead of decoding the file again (implants.bulk.DecodedImages)."""
+    import kernel.imaging
+
+    decoded: list[int] = []
+
+    def counting(data: bytes, **kwargs):
+        decoded.append(len(data))
+        return kernel.imaging.decode_image(data, **kwargs)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("decoded a second time when stored")
+
+    monkeypatch.setattr("implants.bulk.decode_image", counting)
+    monkeypatch.setattr("implants.services.decode_image", not_again)
+    out = _import(str(generated["csv"]), "--images-dir", str(generated["images"]))
+    assert "8 imagens novas" in out and ReferenceImage.objects.count() == 8
+    assert len(decoded) == generated["count"] == 8

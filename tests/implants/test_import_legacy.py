@@ -233,3 +233,14 @@ def test_history_imports_old_uploads_as_unlabelled_submissions_without_emails(ol
     again = io.StringIO()
     call_command("import_legacy", *args, stdout=again, stderr=io.StringIO())
     assert Submission.objects.count() == 3 and "3 unchanged" in again.getvalue()
+
+
+def test_each_old_picture_is_decoded_once(old_system, monkeypatch):
+    """Checked (is it an image) and stored from the same decode, never decoded again to store it."""
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("decoded a second time when stored")
+
+    monkeypatch.setattr("implants.services.decode_image", not_again)
+    report = _run(old_system)
+    assert "32 created" in report and ReferenceImage.objects.count() == 32
