@@ -8,7 +8,7 @@ Z_FILTERED). "after" is ``decode_image`` as it is now. Both run on the same byte
 what the embedder and the result page pay for it afterwards.
 
 The images are generated (the repository holds no real radiographs) with what makes real ones
-heavy, sensor grain over soft bone and bright implants (``bench.intake.images``): the five
+heavy, sensor grain over soft bone and bright implants (``testkit.radiographs``): the five
 ``bench.intake`` sends in its drain (Pillow-written: its PNGs hold pixels only, so they are kept
 as sent), then 2000 × 1000 frames as X-ray systems and dentists write them: 8-bit greyscale PNG
 bare and with the chunks imaging software adds (re-encoded), 16-bit PNG, greyscale JPEG, 12-bit
@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from bench.common import setup_django, table
-from bench.intake.images import SHAPES, radiograph
+from testkit.radiographs import SHAPES, radiograph
 
 
 def _grey(seed: int, width: int, height: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def _sixteen_bit(grey: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _dicom(pixels: np.ndarray) -> bytes:
-    from tests.dicom import twelve_bit_dicom
+    from testkit.dicom import twelve_bit_dicom
 
     return twelve_bit_dicom(pixels, Modality="IO", PatientName="Paciente^Ficticio")
 

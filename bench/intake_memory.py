@@ -12,7 +12,7 @@ gunicorn runs with ``deploy/gunicorn.conf.py`` as deployed. The figure is the la
 git revision REV too (extracted with ``git archive`` into a scratch folder, same venv and database),
 for the before/after comparison. Budget: 150 MB per web process.
 
-Issue 22 adds the crafted structures of ``tests.crafted`` (the builders the security tests use,
+Issue 22 adds the crafted structures of ``testkit.crafted`` (the builders the security tests use,
 as ``bench.crafted`` does): a TIFF of 50 000 chained pages, JPEGs of a million fill bytes or
 250 000 empty segments, a PNG of 200 000 private chunks before IDAT, DICOMs of 600 000 empty
 elements or sequences 200 deep, headers without their pixels, sent by the same 8 clients in the
@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import children, drop_database, scratch_database, setup_django, table
-from bench.intake import procs
+from testkit import procs
 
 DB = "raiox_bench_memory"
 CLIENTS = 8
@@ -64,7 +64,7 @@ def worst_cases() -> dict[str, tuple[str, bytes, str]]:
 
 def crafted_cases() -> dict[str, tuple[str, bytes, str]]:
     """Issue 22's crafted structures, sent as an anonymous upload would send them."""
-    from tests.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
+    from testkit.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
 
     builders = {name: build for name, (build, _) in CRAFTED_STRUCTURES.items()}
     # Compressed DICOMs whose header and codestream disagree (``tests/security/test_compressed_dicom.py``).

@@ -22,7 +22,7 @@ import httpx
 from PIL import Image
 
 from bench.common import drop_database, scratch_database, setup_django, table
-from bench.intake import procs
+from testkit import procs
 
 DB = "raiox_bench_rate_limit"
 LIMIT = "20/10m"

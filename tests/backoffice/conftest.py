@@ -15,14 +15,14 @@ from rest_framework.authtoken.models import Token
 
 from implants.models import Implant
 from submissions.models import Match, Status, Submission
-from tests.xrays import xray_png
+from testkit.xrays import xray_png
 
 EDITORS = "Editores de catálogo"
 REVIEWERS = "Revisores de casos"
 
 
 def png_bytes(seed: int = 0, size: tuple[int, int] | None = None, brightness: int = 0) -> bytes:
-    """A greyscale PNG X-ray with one implant (``tests.xrays``); ``brightness`` shifts every pixel,
+    """A greyscale PNG X-ray with one implant (``testkit.xrays``); ``brightness`` shifts every pixel,
     for a near-duplicate of the same picture."""
     return xray_png(seed, size, brightness)
 

@@ -24,7 +24,7 @@ from matching import tasks
 from matching.fixtures import Fixture, FixtureReport, as_grey
 from submissions.models import Status
 from submissions.services import IntakeRecord, submission_create
-from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, film, png
+from testkit.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, film, png
 from tests.matching.conftest import embedded_catalog  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.intake.procs import stop as stop_process_group
+from testkit.procs import stop as stop_process_group
 from tests.matching.conftest import ROOT, process_env
 
 # Short broker timings for the runs: a task locked by a killed worker is delivered again after

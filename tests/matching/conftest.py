@@ -17,15 +17,15 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
-from tests.xrays import xray_png
+from testkit.procs import stop as stop_process_group
+from testkit.xrays import xray_png
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def png_bytes(seed: int = 0, size: tuple[int, int] | None = None) -> bytes:
-    """A valid greyscale PNG X-ray with one implant, different for every seed (``tests.xrays``)."""
+    """A valid greyscale PNG X-ray with one implant, different for every seed (``testkit.xrays``)."""
     return xray_png(seed, size)
 
 

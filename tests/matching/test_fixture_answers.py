@@ -20,7 +20,7 @@ from matching.fixtures import Fixture, FixtureReport, as_grey
 from submissions.fixtures import QUALITY_MESSAGES, region_box, suggested_quadrant
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, MatchCandidate, submission_create, submission_record_result
-from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film, png
+from testkit.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film, png
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.test import Client
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create
-from tests.films import Screw, film, png
+from testkit.films import Screw, film, png
 
 pytestmark = pytest.mark.django_db
 

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from django_q.models import OrmQ
 
-from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
 from submissions.models import Status, Submission
+from testkit.procs import stop as stop_process_group
 from tests.matching.conftest import embed_catalog, process_env
 from tests.ops.helpers import DEPLOY, ROOT, env_example
 

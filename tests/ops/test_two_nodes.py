@@ -7,7 +7,7 @@ folder, share ONE PostgreSQL (the test database stands in for the managed one) a
 with both nodes in ``upstream raiox_web``). The same nginx also stands in for Jotform's upload
 host over TLS, so the web nodes run in production mode and accept only https upload URLs.
 
-A burst of Jotform webhooks (the recorded wire format, ``bench.intake.payloads``) goes through
+A burst of Jotform webhooks (the recorded wire format, ``testkit.payloads``) goes through
 nginx. Half way through, node A's web and worker get SIGKILL (no handler runs, nothing is
 acknowledged). The sender resends what was not acknowledged (a 502 of a request in flight on the
 dead node), as Jotform retries a failed delivery; node B finishes everything.
@@ -44,11 +44,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django_q.models import OrmQ
 
-from bench.intake.payloads import JotformBodies
-from bench.intake.procs import free_port
-from bench.intake.procs import stop as stop_process_group
 from matching.models import WorkerState
 from submissions.models import Match, Source, Status, Submission
+from testkit.payloads import JotformBodies
+from testkit.procs import free_port
+from testkit.procs import stop as stop_process_group
 from tests.faults.conftest import FAULT_Q_RETRY, FAULT_Q_TIMEOUT
 from tests.matching.conftest import embed_catalog, process_env
 from tests.ops.helpers import DEPLOY, ROOT, env_example

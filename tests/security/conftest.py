@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from tests.dicom import dicom_file
+from testkit.dicom import dicom_file
 from tests.submissions.conftest import upload_host  # noqa: F401  (a fixture, used by name)
 
 

@@ -12,9 +12,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kernel.imaging import InvalidImage, inspect_image
 from submissions.models import Submission
+from testkit.crafted import CRAFTED_STRUCTURES
+from testkit.dicom import dicom_file
 from tests.conftest import storage_keys
-from tests.crafted import CRAFTED_STRUCTURES
-from tests.dicom import dicom_file
 
 
 @pytest.fixture(scope="module")

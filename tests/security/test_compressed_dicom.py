@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from kernel import imaging
 from kernel.imaging import InvalidImage, decode_image, inspect_image
 from submissions.models import Submission
+from testkit.crafted import _image, dicom_compressed
 from tests.conftest import storage_keys
-from tests.crafted import _image, dicom_compressed
 
 # name -> (builder, the refusal's status and code)
 CASES = {

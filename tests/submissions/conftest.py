@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.xrays import xray_image as drawn_xray
+from testkit.xrays import xray_image as drawn_xray
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JOTFORM_UPLOAD = "https:\\/\\/www.jotform.com\\/uploads\\/drsouza\\/231234567890123\\/5812345678901234567\\/"
@@ -20,7 +20,7 @@ JOTFORM_SUBMISSION_ID = "5812345678901234567"
 
 
 def xray_image(size: tuple[int, int] = (256, 192), fmt: str = "PNG", mode: str = "L", seed: int = 0) -> bytes:
-    """A small X-ray of ``size`` with one implant drawn the catalogue's way (``tests.xrays``: the
+    """A small X-ray of ``size`` with one implant drawn the catalogue's way (``testkit.xrays``: the
     worker's finder finds it), distinct per seed, in ``fmt`` and ``mode``."""
     img = drawn_xray(seed, size)
     if mode != "L":

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from submissions.models import Submission
+from testkit.dicom import dicom_file
 from tests.conftest import storage_keys
-from tests.dicom import dicom_file
 from tests.submissions.conftest import jotform_payload, plain_form, remove_part, replace_part, xray_image
 
 ALLOWED_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"

@@ -15,8 +15,8 @@ from PIL import Image
 from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
+from testkit.dicom import twelve_bit_dicom
 from tests.conftest import storage_keys
-from tests.dicom import twelve_bit_dicom
 from tests.submissions.conftest import plain_form, xray_image
 
 

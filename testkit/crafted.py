@@ -10,7 +10,7 @@ import zlib
 
 from PIL import Image
 
-from tests.dicom import dicom_file
+from testkit.dicom import dicom_file
 
 
 def _image(fmt: str, size: tuple[int, int] = (128, 128), mode: str = "L", **options) -> bytes:

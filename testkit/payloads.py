@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "submissions" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "submissions" / "fixtures"
 FORM_ID = "231234567890123"
 PART_NAME = re.compile(rb'name="([^"]+)"')
 
