@@ -64,15 +64,15 @@ def worst_cases() -> dict[str, tuple[str, bytes, str]]:
 
 def crafted_cases() -> dict[str, tuple[str, bytes, str]]:
     """Issue 22's crafted structures, sent as an anonymous upload would send them."""
-    from testkit.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
+    from testkit.crafted import CRAFTED_STRUCTURES, base_image, dicom_compressed
 
     builders = {name: build for name, (build, _) in CRAFTED_STRUCTURES.items()}
     # Compressed DICOMs whose header and codestream disagree (``tests/security/test_compressed_dicom.py``).
     builders["dicom-128x128-holding-a-7000x7000-jpeg"] = lambda: dicom_compressed(
-        rows=128, columns=128, fragments=[_image("JPEG", size=(7000, 7000))]
+        rows=128, columns=128, fragments=[base_image("JPEG", size=(7000, 7000))]
     )
     builders["dicom-50-frames-4000x4000-in-1-kb"] = lambda: dicom_compressed(
-        rows=4000, columns=4000, frames=50, fragments=[_image("JPEG", size=(64, 64))]
+        rows=4000, columns=4000, frames=50, fragments=[base_image("JPEG", size=(64, 64))]
     )
     return {name: ("raio-x.bin", build(), "application/octet-stream") for name, build in builders.items()}
 

@@ -20,7 +20,7 @@ from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
 from matching.canonical import PREPROCESS_VERSION
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,13 +206,13 @@ def test_old_embedding_of_another_model_is_not_searched_and_the_worker_embeds_ag
 
 def test_history_imports_old_uploads_as_unlabelled_submissions_without_emails(old_bucket, tmp_path):
     from submissions.models import Submission
-    from tests.matching.conftest import png_bytes
+    from testkit.images import xray_png
 
     bucket, client, endpoint = old_bucket["bucket"], old_bucket["client"], old_bucket["endpoint"]
-    client.put_object(Bucket=bucket, Key="referencia/blx.png", Body=png_bytes(9))
-    client.put_object(Bucket=bucket, Key="clientes/dentista@example.com/raiox1.png", Body=png_bytes(1))
-    client.put_object(Bucket=bucket, Key="uploads/abc.png", Body=png_bytes(2))
-    client.put_object(Bucket=bucket, Key="raiox-imagens/antiga.png", Body=png_bytes(3))
+    client.put_object(Bucket=bucket, Key="referencia/blx.png", Body=xray_png(9))
+    client.put_object(Bucket=bucket, Key="clientes/dentista@example.com/raiox1.png", Body=xray_png(1))
+    client.put_object(Bucket=bucket, Key="uploads/abc.png", Body=xray_png(2))
+    client.put_object(Bucket=bucket, Key="raiox-imagens/antiga.png", Body=xray_png(3))
     client.put_object(Bucket=bucket, Key="uploads/quebrada.png", Body=b"not an image")
     csv_path = tmp_path / "implants.csv"
     csv_path.write_text(

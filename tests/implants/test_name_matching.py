@@ -18,8 +18,7 @@ from django.utils.text import slugify
 from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
-from tests.backoffice.conftest import people, roles  # noqa: F401  (fixtures)
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 from tests.implants.test_import_legacy import OLD_TABLE, _server_url, _vector
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from kernel.imaging import InvalidImage, decode_image, inspect_image
-from tests.security.conftest import dicom, png_chunk
-from tests.submissions.conftest import xray_image
+from testkit.dicom import dicom
+from testkit.images import png_chunk, xray_file
 
 PATIENT = "Silva^Joao"
 
@@ -222,8 +222,8 @@ def test_decoding_the_stored_png_again_changes_nothing(name):
     """The stored PNG, decoded again (reference images re-imported, a re-run), is kept byte for
     byte under the same hash."""
     data = {
-        "png": lambda: xray_image(fmt="PNG"),
-        "jpeg": lambda: xray_image(fmt="JPEG"),
+        "png": lambda: xray_file(fmt="PNG"),
+        "jpeg": lambda: xray_file(fmt="JPEG"),
         "dicom": lambda: dicom(frames=1, samples=1, bits=16),
         "png16": png16_with_text,
         "jpeg-exif": jpeg_with_exif,

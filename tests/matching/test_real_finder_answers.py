@@ -12,13 +12,16 @@ from django.test import Client
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create
-from testkit.films import Screw, film, png
+from testkit.films import Screw, film
+from testkit.images import encode
 
 pytestmark = pytest.mark.django_db
 
 
 def _processed(image) -> Submission:
-    submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png(image), filename="rx.png"))
+    submission, _ = submission_create(
+        intake=IntakeRecord(source="upload", image_bytes=encode(image), filename="rx.png")
+    )
     assert tasks.process_submission(submission.pk) == "done"
     submission.refresh_from_db()
     return submission

@@ -26,7 +26,7 @@ from django_q.models import OrmQ
 from implants.models import ReferenceImage
 from submissions.models import Status, Submission
 from testkit.procs import stop as stop_process_group
-from tests.matching.conftest import embed_catalog, process_env
+from tests.builders.worker import embed_catalog, process_env
 from tests.ops.helpers import DEPLOY, ROOT, env_example
 
 HOST = "raiox.example.com"

@@ -46,13 +46,12 @@ from django_q.models import OrmQ
 
 from matching.models import WorkerState
 from submissions.models import Match, Source, Status, Submission
+from testkit.images import xray_file
 from testkit.payloads import JotformBodies
 from testkit.procs import free_port
 from testkit.procs import stop as stop_process_group
-from tests.faults.conftest import FAULT_Q_RETRY, FAULT_Q_TIMEOUT
-from tests.matching.conftest import embed_catalog, process_env
+from tests.builders.worker import FAULT_Q_RETRY, FAULT_Q_TIMEOUT, embed_catalog, process_env
 from tests.ops.helpers import DEPLOY, ROOT, env_example
-from tests.submissions.conftest import xray_image
 
 HOST = "raiox.example.com"
 WEBHOOKS = 60  # distinct Jotform submissions
@@ -170,7 +169,7 @@ def two_nodes(s3_storage, catalog, transactional_db, tmp_path) -> Iterator[dict]
     pool = tmp_path / "uploads"
     pool.mkdir()
     for n in range(WEBHOOKS):
-        (pool / f"rx-{n:03d}.png").write_bytes(xray_image(seed=500 + n))
+        (pool / f"rx-{n:03d}.png").write_bytes(xray_file(seed=500 + n))
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={HOST}",

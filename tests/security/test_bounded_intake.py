@@ -14,7 +14,7 @@ from kernel.imaging import InvalidImage, inspect_image
 from submissions.models import Submission
 from testkit.crafted import CRAFTED_STRUCTURES
 from testkit.dicom import dicom_file
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from PIL import Image
 from implants.models import ReferenceImage
 from implants.services import implant_get_or_create, manufacturer_get_or_create, reference_image_create
 from submissions import services
-from tests.security.conftest import dicom
+from testkit.dicom import dicom
 
 PATIENT = "Silva^Joao"
 

@@ -15,8 +15,9 @@ from PIL import Image
 
 from submissions.models import Submission
 from testkit.dicom import dicom_file
-from tests.conftest import storage_keys
-from tests.submissions.conftest import jotform_payload, plain_form, remove_part, replace_part, xray_image
+from testkit.images import xray_file
+from testkit.payloads import jotform_payload, plain_form, remove_part, replace_part
+from tests.builders.storage import storage_keys
 
 ALLOWED_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"
 
@@ -50,7 +51,7 @@ JPEG_HTML = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x
 FAKE_DICOM = b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00junk" + b"\xde\xad" * 200
 FAKE_HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 500
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
-GOOD = xray_image()
+GOOD = xray_file()
 
 
 def dicom_bomb() -> bytes:
@@ -114,7 +115,7 @@ CASES: dict[str, Case] = {
     "random-bytes": form(bytes(range(256)) * 40, filename=b"raio-x.png"),
     "zero-byte-file": form(b""),
     "truncated-png": form(GOOD[: len(GOOD) // 2]),
-    "truncated-jpeg": form(xray_image(fmt="JPEG")[:400], filename=b"raio-x.jpg"),
+    "truncated-jpeg": form(xray_file(fmt="JPEG")[:400], filename=b"raio-x.jpg"),
     "decompression-bomb": form(decompression_bomb()),
     "dicom-decompression-bomb": form(dicom_bomb(), filename=b"raio-x.dcm"),
     "oversized-file": form(image((600, 600), "BMP"), filename=b"grande.bmp"),  # > 200 kB cap set below

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from submissions.models import Submission
-from tests.submissions.conftest import jotform_payload
+from testkit.payloads import jotform_payload
 
 
 @pytest.mark.django_db(transaction=True)

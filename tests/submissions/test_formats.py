@@ -16,8 +16,9 @@ from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
 from testkit.dicom import twelve_bit_dicom
-from tests.conftest import storage_keys
-from tests.submissions.conftest import plain_form, xray_image
+from testkit.images import xray_file
+from testkit.payloads import plain_form
+from tests.builders.storage import storage_keys
 
 
 def heic() -> bytes:
@@ -25,24 +26,24 @@ def heic() -> bytes:
 
     pillow_heif.register_heif_opener()
     out = io.BytesIO()
-    Image.open(io.BytesIO(xray_image(mode="RGB"))).save(out, format="HEIF")
+    Image.open(io.BytesIO(xray_file(mode="RGB"))).save(out, format="HEIF")
     return out.getvalue()
 
 
 def dicom(photometric: str = "MONOCHROME2") -> bytes:
-    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 16  # 12-bit, as detectors give
+    pixels = np.asarray(Image.open(io.BytesIO(xray_file())), dtype=np.uint16) * 16  # 12-bit, as detectors give
     return twelve_bit_dicom(pixels, photometric=photometric, Modality="DX")
 
 
 def tiff16() -> bytes:
-    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 256
+    pixels = np.asarray(Image.open(io.BytesIO(xray_file())), dtype=np.uint16) * 256
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="TIFF")
     return out.getvalue()
 
 
 def exif_rotated_jpeg() -> bytes:
-    img = Image.open(io.BytesIO(xray_image((256, 128), mode="RGB")))
+    img = Image.open(io.BytesIO(xray_file((256, 128), mode="RGB")))
     exif = img.getexif()
     exif[0x0112] = 6  # orientation: rotate 90° when shown
     out = io.BytesIO()
@@ -51,12 +52,12 @@ def exif_rotated_jpeg() -> bytes:
 
 
 FORMATS = {
-    "JPEG": lambda: xray_image(fmt="JPEG"),
-    "PNG": lambda: xray_image(fmt="PNG"),
-    "WEBP": lambda: xray_image(fmt="WEBP"),
-    "TIFF": lambda: xray_image(fmt="TIFF"),
+    "JPEG": lambda: xray_file(fmt="JPEG"),
+    "PNG": lambda: xray_file(fmt="PNG"),
+    "WEBP": lambda: xray_file(fmt="WEBP"),
+    "TIFF": lambda: xray_file(fmt="TIFF"),
     "TIFF-16bit": tiff16,
-    "BMP": lambda: xray_image(fmt="BMP"),
+    "BMP": lambda: xray_file(fmt="BMP"),
     "HEIC": heic,
     "DICOM": dicom,
     "DICOM-MONOCHROME1": lambda: dicom("MONOCHROME1"),
