@@ -23,7 +23,6 @@ included); the slowest refusal is the longest of the 4xx answers. Budget: 1 s.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess
@@ -48,10 +47,7 @@ REFUSAL_BUDGET_S = 1.0
 def worst_cases() -> dict[str, tuple[str, bytes, str]]:
     from PIL import Image
 
-    def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
-        out = io.BytesIO()
-        img.save(out, format=fmt, **options)
-        return out.getvalue()
+    from testkit.images import encode
 
     grey = Image.new("L", (7000, 7000), 0)
     colour = Image.new("RGB", (7000, 7000), (0, 0, 0))

@@ -6,7 +6,6 @@ the film, so ten crops at once make at most the cap of regions, each with its ow
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
 
@@ -28,9 +27,7 @@ BIG = (7000, 7000)  # 49 Mpx, under the pixel cap: ~150 MB once decoded, ~50 kB 
 
 @pytest.fixture(scope="module")
 def big_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("L", BIG, 90).save(out, format="PNG")
-    return out.getvalue()
+    return plain_image(BIG, 90)
 
 
 @pytest.fixture

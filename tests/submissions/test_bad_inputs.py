@@ -4,39 +4,31 @@ behind — no Submission row, no stored file."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import struct
 import zlib
 from collections.abc import Callable
 
 import pytest
-from PIL import Image
 
 from submissions.models import Submission
 from testkit.dicom import dicom_file
-from testkit.images import xray_file
+from testkit.images import plain_image, png_chunk, xray_file
 from testkit.payloads import jotform_payload, plain_form, remove_part, replace_part
 from tests.builders.storage import storage_keys
 
 ALLOWED_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 def decompression_bomb() -> bytes:
     """A few hundred bytes of PNG declaring a 30000 × 30000 canvas (900 megapixels)."""
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\0" * 30001 * 4, 9)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
 
 
 def image(size: tuple[int, int], fmt: str = "PNG") -> bytes:
-    out = io.BytesIO()
-    Image.new("L", size, 128).save(out, format=fmt)
-    return out.getvalue()
+    return plain_image(size, 128, fmt=fmt)
 
 
 SVG = (

@@ -16,7 +16,7 @@ from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
 from testkit.dicom import twelve_bit_dicom
-from testkit.images import xray_file
+from testkit.images import encode, xray_file
 from testkit.payloads import plain_form
 from tests.builders.storage import storage_keys
 
@@ -25,9 +25,7 @@ def heic() -> bytes:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    out = io.BytesIO()
-    Image.open(io.BytesIO(xray_file(mode="RGB"))).save(out, format="HEIF")
-    return out.getvalue()
+    return encode(Image.open(io.BytesIO(xray_file(mode="RGB"))), "HEIF")
 
 
 def dicom(photometric: str = "MONOCHROME2") -> bytes:
@@ -37,18 +35,14 @@ def dicom(photometric: str = "MONOCHROME2") -> bytes:
 
 def tiff16() -> bytes:
     pixels = np.asarray(Image.open(io.BytesIO(xray_file())), dtype=np.uint16) * 256
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="TIFF")
-    return out.getvalue()
+    return encode(Image.fromarray(pixels), "TIFF")
 
 
 def exif_rotated_jpeg() -> bytes:
     img = Image.open(io.BytesIO(xray_file((256, 128), mode="RGB")))
     exif = img.getexif()
     exif[0x0112] = 6  # orientation: rotate 90° when shown
-    out = io.BytesIO()
-    img.save(out, format="JPEG", exif=exif)
-    return out.getvalue()
+    return encode(img, "JPEG", exif=exif)
 
 
 FORMATS = {
