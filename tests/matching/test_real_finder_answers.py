@@ -1,5 +1,5 @@
 """The worker with the real fixture finder (``matching.fixtures.find_fixtures``) on generated films
-with their truth: nothing on a blank film (``tests/films.py``), one fixture on a generated lower-jaw
+with their truth: nothing on a blank film (``testkit/films.py``), one fixture on a generated lower-jaw
 film, three regions with their quadrants on a generated panoramic of three
 (``implants.synthetic_films``), the quality gate on a blurred film. The other worker tests script
 the finder; these check the two fit together."""
