@@ -28,7 +28,7 @@ from submissions.services import (
     submission_record_result,
     submission_start_processing,
 )
-from testkit.images import xray_file
+from testkit.images import plain_image, xray_file
 from tests.builders.factories import SubmissionFactory
 
 UNTRAINED_MODEL = "ViT-B-32/untrained-seed0"
@@ -58,6 +58,23 @@ def submission_received(
             external_id=external_id,
         )
     )
+    return submission
+
+
+def jotform_submission(sid: str, *, received_at: dt.datetime | None = None) -> Submission:
+    """What the Jotform webhook made of submission ``sid`` (received now, or at ``received_at``)."""
+    submission = submission_received(
+        source="jotform",
+        external_id=sid,
+        dentist_name="Dr. Jota",
+        dentist_email="jota@example.com",
+        patient="Paciente Jotform",
+        tooth="46",
+        image=plain_image((200, 300), 128),
+        filename="rx.png",
+    )
+    if received_at is not None:
+        Submission.objects.filter(pk=submission.pk).update(received_at=received_at)
     return submission
 
 

@@ -20,8 +20,7 @@ from django.urls import reverse
 from kernel.http import client_address
 from submissions.models import Submission
 from testkit.images import xray_file
-from tests.builders.submissions import submission_received
-from tests.submissions.test_pages import jotform_submission
+from tests.builders.submissions import jotform_submission, submission_received
 
 pytestmark = pytest.mark.django_db
 

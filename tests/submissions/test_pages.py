@@ -21,8 +21,6 @@ from submissions.intake.crop import crop_create
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.services import (
     PROCESS_TASK,
-    IntakeRecord,
-    submission_create,
     submission_prepare_image,
     submission_record_feedback,
     submission_refine,
@@ -30,6 +28,7 @@ from submissions.services import (
 from testkit.images import plain_image
 from tests.builders.submissions import (
     UNTRAINED_MODEL,
+    jotform_submission,
     queued,
     reference_candidates,
     reference_png,
@@ -407,24 +406,6 @@ def test_crop_errors_come_back_on_the_page(client, catalog):
 
 
 # --- Jotform thank-you redirect ------------------------------------------------------------
-
-
-def jotform_submission(sid: str, *, received_at=None) -> Submission:
-    submission, _ = submission_create(
-        intake=IntakeRecord(
-            source="jotform",
-            external_id=sid,
-            dentist_name="Dr. Jota",
-            dentist_email="jota@example.com",
-            patient="Paciente Jotform",
-            tooth="46",
-            image_bytes=plain_image((200, 300), 128),
-            filename="rx.png",
-        )
-    )
-    if received_at is not None:
-        Submission.objects.filter(pk=submission.pk).update(received_at=received_at)
-    return submission
 
 
 THANKS = "/jotform/obrigado/"
