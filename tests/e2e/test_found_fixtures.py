@@ -51,7 +51,7 @@ def _panoramic() -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
 def test_a_panoramic_with_three_implants_shows_three_numbered_results(
     browser,
     live_server,
-    embedded_catalog,  # noqa: F811
+    embedded_catalog,
     monkeypatch,
 ):
     picture, boxes = _panoramic()

@@ -199,7 +199,7 @@ def test_import_catalog_matches_names_the_same_way(catalog, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["i\x91\x14Ä", "Nobel\x00", "Zimmer\u202e", "a\x1bb"])
-def test_catalogue_api_refuses_control_characters_in_names(client, people, catalog, name):  # noqa: F811
+def test_catalogue_api_refuses_control_characters_in_names(client, people, catalog, name):
     headers = people["admin"].headers
     names_before = sorted(Manufacturer.objects.values_list("name", flat=True))
     implants_before = sorted(Implant.objects.values_list("name", flat=True))
@@ -216,7 +216,7 @@ def test_catalogue_api_refuses_control_characters_in_names(client, people, catal
     assert sorted(Implant.objects.values_list("name", flat=True)) == implants_before
 
 
-def test_catalogue_api_keeps_letters_and_trims_names(client, people, db):  # noqa: F811
+def test_catalogue_api_keeps_letters_and_trims_names(client, people, db):
     headers = people["admin"].headers
     created = client.post("/api/manufacturers/", {"name": " ÿ Brånemark "}, content_type="application/json", **headers)
     assert created.status_code == 201, created.content

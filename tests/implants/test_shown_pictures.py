@@ -43,7 +43,7 @@ def _path(url: str | None) -> str:
 
 
 @pytest.mark.parametrize("source", list(ReferenceSource))
-def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, people, source):  # noqa: F811
+def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, people, source):
     implant, reference = _implant_with_one_picture(source)
     shown = SHOWN[source]
     picture = _path(reference.image.url)
@@ -75,7 +75,7 @@ def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, peo
     assert (picture in [_path(src) for src in img_sources(page)]) is shown
 
 
-def test_an_implant_the_old_system_brought_is_shown_with_its_imported_picture(client, people, tmp_path):  # noqa: F811
+def test_an_implant_the_old_system_brought_is_shown_with_its_imported_picture(client, people, tmp_path):
     item = CATALOG["Straumann"][5]
     folder = tmp_path / "copia" / "referencia"
     folder.mkdir(parents=True)

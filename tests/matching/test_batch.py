@@ -104,7 +104,7 @@ def test_a_batch_takes_the_oldest_waiting_up_to_its_size(embedded_catalog, setti
 
 
 @pytest.mark.django_db
-def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task(embedded_catalog, upload_host):  # noqa: F811
+def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task(embedded_catalog, upload_host):
     own = new_submission(xray_png(60))
     flaky = remote_submission(upload_host.serve("/u/raio.png", b"busy", status=503), "5900000000000000001")
     broken = remote_submission(upload_host.serve("/u/texto.png", b"not an image"), "5900000000000000002")
