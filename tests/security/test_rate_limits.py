@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
@@ -189,52 +187,6 @@ def test_thank_you_page_stops_refreshing_after_the_pending_window(settings):
     later = browser.get(THANKS, {"sid": "5800000000000000003"}, **ALICE).content.decode()
     assert 'http-equiv="refresh"' not in later
     assert "demorando mais que o normal" in later and "e-mail" in later
-
-
-def _expires(cache, key: str):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT expires FROM {cache._table} WHERE cache_key = %s", [cache.make_key(key)])  # noqa: S608
-        return cursor.fetchone()[0]
-
-
-def test_the_shared_cache_counter_keeps_its_window(settings):
-    """Django's database cache gave an incremented key the default 300 s, so a 10-minute count was
-    forgotten after 5 quiet minutes; the counter keeps the expiry the key was added with."""
-    cache = caches[settings.RAIOX_SHARED_CACHE]
-    cache.add("count", 0, timeout=3600)
-    before = _expires(cache, "count")
-    assert cache.incr("count") == 1 and cache.incr("count", 5) == 6
-    assert _expires(cache, "count") >= before - timedelta(seconds=1)
-    with pytest.raises(ValueError):
-        cache.incr("never-added")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_shared_cache_counts_every_concurrent_request(settings):
-    """Web processes count the same address at once: no increment may be lost (row lock)."""
-    from django.db import connection
-
-    cache = caches[settings.RAIOX_SHARED_CACHE]
-    cache.add("busy", 0, timeout=3600)
-    barrier = threading.Barrier(4, timeout=30)
-
-    def count() -> None:
-        try:
-            barrier.wait()
-            for _ in range(25):
-                cache.incr("busy")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=count) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert cache.get("busy") == 100
-    cache.clear()
 
 
 @pytest.mark.django_db(transaction=True)
