@@ -26,6 +26,7 @@ from tests.builders.submissions import (
     submission_received,
     submission_row,
 )
+from tests.builders.threads import at_once
 
 
 def _finished(similarities=(0.62, 0.60, 0.55)) -> Submission:
@@ -106,21 +107,7 @@ def test_api_asks_once_and_reads_the_answer(catalog, admin_user, locmem):
 def test_two_dentist_tabs_asking_at_once_make_one_request(catalog):
     submission = _finished()
     url = reverse("submissions:review", args=[submission.token])
-    barrier = threading.Barrier(2)
-    codes: list[int] = []
-
-    def ask() -> None:
-        try:
-            barrier.wait()
-            codes.append(Client().post(url, {"note": "pressa"}).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=ask) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    codes = at_once([lambda: Client().post(url, {"note": "pressa"}).status_code] * 2)
     assert codes == [302, 302]
     assert ReviewRequest.objects.filter(submission=submission).count() == 1
 

@@ -4,11 +4,12 @@ tested in tests/security/test_rate_limits.py). Real PostgreSQL, the real cache t
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
+
+from tests.builders.threads import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -36,24 +37,13 @@ def test_the_shared_cache_counter_keeps_its_window(settings):
 @pytest.mark.django_db(transaction=True)
 def test_the_shared_cache_counts_every_concurrent_request(settings):
     """Web processes count the same address at once: no increment may be lost (row lock)."""
-    from django.db import connection
-
     cache = caches[settings.RAIOX_SHARED_CACHE]
     cache.add("busy", 0, timeout=3600)
-    barrier = threading.Barrier(4, timeout=30)
 
     def count() -> None:
-        try:
-            barrier.wait()
-            for _ in range(25):
-                cache.incr("busy")
-        finally:
-            connection.close()
+        for _ in range(25):
+            cache.incr("busy")
 
-    threads = [threading.Thread(target=count) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once([count] * 4, timeout=30)
     assert cache.get("busy") == 100
     cache.clear()

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageFile
@@ -21,6 +19,7 @@ from submissions import services
 from submissions.models import Submission
 from testkit.images import plain_image
 from tests.builders.submissions import submission_received
+from tests.builders.threads import at_once
 
 BIG = (7000, 7000)  # 49 Mpx, under the pixel cap: ~150 MB once decoded, ~50 kB as a PNG
 
@@ -144,21 +143,7 @@ def test_ten_crops_at_once_make_at_most_the_cap(settings):
         filename="rx.png",
         image=plain_image((800, 300), 128),
     )
-    barrier = threading.Barrier(10)
-    codes: list[int] = []
-
-    def crop(n: int) -> None:
-        try:
-            barrier.wait()
-            codes.append(_crop(Client(), film, n))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=crop, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    codes = at_once([lambda n=n: _crop(Client(), film, n) for n in range(10)])
     assert codes == [302] * 10
     numbers = sorted(c.crop_box["region"] for c in film.crops.all())
     assert numbers == [1, 2, 3, 4]  # the cap, each its own number
