@@ -1,7 +1,7 @@
 """The web process's header-only check (``kernel.imaging.inspect_image``) on issue 22's crafted
 structures, before and after the bounded walk: ``python -m bench.crafted [--before]``.
 
-For each file (``tests.crafted``): its size, the refusal's code, the wall time and CPU time of the
+For each file (``testkit.crafted``): its size, the refusal's code, the wall time and CPU time of the
 check, and the peak of memory it allocated (``tracemalloc``: Python's allocations, Pillow's and
 pydicom's objects included; libjpeg's own buffers are not seen). ``--before`` also runs each one
 with the walk switched off (``kernel.imaging._walk_structure`` replaced by nothing), which is the
@@ -24,7 +24,7 @@ from bench.common import setup_django, table
 def _one(name: str, before: bool) -> dict:
     setup_django()
     from kernel import imaging
-    from tests.crafted import CRAFTED_STRUCTURES
+    from testkit.crafted import CRAFTED_STRUCTURES
 
     data = CRAFTED_STRUCTURES[name][0]()
     if before:
@@ -50,7 +50,7 @@ def main() -> None:
         print(json.dumps(_one(args.child[0], args.child[1] == "before")))
         return
     setup_django()
-    from tests.crafted import CRAFTED_STRUCTURES
+    from testkit.crafted import CRAFTED_STRUCTURES
 
     rows = []
     for name in CRAFTED_STRUCTURES:

@@ -4,7 +4,7 @@ resident memory of a web process (which must not hold torch) and of a worker.
 gunicorn runs with ``deploy/gunicorn.conf.py`` and one ``manage.py qcluster`` worker, both against a
 scratch database (``raiox_bench_e2e``) with the seed catalogue embedded; one request warms the
 worker (its model is built once per process). The 50 X-rays are distinct generated radiographs of
-0.6-1.9 MB (``bench.intake.images``), sent one at a time, so each one is validated, stored,
+0.6-1.9 MB (``testkit.radiographs``), sent one at a time, so each one is validated, stored,
 embedded, searched and answered: no embedding is reused. Baseline: the old system answered one
 request in 20-40 s.
 
@@ -22,8 +22,8 @@ import httpx
 import psycopg
 
 from bench.common import children, drop_database, percentile, rss_mb, scratch_database, setup_django, table
-from bench.intake import procs
-from bench.intake.images import write_pool
+from testkit import procs
+from testkit.radiographs import write_pool
 
 DB = "raiox_bench_e2e"
 XRAYS = 50

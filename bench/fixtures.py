@@ -17,14 +17,12 @@ the time spent waiting for a core).
 from __future__ import annotations
 
 import argparse
-import io
 import time
 
 import cv2
-import numpy as np
-from PIL import Image
 
 from bench.common import percentile, setup_django, table
+from testkit.boxes import decoded, match
 
 TUNING_SEED = 1
 HEADERS = [
@@ -41,38 +39,9 @@ HEADERS = [
 GOALS = {"found": 97.0, "false_per_film": 0.05, "apex": 97.0, "ms": 40.0}
 
 
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def match(found: list, truth: list[dict], *, threshold: float = 0.5) -> list[tuple[int, int, float]]:
-    """(found index, truth index, IoU) pairs, best IoU first, each side used once."""
-    pairs = sorted(
-        ((iou(f.box, t["box"]), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)), reverse=True
-    )
-    used_f, used_t, out = set(), set(), []
-    for value, i, j in pairs:
-        if value < threshold or i in used_f or j in used_t:
-            continue
-        used_f.add(i)
-        used_t.add(j)
-        out.append((i, j, value))
-    return out
-
-
 def angle_error(a: float, b: float) -> float:
     d = abs(a - b) % 180
     return min(d, 180 - d)
-
-
-def decoded(data: bytes) -> np.ndarray:
-    """The film as the worker holds it: greyscale or RGB pixels."""
-    image = Image.open(io.BytesIO(data))
-    return np.asarray(image.convert("RGB" if image.mode not in ("L", "I;16") else "L"))
 
 
 def evaluate(condition: str, films: int, seed: int) -> dict:

@@ -8,7 +8,7 @@ Z_FILTERED). "after" is ``decode_image`` as it is now. Both run on the same byte
 what the embedder and the result page pay for it afterwards.
 
 The images are generated (the repository holds no real radiographs) with what makes real ones
-heavy, sensor grain over soft bone and bright implants (``bench.intake.images``): the five
+heavy, sensor grain over soft bone and bright implants (``testkit.radiographs``): the five
 ``bench.intake`` sends in its drain (Pillow-written: its PNGs hold pixels only, so they are kept
 as sent), then 2000 × 1000 frames as X-ray systems and dentists write them: 8-bit greyscale PNG
 bare and with the chunks imaging software adds (re-encoded), 16-bit PNG, greyscale JPEG, 12-bit
@@ -34,17 +34,12 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from bench.common import setup_django, table
-from bench.intake.images import SHAPES, radiograph
+from testkit.images import encode
+from testkit.radiographs import SHAPES, radiograph
 
 
 def _grey(seed: int, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(radiograph(seed, width, height, "PNG"))))
-
-
-def _save(img: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **options)
-    return out.getvalue()
 
 
 def _sixteen_bit(grey: np.ndarray, seed: int) -> np.ndarray:
@@ -54,7 +49,7 @@ def _sixteen_bit(grey: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _dicom(pixels: np.ndarray) -> bytes:
-    from tests.dicom import twelve_bit_dicom
+    from testkit.dicom import twelve_bit_dicom
 
     return twelve_bit_dicom(pixels, Modality="IO", PatientName="Paciente^Ficticio")
 
@@ -73,16 +68,16 @@ def images() -> list[tuple[str, bytes]]:
     for i, (width, height, fmt) in enumerate(SHAPES):
         found.append((f"intake {width}×{height} {fmt}", radiograph(1000 + i, width, height, fmt)))
     grey = _grey(7, 2000, 1000)
-    png8 = _save(Image.fromarray(grey), "PNG")
+    png8 = encode(Image.fromarray(grey), "PNG")
     software = PngInfo()
     software.add_text("Software", "Sensor X 4.2")
     found += [
         ("2000×1000 PNG 8-bit", png8),
-        ("2000×1000 PNG 8-bit + pHYs, tEXt", _save(Image.fromarray(grey), "PNG", dpi=(600, 600), pnginfo=software)),
-        ("2000×1000 PNG 16-bit", _save(Image.fromarray(_sixteen_bit(grey, 7)), "PNG")),
-        ("2000×1000 JPEG grey q95", _save(Image.fromarray(grey), "JPEG", quality=95)),
+        ("2000×1000 PNG 8-bit + pHYs, tEXt", encode(Image.fromarray(grey), "PNG", dpi=(600, 600), pnginfo=software)),
+        ("2000×1000 PNG 16-bit", encode(Image.fromarray(_sixteen_bit(grey, 7)), "PNG")),
+        ("2000×1000 JPEG grey q95", encode(Image.fromarray(grey), "JPEG", quality=95)),
         ("2000×1000 DICOM 12-bit", _dicom(_sixteen_bit(grey, 7))),
-        ("2000×1000 JPEG colour photo", _save(_colour_photo(grey, 7), "JPEG", quality=92)),
+        ("2000×1000 JPEG colour photo", encode(_colour_photo(grey, 7), "JPEG", quality=92)),
         ("2000×1000 PNG pixels only", decode_image(png8).content),
     ]
     return found

@@ -12,7 +12,7 @@ gunicorn runs with ``deploy/gunicorn.conf.py`` as deployed. The figure is the la
 git revision REV too (extracted with ``git archive`` into a scratch folder, same venv and database),
 for the before/after comparison. Budget: 150 MB per web process.
 
-Issue 22 adds the crafted structures of ``tests.crafted`` (the builders the security tests use,
+Issue 22 adds the crafted structures of ``testkit.crafted`` (the builders the security tests use,
 as ``bench.crafted`` does): a TIFF of 50 000 chained pages, JPEGs of a million fill bytes or
 250 000 empty segments, a PNG of 200 000 private chunks before IDAT, DICOMs of 600 000 empty
 elements or sequences 200 deep, headers without their pixels, sent by the same 8 clients in the
@@ -23,7 +23,6 @@ included); the slowest refusal is the longest of the 4xx answers. Budget: 1 s.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import children, drop_database, scratch_database, setup_django, table
-from bench.intake import procs
+from testkit import procs
 
 DB = "raiox_bench_memory"
 CLIENTS = 8
@@ -48,10 +47,7 @@ REFUSAL_BUDGET_S = 1.0
 def worst_cases() -> dict[str, tuple[str, bytes, str]]:
     from PIL import Image
 
-    def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
-        out = io.BytesIO()
-        img.save(out, format=fmt, **options)
-        return out.getvalue()
+    from testkit.images import encode
 
     grey = Image.new("L", (7000, 7000), 0)
     colour = Image.new("RGB", (7000, 7000), (0, 0, 0))
@@ -64,15 +60,15 @@ def worst_cases() -> dict[str, tuple[str, bytes, str]]:
 
 def crafted_cases() -> dict[str, tuple[str, bytes, str]]:
     """Issue 22's crafted structures, sent as an anonymous upload would send them."""
-    from tests.crafted import CRAFTED_STRUCTURES, _image, dicom_compressed
+    from testkit.crafted import CRAFTED_STRUCTURES, base_image, dicom_compressed
 
     builders = {name: build for name, (build, _) in CRAFTED_STRUCTURES.items()}
     # Compressed DICOMs whose header and codestream disagree (``tests/security/test_compressed_dicom.py``).
     builders["dicom-128x128-holding-a-7000x7000-jpeg"] = lambda: dicom_compressed(
-        rows=128, columns=128, fragments=[_image("JPEG", size=(7000, 7000))]
+        rows=128, columns=128, fragments=[base_image("JPEG", size=(7000, 7000))]
     )
     builders["dicom-50-frames-4000x4000-in-1-kb"] = lambda: dicom_compressed(
-        rows=4000, columns=4000, frames=50, fragments=[_image("JPEG", size=(64, 64))]
+        rows=4000, columns=4000, frames=50, fragments=[base_image("JPEG", size=(64, 64))]
     )
     return {name: ("raio-x.bin", build(), "application/octet-stream") for name, build in builders.items()}
 

@@ -11,7 +11,6 @@ per client, and whether every 429 carried ``Retry-After``.
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import sys
@@ -22,7 +21,8 @@ import httpx
 from PIL import Image
 
 from bench.common import drop_database, scratch_database, setup_django, table
-from bench.intake import procs
+from testkit import procs
+from testkit.images import encode
 
 DB = "raiox_bench_rate_limit"
 LIMIT = "20/10m"
@@ -33,9 +33,7 @@ DENTIST = "203.0.113.9"
 def xray(seed: int) -> bytes:
     rng = random.Random(seed)
     image = Image.frombytes("L", (256, 192), bytes(rng.randrange(256) for _ in range(256 * 192)))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    return encode(image)
 
 
 def main(sent: int = 60, others: int = 10) -> str:

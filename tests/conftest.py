@@ -3,13 +3,16 @@ S3-protocol server on loopback (moto's server mode), the seed catalogue."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from django.core.files.storage import storages
 from django.core.management import call_command
+
+from testkit.procs import free_port
+
+# Fixtures more than one folder uses (the upload host, the embedded catalogue, staff people).
+pytest_plugins = ["tests.builders.fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -36,18 +39,12 @@ def _fresh_worker_memo(monkeypatch):
     monkeypatch.setattr(workers, "_state_recorded_at", None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """moto's S3 server in a thread on loopback: the real S3 protocol over HTTP, no network."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -88,24 +85,6 @@ def s3_storage(settings, moto_server) -> Iterator[dict]:
 @pytest.fixture
 def catalog(db) -> None:
     call_command("seed_catalog", verbosity=0)
-
-
-def storage_keys() -> list[str]:
-    """Every object key in the default storage (local folder or bucket)."""
-    storage = storages["default"]
-    found: list[str] = []
-
-    def walk(prefix: str) -> None:
-        dirs, files = storage.listdir(prefix)
-        found.extend(f"{prefix}{name}" if prefix else name for name in files)
-        for d in dirs:
-            walk(f"{prefix}{d}/")
-
-    try:
-        walk("")
-    except FileNotFoundError:
-        return []
-    return sorted(found)
 
 
 @pytest.fixture(autouse=True)

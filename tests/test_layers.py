@@ -373,3 +373,40 @@ def test_siblings_importing_through_their_package_are_no_cycle(tmp_path):
         },
     )
     assert cycles(tmp_path) == []
+
+
+def test_tests_and_bench_share_only_testkit(tmp_path):
+    """``tests/`` and ``bench/`` may both import ``testkit/``; ``testkit/`` imports neither, and
+    ``tests/`` never imports ``bench/`` (so a bench can change without a test noticing). Parsed on
+    its own here, every import counted (also those inside functions), with a planted arrow of each
+    kind to show the check can fail."""
+    forbidden = {"testkit": {"tests", "bench"}, "tests": {"bench"}}
+
+    def wrong_arrows(root: Path) -> list[str]:
+        found = []
+        for folder, banned in forbidden.items():
+            for path in sorted((root / folder).rglob("*.py")):
+                for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                    if isinstance(node, ast.Import):
+                        names = [alias.name for alias in node.names]
+                    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                        names = [node.module]
+                    else:
+                        continue
+                    found += [
+                        f"{path.relative_to(root)}:{node.lineno}: {folder} imports {name}"
+                        for name in names
+                        if name.split(".")[0] in banned
+                    ]
+        return found
+
+    assert list((ROOT / "testkit").rglob("*.py")), "testkit/ not found: the test would check nothing"
+    assert wrong_arrows(ROOT) == []
+
+    for folder in ("tests", "testkit", "bench"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "tests" / "planted.py").write_text("def f():\n    from bench.intake import run\n")
+    (tmp_path / "testkit" / "planted.py").write_text("import tests.conftest\n")
+    (tmp_path / "bench" / "fine.py").write_text("from testkit import procs\n")
+    found = sorted(wrong_arrows(tmp_path))
+    assert len(found) == 2 and "testkit imports tests" in found[0] and "tests imports bench.intake" in found[1], found

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import drop_database, scratch_database, setup_django, table
-from bench.intake import load, procs
-from bench.intake.images import write_pool
-from bench.intake.payloads import JotformBodies, PlainFormBodies
+from bench.intake import load
+from testkit import procs
+from testkit.payloads import JotformBodies, PlainFormBodies
+from testkit.radiographs import write_pool
 
 DB = "raiox_bench_intake"
 TOKEN = "bench-intake-token"

@@ -16,13 +16,14 @@ from rest_framework.throttling import ScopedRateThrottle
 from implants.models import Implant, ReferenceImage
 from matching import tasks
 from submissions.models import Source, Status, Submission
-from tests.backoffice.conftest import make_submission, png_bytes
+from testkit.images import xray_png
+from tests.builders.submissions import submission_row
 
 pytestmark = pytest.mark.django_db
 
 
 def _post_xray(client, headers, seed=1, **fields):
-    data = {"file": SimpleUploadedFile("rx.png", png_bytes(seed), "image/png"), **fields}
+    data = {"file": SimpleUploadedFile("rx.png", xray_png(seed), "image/png"), **fields}
     return client.post("/api/match/", data, **headers)
 
 
@@ -101,8 +102,8 @@ def test_image_endpoints_are_throttled(client, people, db, monkeypatch, settings
 def test_submissions_filters_and_pagination(client, people, catalog):
     now = timezone.now()
     for i in range(7):
-        make_submission(received_at=now - dt.timedelta(days=i), source="jotform" if i % 2 else "upload")
-    make_submission(status=Status.FAILED, received_at=now - dt.timedelta(days=10))
+        submission_row(received_at=now - dt.timedelta(days=i), source="jotform" if i % 2 else "upload")
+    submission_row(status=Status.FAILED, received_at=now - dt.timedelta(days=10))
     headers = people["reviewer"].headers
 
     page = client.get("/api/submissions/?page_size=5", **headers).json()
@@ -120,7 +121,7 @@ def test_submissions_filters_and_pagination(client, people, catalog):
 def test_api_list_query_counts(client, people, catalog, django_assert_max_num_queries):
     implants = list(Implant.objects.all()[:3])
     for _ in range(30):
-        make_submission(matches=implants)
+        submission_row(matches=implants)
     with django_assert_max_num_queries(8):
         response = client.get("/api/submissions/", **people["reviewer"].headers)
     assert response.status_code == 200 and len(response.json()["results"]) == 30

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from implants.models import Implant, Manufacturer, ReferenceImage
 from submissions.models import Status
-from tests.backoffice.conftest import make_submission
+from tests.builders.submissions import submission_row
 from tests.openapi_check import check
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def _bad_for(name: str) -> list[str]:
 
 @pytest.mark.parametrize(("path", "name", "who"), TYPED_FILTERS)
 def test_a_value_the_filter_cannot_take_is_a_400_naming_it(client, people, catalog, openapi, path, name, who):
-    make_submission()
+    submission_row()
     for value in _bad_for(name):
         response = client.get(path, {name: value}, **people[who].headers)
         assert response.status_code == 400, (path, name, value, response.content)
@@ -91,9 +91,9 @@ def test_the_catalogue_filters_filter(client, people, catalog):
 def test_the_submission_filters_filter(client, people, catalog):
     now = timezone.now()
     implant = Implant.objects.first()
-    old = make_submission(received_at=now - dt.timedelta(days=5))
-    confirmed = make_submission(received_at=now - dt.timedelta(days=1), confirmed=implant)
-    failed = make_submission(received_at=now, status=Status.FAILED)
+    old = submission_row(received_at=now - dt.timedelta(days=5))
+    confirmed = submission_row(received_at=now - dt.timedelta(days=1), confirmed=implant)
+    failed = submission_row(received_at=now, status=Status.FAILED)
     headers = people["reviewer"].headers
 
     def ids(query: str) -> set[int]:

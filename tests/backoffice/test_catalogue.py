@@ -11,7 +11,7 @@ from implants.models import IMPLANT_DESCRIPTION_FIELDS, Implant, ReferenceImage
 from matching import tasks
 from matching.embedder import get_embedder
 from matching.search import nearest_implants
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def test_admin_add_and_replace_reference_image_queue_embeddings(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             "/admin/implants/referenceimage/add/",
-            {"implant": implant.pk, "image": SimpleUploadedFile("nova.png", png_bytes(1), "image/png")},
+            {"implant": implant.pk, "image": SimpleUploadedFile("nova.png", xray_png(1), "image/png")},
         )
     assert response.status_code == 302, response.content.decode()[:2000]
     reference = ReferenceImage.objects.latest("id")
@@ -45,7 +45,7 @@ def test_admin_add_and_replace_reference_image_queue_embeddings(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             f"/admin/implants/referenceimage/{reference.pk}/change/",
-            {"implant": implant.pk, "image": SimpleUploadedFile("outra.png", png_bytes(2), "image/png")},
+            {"implant": implant.pk, "image": SimpleUploadedFile("outra.png", xray_png(2), "image/png")},
         )
     assert response.status_code == 302
     reference.refresh_from_db()
@@ -88,7 +88,7 @@ def test_admin_inline_upload_goes_through_the_service(admin_client, catalog, dja
         data[f"reference_images-{i}-implant"] = implant.pk
     n = len(existing)
     data[f"reference_images-{n}-implant"] = implant.pk
-    data[f"reference_images-{n}-image"] = SimpleUploadedFile("inline.png", png_bytes(9), "image/png")
+    data[f"reference_images-{n}-image"] = SimpleUploadedFile("inline.png", xray_png(9), "image/png")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(f"/admin/implants/implant/{implant.pk}/change/", data)
     assert response.status_code == 302, response.context["errors"] if response.context else response
@@ -101,7 +101,7 @@ def test_deactivating_removes_an_implant_from_results_at_once(admin_client, cata
     for reference_id in ReferenceImage.objects.values_list("pk", flat=True):
         tasks.embed_reference_image(reference_id)
     embedder = get_embedder()
-    query = embedder.embed_bytes(png_bytes(21))
+    query = embedder.embed_bytes(xray_png(21))
     first = nearest_implants(query, model_id=embedder.model_id)[0].implant_id
 
     response = admin_client.post("/admin/implants/implant/", {"action": "deactivate", "_selected_action": [first]})
@@ -120,7 +120,7 @@ def test_api_reference_image_upload_and_deactivation(client, people, catalog, dj
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             "/api/reference-images/",
-            {"implant": implant.pk, "file": SimpleUploadedFile("r.png", png_bytes(30), "image/png")},
+            {"implant": implant.pk, "file": SimpleUploadedFile("r.png", xray_png(30), "image/png")},
             **headers,
         )
     assert response.status_code == 201, response.json()
@@ -138,7 +138,7 @@ def test_api_reference_image_upload_and_deactivation(client, people, catalog, dj
 
     denied = client.post(
         "/api/reference-images/",
-        {"implant": implant.pk, "file": SimpleUploadedFile("r.png", png_bytes(31), "image/png")},
+        {"implant": implant.pk, "file": SimpleUploadedFile("r.png", xray_png(31), "image/png")},
         **people["plain"].headers,
     )
     assert denied.status_code == 403

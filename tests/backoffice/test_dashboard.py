@@ -13,7 +13,7 @@ from matching.state import model_state, queue_state
 from matching.workers import worker_state_record
 from submissions import stats
 from submissions.models import Status
-from tests.backoffice.conftest import make_submission
+from tests.builders.submissions import submission_row
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +24,12 @@ def confirmed_cases(catalog):
     implants = list(Implant.objects.order_by("id")[:5])
     a, b, c, d, e = implants
     for _ in range(7):
-        make_submission(matches=[a, b, c], confirmed=a)
-    make_submission(matches=[b, a, c], confirmed=a)
-    make_submission(matches=[b, c, a], confirmed=a)
-    make_submission(matches=[b, c, d], confirmed=e)
+        submission_row(matches=[a, b, c], confirmed=a)
+    submission_row(matches=[b, a, c], confirmed=a)
+    submission_row(matches=[b, c, a], confirmed=a)
+    submission_row(matches=[b, c, d], confirmed=e)
     # Not confirmed: never counted.
-    make_submission(matches=[a, b, c])
+    submission_row(matches=[a, b, c])
     return implants
 
 
@@ -45,10 +45,10 @@ def test_accuracy_by_week(catalog):
     a, b, c = Implant.objects.order_by("id")[:3]
     now = timezone.now()
     # Three weeks ago: 2 of 3 first, all 3 in the top 3.
-    make_submission(received_at=now - dt.timedelta(days=21), matches=[a, b, c], confirmed=a)
-    make_submission(received_at=now - dt.timedelta(days=21), matches=[b, c, a], confirmed=b)
-    make_submission(received_at=now - dt.timedelta(days=21), matches=[c, b, a], confirmed=a)
-    make_submission(received_at=now - dt.timedelta(hours=1), matches=[a, b, c], confirmed=a)  # this week: 1/1
+    submission_row(received_at=now - dt.timedelta(days=21), matches=[a, b, c], confirmed=a)
+    submission_row(received_at=now - dt.timedelta(days=21), matches=[b, c, a], confirmed=b)
+    submission_row(received_at=now - dt.timedelta(days=21), matches=[c, b, a], confirmed=a)
+    submission_row(received_at=now - dt.timedelta(hours=1), matches=[a, b, c], confirmed=a)  # this week: 1/1
     weeks = stats.confirmed_accuracy().weeks
     assert [(w.confirmed, w.top1, w.top3) for w in weeks] == [(3, 2, 3), (1, 1, 1)]
 
@@ -56,9 +56,9 @@ def test_accuracy_by_week(catalog):
 def test_processing_percentiles(db):
     now = timezone.now()
     for seconds in range(1, 101):  # 1 s .. 100 s
-        make_submission(received_at=now - dt.timedelta(hours=2), seconds=float(seconds))
-    make_submission(status=Status.FAILED, seconds=5000.0)  # failures are not processing times
-    make_submission(status=Status.RECEIVED, seconds=None)
+        submission_row(received_at=now - dt.timedelta(hours=2), seconds=float(seconds))
+    submission_row(status=Status.FAILED, seconds=5000.0)  # failures are not processing times
+    submission_row(status=Status.RECEIVED, seconds=None)
     times = stats.answer_times()
     assert times.count == 100
     assert times.p50 == pytest.approx(50.5)
@@ -67,10 +67,10 @@ def test_processing_percentiles(db):
 
 def test_per_day_by_source_and_status(db):
     now = timezone.localtime()
-    make_submission(received_at=now - dt.timedelta(days=2), source="jotform")
-    make_submission(received_at=now - dt.timedelta(days=2), source="jotform", status=Status.FAILED)
-    make_submission(received_at=now - dt.timedelta(minutes=5), source="api")
-    make_submission(received_at=now - dt.timedelta(days=40), source="api")  # outside the window
+    submission_row(received_at=now - dt.timedelta(days=2), source="jotform")
+    submission_row(received_at=now - dt.timedelta(days=2), source="jotform", status=Status.FAILED)
+    submission_row(received_at=now - dt.timedelta(minutes=5), source="api")
+    submission_row(received_at=now - dt.timedelta(days=40), source="api")  # outside the window
     daily = stats.submissions_per_day(days=30)
     assert len(daily.days) == 30 and daily.days[-1] == now.date()
     assert daily.total == 3
@@ -86,8 +86,8 @@ def test_queue_and_failures(db, django_capture_on_commit_callbacks):
     assert 0 <= queue.oldest_age_seconds < 3600
     assert "process_submission" in queue.oldest_task
     for _ in range(3):
-        make_submission(status=Status.FAILED, failure_reason="Imagem ilegível")
-    make_submission(status=Status.FAILED, failure_reason="Tempo esgotado")
+        submission_row(status=Status.FAILED, failure_reason="Imagem ilegível")
+    submission_row(status=Status.FAILED, failure_reason="Tempo esgotado")
     assert stats.failure_reasons() == [
         {"failure_reason": "Imagem ilegível", "count": 3},
         {"failure_reason": "Tempo esgotado", "count": 1},
@@ -97,8 +97,8 @@ def test_queue_and_failures(db, django_capture_on_commit_callbacks):
 def test_top_matched_and_model(catalog):
     a, b, c = Implant.objects.order_by("id")[:3]
     for _ in range(3):
-        make_submission(matches=[a, b], model_id="ViT-B-32/untrained-seed0")
-    make_submission(matches=[c, a], model_id="ViT-B-32/untrained-seed0")
+        submission_row(matches=[a, b], model_id="ViT-B-32/untrained-seed0")
+    submission_row(matches=[c, a], model_id="ViT-B-32/untrained-seed0")
     implants, manufacturers = stats.top_matched()
     assert [(r["implant_id"], r["count"]) for r in implants] == [(a.pk, 3), (c.pk, 1)]
     assert sum(r["count"] for r in manufacturers) == 4
@@ -111,8 +111,8 @@ def test_top_matched_and_model(catalog):
 
 
 def test_dashboard_page_shows_the_figures(admin_client, confirmed_cases, django_assert_max_num_queries):
-    make_submission(status=Status.FAILED, failure_reason="Não foi possível ler a imagem", model_id="")
-    make_submission(model_id="ViT-B-32/untrained-seed0", matches=confirmed_cases[:3])
+    submission_row(status=Status.FAILED, failure_reason="Não foi possível ler a imagem", model_id="")
+    submission_row(model_id="ViT-B-32/untrained-seed0", matches=confirmed_cases[:3])
     worker_state_record(model_id="ViT-B-32/untrained-seed0", untrained=True, device="cpu")
     with django_assert_max_num_queries(20):
         response = admin_client.get("/admin/dashboard/")

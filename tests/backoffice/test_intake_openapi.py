@@ -20,14 +20,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from submissions.models import Submission
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 from tests.openapi_check import check, request_errors
-from tests.submissions import conftest as submission_fixtures
 
 pytestmark = pytest.mark.django_db
-upload_host = submission_fixtures.upload_host  # a local file host, allowed for the webhook and Jotform
 
-XRAY = png_bytes(7)
+XRAY = xray_png(7)
 WIDTH, HEIGHT = Image.open(io.BytesIO(XRAY)).size
 REGION = {"x": 0, "y": 0, "width": 80, "height": 80, "tooth": "46"}
 

@@ -13,12 +13,13 @@ from implants.models import Implant, ReferenceImage
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import MatchCandidate, submission_fail, submission_record_result
-from tests.backoffice.conftest import make_submission, png_bytes
+from testkit.images import xray_png
+from tests.builders.submissions import submission_row
 from tests.openapi_check import check
 
 
 def _xray(seed: int = 1) -> SimpleUploadedFile:
-    return SimpleUploadedFile("rx.png", png_bytes(seed), "image/png")
+    return SimpleUploadedFile("rx.png", xray_png(seed), "image/png")
 
 
 def _record_result(submission: Submission) -> None:
@@ -80,9 +81,9 @@ def test_match_answer_done_within_the_wait_is_what_the_schema_says(client, peopl
 @pytest.mark.django_db
 def test_staff_submission_answers_are_what_the_schema_says(client, people, catalog, openapi):
     implants = list(Implant.objects.order_by("id")[:3])
-    done = make_submission(matches=implants, model_id="ViT-B-32/untrained-seed0")
-    make_submission(status=Status.FAILED, failure_reason="Imagem ilegível")
-    make_submission(status=Status.RECEIVED, seconds=None)
+    done = submission_row(matches=implants, model_id="ViT-B-32/untrained-seed0")
+    submission_row(status=Status.FAILED, failure_reason="Imagem ilegível")
+    submission_row(status=Status.RECEIVED, seconds=None)
     for who in ("reviewer", "viewer"):  # with and without the patient's name
         headers = people[who].headers
         page = check(openapi, "/api/submissions/", "get", client.get("/api/submissions/", **headers))

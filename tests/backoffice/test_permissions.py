@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from implants.models import Implant, Manufacturer
-from tests.backoffice.conftest import make_submission
+from tests.builders.submissions import submission_row
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ PATIENT = "Maria Paciente"
     [("anonymous", 401), ("plain", 403), ("editor", 403), ("viewer", 200), ("reviewer", 200), ("admin", 200)],
 )
 def test_submissions_api_is_for_staff_reviewers(client, people, catalog, who, expected):
-    make_submission(matches=list(Implant.objects.all()[:3]))
+    submission_row(matches=list(Implant.objects.all()[:3]))
     response = client.get("/api/submissions/", **people[who].headers)
     assert response.status_code == expected
     if expected in (401, 403):
@@ -27,7 +27,7 @@ def test_submissions_api_is_for_staff_reviewers(client, people, catalog, who, ex
 
 @pytest.mark.parametrize(("who", "sees_patient"), [("viewer", False), ("reviewer", True), ("admin", True)])
 def test_patient_name_only_with_permission(client, people, catalog, who, sees_patient):
-    submission = make_submission(matches=list(Implant.objects.all()[:3]))
+    submission = submission_row(matches=list(Implant.objects.all()[:3]))
     listing = client.get("/api/submissions/", **people[who].headers).json()
     detail = client.get(f"/api/submissions/{submission.pk}/", **people[who].headers).json()
     assert ("patient" in listing["results"][0]) is sees_patient
@@ -57,7 +57,7 @@ def test_catalogue_api_read_for_clients_write_for_editors(client, people, catalo
 
 
 def test_admin_review_pages_by_role(client, people, catalog):
-    submission = make_submission(matches=list(Implant.objects.all()[:3]))
+    submission = submission_row(matches=list(Implant.objects.all()[:3]))
     url = f"/admin/submissions/submission/{submission.pk}/change/"
 
     client.force_login(people["editor"].user)

@@ -7,7 +7,6 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
-from django_q.models import OrmQ
 
 from implants.models import Implant, ReferenceImage, ReferenceSource
 from matching import tasks
@@ -15,8 +14,9 @@ from matching.embedder import get_embedder
 from matching.search import nearest_implants
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_confirm, submission_create, submission_unconfirm
-from tests.backoffice.conftest import make_submission, png_bytes
-from tests.conftest import storage_keys
+from testkit.images import xray_png
+from tests.builders.storage import storage_keys
+from tests.builders.submissions import queued, submission_row
 
 pytestmark = pytest.mark.django_db
 
@@ -36,21 +36,17 @@ def _processed(data: bytes, django_capture_on_commit_callbacks) -> Submission:
     return submission
 
 
-def _queued(func: str) -> list[tuple]:
-    return [row.task["args"] for row in OrmQ.objects.all() if row.task.get("func") == func]
-
-
 def test_confirming_teaches_the_matcher_and_unconfirming_forgets(
     embedded_catalog, admin_user, django_capture_on_commit_callbacks
 ):
     embedder = get_embedder()
-    xray = png_bytes(seed=7)
+    xray = xray_png(seed=7)
     submission = _processed(xray, django_capture_on_commit_callbacks)
     ranked = list(submission.matches.order_by("rank").values_list("implant_id", flat=True))
     # Staff confirm an implant the matcher did NOT put first.
     truth = Implant.objects.exclude(pk=ranked[0]).order_by("-id").first()
 
-    near_duplicate = embedder.embed_bytes(png_bytes(seed=7, brightness=3))
+    near_duplicate = embedder.embed_bytes(xray_png(seed=7, brightness=3))
     before = nearest_implants(near_duplicate, model_id=embedder.model_id)
     assert before[0].implant_id != truth.pk
 
@@ -60,7 +56,7 @@ def test_confirming_teaches_the_matcher_and_unconfirming_forgets(
     assert submission.confirmed_implant == truth and submission.confirmed_by == admin_user
     assert reference.implant == truth and reference.source == ReferenceSource.CONFIRMED_CASE
     assert reference.embedding is None  # the worker computes it: it was queued
-    assert (reference.pk,) in _queued("matching.tasks.embed_reference_image")
+    assert (reference.pk,) in queued("matching.tasks.embed_reference_image")
     assert default_storage.exists(reference.image.name) and reference.image.name.startswith("referencia/")
 
     tasks.embed_reference_image(reference.pk)  # what the worker does
@@ -82,7 +78,7 @@ def test_confirming_teaches_the_matcher_and_unconfirming_forgets(
 def test_confirm_through_the_admin_page(admin_client, catalog, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         submission, _ = submission_create(
-            intake=IntakeRecord(source="upload", image_bytes=png_bytes(3), filename="rx.png", patient="João")
+            intake=IntakeRecord(source="upload", image_bytes=xray_png(3), filename="rx.png", patient="João")
         )
     implants = list(Implant.objects.order_by("id")[:3])
     url = f"/admin/submissions/submission/{submission.pk}/confirmar/"
@@ -116,7 +112,7 @@ def test_confirm_through_the_admin_page(admin_client, catalog, django_capture_on
 
 def test_confirming_an_inactive_implant_is_refused(admin_client, catalog, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png_bytes(4)))
+        submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=xray_png(4)))
     implant = Implant.objects.first()
     implant.is_active = False
     implant.save()
@@ -126,7 +122,7 @@ def test_confirming_an_inactive_implant_is_refused(admin_client, catalog, django
 
 
 def test_reprocess_action_queues_again(admin_client, catalog, django_capture_on_commit_callbacks):
-    failed = make_submission(status=Status.FAILED, failure_reason="x")
+    failed = submission_row(status=Status.FAILED, failure_reason="x")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             "/admin/submissions/submission/", {"action": "reprocess", "_selected_action": [failed.pk]}
@@ -134,7 +130,7 @@ def test_reprocess_action_queues_again(admin_client, catalog, django_capture_on_
     assert response.status_code == 302
     failed.refresh_from_db()
     assert failed.status == Status.RECEIVED and failed.failure_reason == ""
-    assert (failed.pk,) in _queued("matching.tasks.process_submission")
+    assert (failed.pk,) in queued("matching.tasks.process_submission")
 
 
 def _csv(client, ids) -> list[list[str]]:
@@ -145,7 +141,7 @@ def _csv(client, ids) -> list[list[str]]:
 
 def test_csv_export_hides_patients_without_permission(client, people, catalog):
     a, b, c = Implant.objects.order_by("id")[:3]
-    ids = [make_submission(matches=[a, b, c], confirmed=a).pk, make_submission(dentist="=HYPERLINK()").pk]
+    ids = [submission_row(matches=[a, b, c], confirmed=a).pk, submission_row(dentist="=HYPERLINK()").pk]
 
     client.force_login(people["reviewer"].user)
     rows = _csv(client, ids)
@@ -163,9 +159,9 @@ def test_csv_export_hides_patients_without_permission(client, people, catalog):
 def test_review_list_filters_and_search(admin_client, catalog):
     a, b, c = Implant.objects.order_by("id")[:3]
     other = Implant.objects.exclude(manufacturer=a.manufacturer).first()
-    mine = make_submission(matches=[a, b], dentist="Dr. Zebedeu")
-    theirs = make_submission(matches=[other, a], confirmed=other, dentist="Dra. Outra")
-    failed = make_submission(status=Status.FAILED, source="jotform")
+    mine = submission_row(matches=[a, b], dentist="Dr. Zebedeu")
+    theirs = submission_row(matches=[other, a], confirmed=other, dentist="Dra. Outra")
+    failed = submission_row(status=Status.FAILED, source="jotform")
 
     def ids(query: str) -> set[int]:
         response = admin_client.get(f"/admin/submissions/submission/{query}")
@@ -184,7 +180,7 @@ def test_review_list_filters_and_search(admin_client, catalog):
 def test_review_list_and_detail_query_counts(admin_client, catalog, django_assert_max_num_queries):
     implants = list(Implant.objects.order_by("id")[:3])
     for _ in range(40):
-        make_submission(matches=implants, confirmed=implants[0])
+        submission_row(matches=implants, confirmed=implants[0])
     with django_assert_max_num_queries(16):
         response = admin_client.get("/admin/submissions/submission/")
     assert response.status_code == 200 and "40 envios" in response.content.decode()
@@ -200,7 +196,7 @@ def test_detail_shows_the_xray_through_a_signed_url_on_s3(
     client, people, s3_storage, catalog, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png_bytes(5)))
+        submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=xray_png(5)))
     client.force_login(people["reviewer"].user)
     html = client.get(f"/admin/submissions/submission/{submission.pk}/change/").content.decode()
     assert 'class="rx-xray"' in html and "X-Amz-Signature" in html and "X-Amz-Expires=300" in html

@@ -17,7 +17,8 @@ from implants.models import Implant, ReferenceImage
 from matching import tasks
 from submissions.models import Status
 from submissions.services import IntakeRecord, submission_confirm, submission_create
-from tests.backoffice.conftest import make_submission, png_bytes
+from testkit.images import xray_png
+from tests.builders.submissions import submission_row
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +48,7 @@ def _seed(admin_user) -> int:
             if not failed and rng.random() < 0.35:
                 # About 70 % of confirmed cases were the top match.
                 confirmed = picks[0] if rng.random() < 0.7 else rng.choice([picks[1], picks[2], implants[20]])
-            make_submission(
+            submission_row(
                 received_at=when,
                 seconds=rng.lognormvariate(1.2, 0.5),
                 source=rng.choice(sources),
@@ -66,7 +67,7 @@ def _seed(admin_user) -> int:
             dentist_email="ana@example.com",
             patient="Maria Paciente",
             tooth="36",
-            image_bytes=png_bytes(seed=42, size=(512, 384)),
+            image_bytes=xray_png(seed=42, size=(512, 384)),
             filename="rx.png",
         )
     )

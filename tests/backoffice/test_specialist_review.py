@@ -13,40 +13,25 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from implants.models import Implant
 from submissions import services
 from submissions.models import ReviewOutcome, ReviewRequest, Submission
-from submissions.services import MatchCandidate
 from submissions.stats import review_figures
 from submissions.tasks import notify_review
-from tests.backoffice.conftest import make_submission
-from tests.submissions.conftest import xray_image
+from tests.builders.submissions import (
+    implant_candidates,
+    queued,
+    submission_finished,
+    submission_received,
+    submission_row,
+)
+from tests.builders.threads import at_once
 
 
 def _finished(similarities=(0.62, 0.60, 0.55)) -> Submission:
-    submission, _ = services.submission_create(
-        intake=services.IntakeRecord(
-            source="upload",
-            dentist_name="Dra. Ana",
-            dentist_email="ana@example.com",
-            patient="Maria Paciente",
-            tooth="36",
-            image_bytes=xray_image(),
-        )
-    )
-    implants = list(Implant.objects.order_by("id")[: len(similarities)])
-    return services.submission_record_result(
-        submission_id=submission.pk,
-        embedding=[0.0] * 512,
-        model_id="m",
-        candidates=[MatchCandidate(i.pk, None, s) for i, s in zip(implants, similarities, strict=True)],
-    )
-
-
-def _queued(func: str) -> list:
-    return [row.task["args"] for row in OrmQ.objects.all() if row.task.get("func") == func]
+    """A finished upload answered by the first catalogue implants (by id) with ``similarities``."""
+    return submission_finished(submission_received(), candidates=implant_candidates(similarities))
 
 
 @pytest.fixture
@@ -122,21 +107,7 @@ def test_api_asks_once_and_reads_the_answer(catalog, admin_user, locmem):
 def test_two_dentist_tabs_asking_at_once_make_one_request(catalog):
     submission = _finished()
     url = reverse("submissions:review", args=[submission.token])
-    barrier = threading.Barrier(2)
-    codes: list[int] = []
-
-    def ask() -> None:
-        try:
-            barrier.wait()
-            codes.append(Client().post(url, {"note": "pressa"}).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=ask) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    codes = at_once([lambda: Client().post(url, {"note": "pressa"}).status_code] * 2)
     assert codes == [302, 302]
     assert ReviewRequest.objects.filter(submission=submission).count() == 1
 
@@ -168,7 +139,7 @@ def test_answer_with_the_implant_confirms_emails_once_and_shows_on_the_page(
     # The answer is the staff confirmation: the X-ray became a reference image of that implant.
     assert submission.confirmed_implant == truth and submission.confirmed_reference_image is not None
 
-    assert _queued("submissions.tasks.notify_review") == [(review.pk,)]
+    assert queued("submissions.tasks.notify_review") == [(review.pk,)]
     assert notify_review(review.pk) == "sent"
     assert notify_review(review.pk) == "already notified"
     assert len(mail.outbox) == 1
@@ -239,7 +210,7 @@ def test_two_reviewers_answering_at_once_one_wins(catalog, people, settings):
     assert review.implant_id == winner and submission.confirmed_implant_id == winner
     # One answer, one confirmation image, one e-mail queued.
     assert submission.confirmed_reference_image is not None
-    assert len(_queued("submissions.tasks.notify_review")) == 1
+    assert len(queued("submissions.tasks.notify_review")) == 1
 
 
 @pytest.mark.django_db
@@ -267,7 +238,7 @@ def test_dashboard_review_figures_from_fixtures(people):
     now = timezone.now()
     hours = [1, 2, 3, 4, 10]  # answered after these many hours
     for h in hours:
-        s = make_submission()
+        s = submission_row()
         ReviewRequest.objects.create(
             submission=s,
             requested_at=now - dt.timedelta(days=2),
@@ -276,10 +247,10 @@ def test_dashboard_review_figures_from_fixtures(people):
             answer_note="n",
         )
     for h in (5, 30):  # still open, waiting this long
-        ReviewRequest.objects.create(submission=make_submission(), requested_at=now - dt.timedelta(hours=h))
+        ReviewRequest.objects.create(submission=submission_row(), requested_at=now - dt.timedelta(hours=h))
     # Answered long ago: outside the 30 days of the time-to-answer figures.
     ReviewRequest.objects.create(
-        submission=make_submission(),
+        submission=submission_row(),
         requested_at=now - dt.timedelta(days=60),
         answered_at=now - dt.timedelta(days=59),
         outcome=ReviewOutcome.NOT_IDENTIFIABLE,

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from bench.intake.procs import stop as stop_process_group
+from testkit.procs import stop as stop_process_group
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test body
 # are still plain synchronous calls.

@@ -24,8 +24,8 @@ from matching import tasks
 from matching.fixtures import Fixture, FixtureReport, as_grey
 from submissions.models import Status
 from submissions.services import IntakeRecord, submission_create
-from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, film, png
-from tests.matching.conftest import embedded_catalog  # noqa: F401 - the fixture
+from testkit.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, film
+from testkit.images import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +51,7 @@ def _panoramic() -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
 def test_a_panoramic_with_three_implants_shows_three_numbered_results(
     browser,
     live_server,
-    embedded_catalog,  # noqa: F811
+    embedded_catalog,
     monkeypatch,
 ):
     picture, boxes = _panoramic()
@@ -69,7 +69,7 @@ def test_a_panoramic_with_three_implants_shows_three_numbered_results(
     monkeypatch.setattr(finder, "find_fixtures", find)
     panoramic, _ = submission_create(
         intake=IntakeRecord(
-            source="upload", image_bytes=png(picture), filename="panoramica.png", dentist_email="ana@example.com"
+            source="upload", image_bytes=encode(picture), filename="panoramica.png", dentist_email="ana@example.com"
         )
     )
     assert tasks.process_submission(panoramic.pk) == "done"

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from implants.models import ReferenceImage
 from submissions.models import Submission
+from testkit.images import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -33,9 +34,7 @@ def _film() -> bytes:
     film = Image.new("L", (640, 320), 20)
     for i, part in enumerate(parts):
         film.paste(part, (10 + i * 210, 10))
-    out = io.BytesIO()
-    film.save(out, format="PNG")
-    return out.getvalue()
+    return encode(film)
 
 
 def test_three_regions_give_three_blocks_with_their_teeth(browser, live_server, worker, screenshot, settings):

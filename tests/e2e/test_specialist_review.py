@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from submissions.models import ReviewRequest, Status, Submission
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +37,7 @@ def test_dentist_asks_staff_answers_page_shows_it_and_one_email(
     # Nothing in the catalogue convinces: the page offers the specialist prominently.
     settings.RAIOX_MIN_SIMILARITY = 0.9999
     xray = tmp_path / "radiografia.png"
-    xray.write_bytes(xray_image(size=(640, 480), seed=5))
+    xray.write_bytes(xray_file(size=(640, 480), seed=5))
     User.objects.create_superuser("chefe", "chefe@example.com", "x-pass-123")
 
     dentist = browser.new_context(viewport={"width": 1280, "height": 900}, locale="pt-BR")

@@ -1,5 +1,5 @@
-"""Helpers of the fault runs: real worker processes that can be killed, waiting on the database,
-and the closing counts every run prints (accepted, processed, lost, duplicated)."""
+"""Fixtures of the fault runs: real worker processes that can be killed. (The broker timings,
+waiting on the database and the closing counts every run prints: ``tests.builders.worker``.)"""
 
 from __future__ import annotations
 
@@ -7,23 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from bench.intake.procs import stop as stop_process_group
-from tests.matching.conftest import ROOT, process_env
-
-# Short broker timings for the runs: a task locked by a killed worker is delivered again after
-# RETRY seconds. TIMEOUT still covers the first task of a fresh worker (torch import + model build
-# on a busy 2-core machine), and RETRY > TIMEOUT as in production.
-FAULT_Q_TIMEOUT = "40"
-FAULT_Q_RETRY = "45"
-# How long a run waits for the worker to finish everything (a re-delivery waits RETRY first).
-DRAIN_SECONDS = 240.0
+from testkit.procs import stop as stop_process_group
+from tests.builders.worker import FAULT_Q_RETRY, FAULT_Q_TIMEOUT, ROOT, process_env
 
 
 @dataclass
@@ -86,25 +77,3 @@ def cluster_factory(tmp_path) -> Iterator[Callable[..., Cluster]]:
         output = cluster.output()
         if "Traceback" in output:
             print(f"--- {cluster.log_path.name} (tail) ---\n{output[-3000:]}")
-
-
-def wait_until(condition: Callable[[], bool], *, seconds: float = DRAIN_SECONDS, every: float = 0.1) -> bool:
-    """Poll ``condition`` until it holds; False if it never did (the caller asserts and explains)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
-
-
-def report(run: str, *, accepted: int, processed: int, lost: int, duplicated: int, **extra: object) -> str:
-    """The closing line of a fault run, printed (``pytest -s``) and asserted by the caller."""
-    details = " ".join(f"{k}={v}" for k, v in extra.items())
-    line = f"FAULT RUN {run}: accepted={accepted} processed={processed} lost={lost} duplicated={duplicated} {details}"
-    print("\n" + line.rstrip())
-    return line
-
-
-# A local stand-in for Jotform's upload host (the worker downloads Jotform files from it).
-from tests.submissions.conftest import upload_host  # noqa: E402, F401

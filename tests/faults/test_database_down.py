@@ -19,10 +19,10 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import _free_port
-from tests.faults.conftest import report, wait_until
-from tests.matching.conftest import ROOT, png_bytes, process_env
-from tests.submissions.conftest import jotform_payload, xray_image
+from testkit.images import xray_file, xray_png
+from testkit.payloads import jotform_payload
+from testkit.procs import free_port
+from tests.builders.worker import ROOT, process_env, report, wait_until
 
 JOTFORM_IDS = ["9000000000000000021", "9000000000000000022", "9000000000000000023"]
 
@@ -63,7 +63,7 @@ def test_database_outage_answers_503_leaves_no_file_and_recovers(tmp_path, uploa
     )
     for command in (["migrate", "--noinput"], ["createcachetable"], ["seed_catalog"]):
         subprocess.run([sys.executable, "manage.py", *command, "-v0"], cwd=ROOT, env=env, check=True)
-    port = _free_port()
+    port = free_port()
     web_log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "raiox.wsgi"],
@@ -86,7 +86,7 @@ def test_database_outage_answers_503_leaves_no_file_and_recovers(tmp_path, uploa
 
     def plain(i: int) -> httpx.Response:
         data = {"submissionID": f"db-{i:03d}", "nome": "Dra. Ana", "email": "ana@example.com", "dente": "46"}
-        return http.post("/jotform", data=data, files={"file": (f"raiox-{i}.png", png_bytes(400 + i), "image/png")})
+        return http.post("/jotform", data=data, files={"file": (f"raiox-{i}.png", xray_png(400 + i), "image/png")})
 
     def jotform(submission_id: str) -> httpx.Response:
         body, content_type = jotform_payload(
@@ -100,7 +100,7 @@ def test_database_outage_answers_503_leaves_no_file_and_recovers(tmp_path, uploa
 
     try:
         for sid in JOTFORM_IDS:
-            upload_host.serve(upload_dir(sid) + "radiografia%20panor%C3%A2mica.png", xray_image(seed=int(sid[-2:])))
+            upload_host.serve(upload_dir(sid) + "radiografia%20panor%C3%A2mica.png", xray_file(seed=int(sid[-2:])))
         assert wait_until(up, seconds=120), (tmp_path / "gunicorn.log").read_text()[-3000:]
 
         accepted: dict[str, str] = {}

@@ -16,10 +16,10 @@ from django.db.models import Count
 
 from matching.images import UNREADABLE_IMAGE
 from submissions.models import Status, Submission
-from tests.conftest import storage_keys
-from tests.faults.conftest import report, wait_until
-from tests.matching.conftest import embed_catalog, png_bytes
-from tests.submissions.conftest import jotform_payload
+from testkit.images import xray_png
+from testkit.payloads import jotform_payload
+from tests.builders.storage import storage_keys
+from tests.builders.worker import embed_catalog, report, wait_until
 
 UPLOAD_DIR = "/uploads/drsouza/231234567890123/9000000000000000001/"
 UPLOAD_PATH = UPLOAD_DIR + "radiografia%20panor%C3%A2mica.png"
@@ -27,7 +27,7 @@ UPLOAD_PATH = UPLOAD_DIR + "radiografia%20panor%C3%A2mica.png"
 
 def broken_png(seed: int) -> bytes:
     """The real PNG signature and header chunk, then a body that is not image data."""
-    good = png_bytes(seed)
+    good = xray_png(seed)
     return good[:64] + b"\x00garbage-not-deflate" * 200
 
 
@@ -56,16 +56,16 @@ def test_poison_images_fail_alone_and_the_queue_moves_on(client, catalog, upload
     assert [k for k in storage_keys() if not k.startswith("referencia/")] == []
 
     good, poison = [], {}
-    good.append(post_form(client, 1, png_bytes(201)).json()["token"])
+    good.append(post_form(client, 1, xray_png(201)).json()["token"])
     upload_host.serve(UPLOAD_PATH, broken_png(2))
     body, content_type = jotform_payload(upload_base=upload_host.url(UPLOAD_DIR), submission_id="9000000000000000001")
     response = client.generic("POST", "/jotform", body, content_type=content_type)
     assert response.status_code == 201, response.content
     poison["remote"] = response.json()["token"]
-    good.append(post_form(client, 2, png_bytes(202)).json()["token"])
-    response = post_form(client, 3, png_bytes(203))
+    good.append(post_form(client, 2, xray_png(202)).json()["token"])
+    response = post_form(client, 3, xray_png(203))
     poison["stored"] = response.json()["token"]
-    good += [post_form(client, i, png_bytes(200 + i)).json()["token"] for i in (4, 5, 6)]
+    good += [post_form(client, i, xray_png(200 + i)).json()["token"] for i in (4, 5, 6)]
     # Corrupted in storage after it was accepted.
     damaged = Submission.objects.get(token=poison["stored"])
     with default_storage.open(damaged.image.name, "wb") as fh:

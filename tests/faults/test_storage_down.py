@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 
 from submissions.models import Status, Submission
-from tests.conftest import storage_keys
-from tests.faults.conftest import report, wait_until
-from tests.matching.conftest import embed_catalog, png_bytes
-from tests.submissions.conftest import jotform_payload, xray_image
+from testkit.images import xray_file, xray_png
+from testkit.payloads import jotform_payload
+from tests.builders.storage import storage_keys
+from tests.builders.worker import embed_catalog, report, wait_until
 
 UPLOAD_DIR = "/uploads/drsouza/231234567890123/9000000000000000003/"
 UPLOAD_PATH = UPLOAD_DIR + "radiografia%20panor%C3%A2mica.png"
@@ -41,7 +41,7 @@ def post_form(client, i: int):
             "nome": "Dra. Ana",
             "email": "ana@example.com",
             "dente": "21",
-            "file": SimpleUploadedFile(f"raiox-{i}.png", png_bytes(300 + i), "image/png"),
+            "file": SimpleUploadedFile(f"raiox-{i}.png", xray_png(300 + i), "image/png"),
         },
     )
 
@@ -97,7 +97,7 @@ def test_storage_outage_answers_503_leaves_no_row_and_recovers(client, catalog, 
             refused.append(i)
         assert Submission.objects.count() == 3  # no orphan row
         # Jotform's own deliveries leave the file on Jotform: they are accepted during the outage.
-        upload_host.serve(UPLOAD_PATH, xray_image(seed=3))
+        upload_host.serve(UPLOAD_PATH, xray_file(seed=3))
         body, content_type = jotform_payload(
             upload_base=upload_host.url(UPLOAD_DIR), submission_id="9000000000000000003"
         )

@@ -17,8 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 
 from submissions.models import Match, Status, Submission
-from tests.faults.conftest import report, wait_until
-from tests.matching.conftest import embed_catalog, png_bytes
+from testkit.images import xray_png
+from tests.builders.worker import embed_catalog, report, wait_until
 
 N = 15
 
@@ -43,7 +43,7 @@ def test_worker_killed_mid_processing_loses_and_duplicates_nothing(client, catal
                 "email": "ana@example.com",
                 "paciente": "Paciente Teste",
                 "dente": "36",
-                "file": SimpleUploadedFile(f"raiox-{i}.png", png_bytes(100 + i), "image/png"),
+                "file": SimpleUploadedFile(f"raiox-{i}.png", xray_png(100 + i), "image/png"),
             },
         )
         assert response.status_code == 201, response.content

@@ -7,8 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_q.models import OrmQ
 
 from implants.models import ReferenceImage
-from tests.conftest import storage_keys
-from tests.matching.conftest import png_bytes
+from testkit.images import xray_png
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_bulk_upload_adds_every_image_and_queues_one_batch(admin_client, catalog
     before_keys = len(storage_keys())
     before_tasks = OrmQ.objects.count()  # the seeded catalogue's own embedding tasks
     with django_capture_on_commit_callbacks(execute=True):
-        files = _files(png_bytes(1), png_bytes(2), png_bytes(3))
+        files = _files(xray_png(1), xray_png(2), xray_png(3))
         response = admin_client.post(f"/admin/implants/implant/{implant.pk}/imagens/", {"images": files})
     assert response.status_code == 302
     assert implant.reference_images.count() == 4
@@ -36,7 +36,7 @@ def test_bulk_upload_with_one_bad_file_stores_none(admin_client, catalog):
     implant = ReferenceImage.objects.first().implant
     before_keys = storage_keys()
     response = admin_client.post(
-        f"/admin/implants/implant/{implant.pk}/imagens/", {"images": _files(png_bytes(1), b"not an image")}
+        f"/admin/implants/implant/{implant.pk}/imagens/", {"images": _files(xray_png(1), b"not an image")}
     )
     assert response.status_code == 200
     assert "Nenhuma imagem foi gravada" in response.content.decode()
@@ -47,6 +47,6 @@ def test_bulk_upload_needs_change_permission(client, catalog, django_user_model)
     user = django_user_model.objects.create_user("leitor", password="x", is_staff=True)
     client.force_login(user)
     implant = ReferenceImage.objects.first().implant
-    response = client.post(f"/admin/implants/implant/{implant.pk}/imagens/", {"images": _files(png_bytes(1))})
+    response = client.post(f"/admin/implants/implant/{implant.pk}/imagens/", {"images": _files(xray_png(1))})
     assert response.status_code == 403
     assert implant.reference_images.count() == 1

@@ -8,7 +8,7 @@ from django.db import connection
 from PIL import Image
 
 from implants.models import Implant, Manufacturer, ReferenceImage
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 

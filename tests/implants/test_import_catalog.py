@@ -11,7 +11,7 @@ from django_q.models import OrmQ
 
 from implants.models import Implant, Manufacturer, ReferenceImage
 from implants.synthetic_catalog import write_catalog
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from urllib.parse import quote
 
 import numpy as np
 import psycopg
@@ -20,7 +19,8 @@ from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
 from matching.canonical import PREPROCESS_VERSION
-from tests.conftest import storage_keys
+from tests.builders.legacy import OLD_TABLE, run_import_legacy, server_url, vector
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,32 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RUNNING_MODEL = f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
 BAD = {"sem imagem": 9001, "404": 9002, "não imagem": 9003, "duplicado": 9004, "fora do bucket": 9005}
 
-OLD_TABLE = """
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE implants (
-    id SERIAL PRIMARY KEY,
-    name VARCHAR(255),
-    manufacturer VARCHAR(255),
-    type VARCHAR(255),
-    image_url TEXT,
-    embedding vector(512)
-);
-"""
-
 TYPE_WORDS = {"morse_taper": "Cone Morse", "external_hex": "Hexágono Externo", "internal_hex": "Hexágono Interno"}
-
-
-def _server_url(dbname: str) -> str:
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s.get("PASSWORD") else "")
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgresql://{auth}@{quote(str(s['HOST'] or ''), safe='')}{port}/{dbname}"
-
-
-def _vector(seed: int) -> str:
-    v = np.random.default_rng(seed).normal(size=512)
-    v /= np.linalg.norm(v)
-    return "[" + ",".join(f"{x:.6f}" for x in v) + "]"
 
 
 @pytest.fixture
@@ -71,21 +46,21 @@ def old_system(old_bucket):
             # The old system linked images both ways: path style on the endpoint and the CDN name.
             url = f"{endpoint}/{bucket}/{key}" if n % 2 else f"https://{bucket}.nyc3.digitaloceanspaces.com/{key}"
             kind = TYPE_WORDS.get(item["features"]["connection"], "Outro")
-            rows.append((n, item["name"], manufacturer, kind, url, _vector(n)))
+            rows.append((n, item["name"], manufacturer, kind, url, vector(n)))
     client.put_object(Bucket=bucket, Key="referencia/leia-me.png", Body=b"this is not an image at all")
     base = f"{endpoint}/{bucket}/referencia"
     rows += [
-        (BAD["sem imagem"], "Sem Imagem", "Neodent", "Cone Morse", "", _vector(1)),
+        (BAD["sem imagem"], "Sem Imagem", "Neodent", "Cone Morse", "", vector(1)),
         (BAD["404"], "Imagem Sumida", "Neodent", "Cone Morse", f"{base}/sumiu.png", None),
         (BAD["não imagem"], "Arquivo Texto", "Zimmer", "", f"{base}/leia-me.png", None),
         (BAD["duplicado"], "Titamax CM", "Neodent", "Cone Morse", f"{base}/titamax-cm.png", None),
         (BAD["fora do bucket"], "Externo", "Zimmer", "", "https://example.com/referencia/titamax-cm.png", None),
     ]
     dbname = f"raiox_old_{uuid.uuid4().hex[:8]}"
-    admin_url = _server_url(connection.settings_dict["NAME"])
+    admin_url = server_url(connection.settings_dict["NAME"])
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = _server_url(dbname)
+    url = server_url(dbname)
     with psycopg.connect(url) as conn:
         conn.execute(OLD_TABLE)
         with conn.cursor() as cursor:
@@ -98,23 +73,6 @@ def old_system(old_bucket):
         conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
 
 
-def _run(old_system, *extra: str) -> str:
-    out = io.StringIO()
-    call_command(
-        "import_legacy",
-        "--database-url",
-        old_system["url"],
-        "--bucket",
-        old_system["bucket"],
-        "--endpoint-url",
-        old_system["endpoint"],
-        *extra,
-        stdout=out,
-        stderr=io.StringIO(),
-    )
-    return out.getvalue()
-
-
 def _state() -> dict:
     return {
         "implants": list(Implant.objects.order_by("pk").values_list("pk", "legacy_id", "updated_at")),
@@ -124,7 +82,7 @@ def _state() -> dict:
 
 
 def test_import_legacy_imports_the_32_rows_reports_bad_ones_and_a_rerun_changes_nothing(old_system):
-    report = _run(old_system, "--legacy-model", RUNNING_MODEL)
+    report = run_import_legacy(old_system, "--legacy-model", RUNNING_MODEL)
 
     assert Implant.objects.count() == 32
     assert sorted(Manufacturer.objects.values_list("name", flat=True)) == list(sorted(CATALOG))
@@ -137,7 +95,7 @@ def test_import_legacy_imports_the_32_rows_reports_bad_ones_and_a_rerun_changes_
     # The old embedding is kept, under the model id the operator named.
     first = ReferenceImage.objects.get(implant__legacy_id=1)
     assert first.embedding_model == RUNNING_MODEL
-    assert np.allclose(np.array(first.embedding), np.array(json.loads(_vector(1))), atol=1e-5)
+    assert np.allclose(np.array(first.embedding), np.array(json.loads(vector(1))), atol=1e-5)
     # Embeddings queued in batches, not one task per image.
     assert 1 <= OrmQ.objects.count() <= 2
 
@@ -153,13 +111,13 @@ def test_import_legacy_imports_the_32_rows_reports_bad_ones_and_a_rerun_changes_
     assert not Implant.objects.filter(name__in=["Sem Imagem", "Imagem Sumida", "Arquivo Texto", "Externo"]).exists()
 
     before = _state()
-    again = _run(old_system, "--legacy-model", RUNNING_MODEL)
+    again = run_import_legacy(old_system, "--legacy-model", RUNNING_MODEL)
     assert _state() == before
     assert "32 unchanged" in again and "0 created" in again
 
 
 def test_dry_run_writes_nothing(old_system):
-    report = _run(old_system, "--dry-run")
+    report = run_import_legacy(old_system, "--dry-run")
     assert "nada foi gravado" in report
     assert Implant.objects.count() == 0 and Manufacturer.objects.count() == 0 and storage_keys() == []
 
@@ -177,7 +135,7 @@ def test_old_embedding_of_another_model_is_not_searched_and_the_worker_embeds_ag
     csv_path = tmp_path / "implants.csv"
     csv_path.write_text(
         "id,name,manufacturer,type,image_url,embedding\n"
-        f'7,BLX,Straumann,Cone Morse,https://raiox-images.nyc3.digitaloceanspaces.com/referencia/blx.png,"{_vector(7)}"\n'
+        f'7,BLX,Straumann,Cone Morse,https://raiox-images.nyc3.digitaloceanspaces.com/referencia/blx.png,"{vector(7)}"\n'
     )
     out = io.StringIO()
     call_command(
@@ -198,7 +156,7 @@ def test_old_embedding_of_another_model_is_not_searched_and_the_worker_embeds_ag
     assert embed_reference_images([ref.pk]) == 1
     ref.refresh_from_db()
     assert ref.embedding_model == RUNNING_MODEL
-    assert not np.allclose(np.array(ref.embedding), np.array(json.loads(_vector(7))), atol=1e-3)
+    assert not np.allclose(np.array(ref.embedding), np.array(json.loads(vector(7))), atol=1e-3)
     assert [h.implant_id for h in nearest_implants(list(ref.embedding), model_id=RUNNING_MODEL, k=1)] == [
         ref.implant_id
     ]
@@ -206,13 +164,13 @@ def test_old_embedding_of_another_model_is_not_searched_and_the_worker_embeds_ag
 
 def test_history_imports_old_uploads_as_unlabelled_submissions_without_emails(old_bucket, tmp_path):
     from submissions.models import Submission
-    from tests.matching.conftest import png_bytes
+    from testkit.images import xray_png
 
     bucket, client, endpoint = old_bucket["bucket"], old_bucket["client"], old_bucket["endpoint"]
-    client.put_object(Bucket=bucket, Key="referencia/blx.png", Body=png_bytes(9))
-    client.put_object(Bucket=bucket, Key="clientes/dentista@example.com/raiox1.png", Body=png_bytes(1))
-    client.put_object(Bucket=bucket, Key="uploads/abc.png", Body=png_bytes(2))
-    client.put_object(Bucket=bucket, Key="raiox-imagens/antiga.png", Body=png_bytes(3))
+    client.put_object(Bucket=bucket, Key="referencia/blx.png", Body=xray_png(9))
+    client.put_object(Bucket=bucket, Key="clientes/dentista@example.com/raiox1.png", Body=xray_png(1))
+    client.put_object(Bucket=bucket, Key="uploads/abc.png", Body=xray_png(2))
+    client.put_object(Bucket=bucket, Key="raiox-imagens/antiga.png", Body=xray_png(3))
     client.put_object(Bucket=bucket, Key="uploads/quebrada.png", Body=b"not an image")
     csv_path = tmp_path / "implants.csv"
     csv_path.write_text(

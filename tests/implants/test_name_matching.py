@@ -18,9 +18,8 @@ from django.utils.text import slugify
 from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
 from implants.synthetic import Silhouette, render_png
-from tests.backoffice.conftest import people, roles  # noqa: F401  (fixtures)
-from tests.conftest import storage_keys
-from tests.implants.test_import_legacy import OLD_TABLE, _server_url, _vector
+from tests.builders.legacy import OLD_TABLE, run_import_legacy, server_url, vector
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,10 +45,10 @@ NAME_SPELLINGS = {
 def old_database(rows: list[tuple]):
     """The old ``implants`` table with these rows, in its own database on the embedded server."""
     dbname = f"raiox_old_{uuid.uuid4().hex[:8]}"
-    admin_url = _server_url(connection.settings_dict["NAME"])
+    admin_url = server_url(connection.settings_dict["NAME"])
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = _server_url(dbname)
+    url = server_url(dbname)
     try:
         with psycopg.connect(url) as conn:
             conn.execute(OLD_TABLE)
@@ -82,7 +81,7 @@ def misspelt_table(old_bucket):
             url = _put(old_bucket, f"referencia/{slugify(item['name'])}.png", png)
             spelled_maker = MAKER_SPELLINGS[manufacturer][i % 3]
             spelled_name = NAME_SPELLINGS.get(item["name"], item["name"] + (" " if i % 2 else ""))
-            rows.append((n, spelled_name, spelled_maker, "Cone Morse", url, _vector(n)))
+            rows.append((n, spelled_name, spelled_maker, "Cone Morse", url, vector(n)))
     html = _put(old_bucket, "referencia/pagina.png", b"<!DOCTYPE html><html><body>Not Found</body></html>")
     missing = f"{old_bucket['endpoint']}/{old_bucket['bucket']}/referencia/sumiu.png"
     rows += [
@@ -92,23 +91,6 @@ def misspelt_table(old_bucket):
     ]
     with old_database(rows) as url:
         yield {"url": url, "rows": rows, **old_bucket}
-
-
-def _run(table, *extra: str) -> str:
-    out = io.StringIO()
-    call_command(
-        "import_legacy",
-        "--database-url",
-        table["url"],
-        "--bucket",
-        table["bucket"],
-        "--endpoint-url",
-        table["endpoint"],
-        *extra,
-        stdout=out,
-        stderr=io.StringIO(),
-    )
-    return out.getvalue()
 
 
 def _state() -> dict:
@@ -125,12 +107,12 @@ def test_misspelt_old_table_links_every_good_row_to_the_seed_and_a_second_run_ch
     assert len(seeded["implants"]) == 32 and len(seeded["manufacturers"]) == 4
 
     # The dry run says what the import will do, and writes nothing.
-    simulated = _run(misspelt_table, "--dry-run")
+    simulated = run_import_legacy(misspelt_table, "--dry-run")
     assert _state() == seeded
     assert "Resultado da simulação" in simulated
     assert "32 linked" in simulated and "0 created" in simulated and "3 skipped" in simulated
 
-    report = _run(misspelt_table)
+    report = run_import_legacy(misspelt_table)
     # Every good row found its implant: no new manufacturer ("Zimmer Biomet" is our "Zimmer"),
     # no new implant ("Brånemark Mk III" is our "Brånemark System Mk III").
     assert Manufacturer.objects.count() == 4 and Implant.objects.count() == 32
@@ -153,7 +135,7 @@ def test_misspelt_old_table_links_every_good_row_to_the_seed_and_a_second_run_ch
     assert not Implant.objects.filter(name__in=["Imagem Sumida", "Página HTML", "Sem Imagem"]).exists()
 
     before = _state()
-    again = _run(misspelt_table)
+    again = run_import_legacy(misspelt_table)
     assert _state() == before
     assert "32 unchanged" in again and "0 created" in again and "0 linked" not in again
 
@@ -172,7 +154,7 @@ def ambiguous_table(old_bucket):
 
 
 def test_an_ambiguous_name_is_listed_to_check_never_a_new_implant_and_an_alias_settles_it(catalog, ambiguous_table):
-    report = _run(ambiguous_table, "--alias", "Institut Straumann=Straumann")
+    report = run_import_legacy(ambiguous_table, "--alias", "Institut Straumann=Straumann")
     assert Implant.objects.count() == 32 and Manufacturer.objects.count() == 4
     assert "1 conferir" in report and "1 linked" in report
     line = next(line for line in report.splitlines() if "id 1:" in line)
@@ -181,12 +163,14 @@ def test_an_ambiguous_name_is_listed_to_check_never_a_new_implant_and_an_alias_s
     assert Implant.objects.get(legacy_id=2).name == "BLX"
     assert not Implant.objects.filter(legacy_id=1).exists()
 
-    settled = _run(ambiguous_table, "--alias", "Institut Straumann=Straumann", "--alias", "Neodent: Titamax=Titamax GM")
+    settled = run_import_legacy(
+        ambiguous_table, "--alias", "Institut Straumann=Straumann", "--alias", "Neodent: Titamax=Titamax GM"
+    )
     assert "1 linked" in settled and "1 unchanged" in settled and "0 conferir" not in settled
     assert Implant.objects.get(legacy_id=1).name == "Titamax GM" and Implant.objects.count() == 32
 
     with pytest.raises(CommandError, match="--alias"):
-        _run(ambiguous_table, "--alias", "sem sinal de igual")
+        run_import_legacy(ambiguous_table, "--alias", "sem sinal de igual")
 
 
 def test_import_catalog_matches_names_the_same_way(catalog, tmp_path):
@@ -215,7 +199,7 @@ def test_import_catalog_matches_names_the_same_way(catalog, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["i\x91\x14Ä", "Nobel\x00", "Zimmer\u202e", "a\x1bb"])
-def test_catalogue_api_refuses_control_characters_in_names(client, people, catalog, name):  # noqa: F811
+def test_catalogue_api_refuses_control_characters_in_names(client, people, catalog, name):
     headers = people["admin"].headers
     names_before = sorted(Manufacturer.objects.values_list("name", flat=True))
     implants_before = sorted(Implant.objects.values_list("name", flat=True))
@@ -232,7 +216,7 @@ def test_catalogue_api_refuses_control_characters_in_names(client, people, catal
     assert sorted(Implant.objects.values_list("name", flat=True)) == implants_before
 
 
-def test_catalogue_api_keeps_letters_and_trims_names(client, people, db):  # noqa: F811
+def test_catalogue_api_keeps_letters_and_trims_names(client, people, db):
     headers = people["admin"].headers
     created = client.post("/api/manufacturers/", {"name": " ÿ Brånemark "}, content_type="application/json", **headers)
     assert created.status_code == 201, created.content

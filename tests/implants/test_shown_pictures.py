@@ -17,7 +17,7 @@ from implants.models import Implant, ReferenceImage, ReferenceSource
 from implants.selectors import catalog_images, is_showable
 from implants.synthetic import Silhouette, render_png
 from submissions.results.queries import card_image_url
-from tests.backoffice.conftest import make_submission, people, roles  # noqa: F401  (fixtures)
+from tests.builders.submissions import submission_row
 from tests.security.test_confirmed_case_privacy import img_sources
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def _path(url: str | None) -> str:
 
 
 @pytest.mark.parametrize("source", list(ReferenceSource))
-def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, people, source):  # noqa: F811
+def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, people, source):
     implant, reference = _implant_with_one_picture(source)
     shown = SHOWN[source]
     picture = _path(reference.image.url)
@@ -66,7 +66,7 @@ def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, peo
     assert [_path(item["image_url"]) for item in per_implant] == ([picture] if shown else [])
 
     # The result card of a match that came from this picture, and its page.
-    submission = make_submission(matches=[implant])
+    submission = submission_row(matches=[implant])
     match = submission.matches.get()
     match.reference_image = reference
     match.save(update_fields=["reference_image"])
@@ -75,7 +75,7 @@ def test_a_picture_is_shown_everywhere_unless_it_is_a_confirmed_case(client, peo
     assert (picture in [_path(src) for src in img_sources(page)]) is shown
 
 
-def test_an_implant_the_old_system_brought_is_shown_with_its_imported_picture(client, people, tmp_path):  # noqa: F811
+def test_an_implant_the_old_system_brought_is_shown_with_its_imported_picture(client, people, tmp_path):
     item = CATALOG["Straumann"][5]
     folder = tmp_path / "copia" / "referencia"
     folder.mkdir(parents=True)
@@ -103,6 +103,6 @@ def test_an_implant_the_old_system_brought_is_shown_with_its_imported_picture(cl
     assert [_path(i["image_url"]) for i in listed if i["id"] == implant.pk] == [picture]
     api = client.get(f"/api/implants/{implant.pk}/images/", **people["plain"].headers).json()
     assert [_path(i["image_url"]) for i in api] == [picture]
-    submission = make_submission(matches=[implant])
+    submission = submission_row(matches=[implant])
     page = client.get(f"/r/{submission.token}/").content.decode()
     assert picture in [_path(src) for src in img_sources(page)]

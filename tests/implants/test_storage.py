@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-import io
-
 import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image
 
 from implants.models import Implant
 from implants.services import reference_image_create
 from kernel.storage_keys import client_id_for_email, submission_image_key
+from testkit.images import plain_image
 
 pytestmark = pytest.mark.django_db
 
@@ -62,9 +60,7 @@ def test_s3_round_trip_against_moto_server_is_private_and_signed(s3_storage, cat
 def test_reference_image_service_writes_through_s3(s3_storage, catalog):
     implant = Implant.objects.first()
     before = implant.reference_images.count()
-    buf = io.BytesIO()
-    Image.new("L", (128, 128), 90).save(buf, format="PNG")
-    ref = reference_image_create(implant=implant, image_bytes=buf.getvalue(), filename="x.png")
+    ref = reference_image_create(implant=implant, image_bytes=plain_image((128, 128), 90), filename="x.png")
     assert ref.image.name.startswith("referencia/")
     keys = {o["Key"] for o in s3_storage["client"].list_objects_v2(Bucket=s3_storage["bucket"])["Contents"]}
     assert ref.image.name in keys

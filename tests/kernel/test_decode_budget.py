@@ -5,20 +5,13 @@ decode together; small ones do; a film larger than the whole budget still decode
 
 from __future__ import annotations
 
-import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from PIL import Image
 
 from kernel import imaging
-
-
-def _png(side: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("L", (side, side), 90).save(out, format="PNG")
-    return out.getvalue()
+from testkit.images import plain_image
 
 
 @pytest.fixture
@@ -54,7 +47,7 @@ def _decode_together(files: list[bytes]) -> list[imaging.ValidatedImage]:
 
 
 def test_two_films_larger_than_half_the_budget_never_decode_together(settings, recorded):
-    film = _png(1500)  # 1500 x 1500 x 1 band: ~2.1 MB decoded
+    film = plain_image((1500, 1500), 90)  # 1500 x 1500 x 1 band: ~2.1 MB decoded
     settings.RAIOX_WORKER_DECODE_MEMORY_MB = 3
     recorded["meet"] = threading.Barrier(2, timeout=1)
     results = _decode_together([film, film, film])
@@ -63,7 +56,7 @@ def test_two_films_larger_than_half_the_budget_never_decode_together(settings, r
 
 
 def test_films_within_the_budget_decode_side_by_side(settings, recorded):
-    film = _png(1500)
+    film = plain_image((1500, 1500), 90)
     settings.RAIOX_WORKER_DECODE_MEMORY_MB = 64
     recorded["meet"] = threading.Barrier(2, timeout=30)
     _decode_together([film, film])
@@ -71,7 +64,7 @@ def test_films_within_the_budget_decode_side_by_side(settings, recorded):
 
 
 def test_small_films_decode_side_by_side_under_a_small_budget(settings, recorded):
-    small = _png(300)  # ~90 kB decoded
+    small = plain_image((300, 300), 90)  # ~90 kB decoded
     settings.RAIOX_WORKER_DECODE_MEMORY_MB = 3
     recorded["meet"] = threading.Barrier(2, timeout=30)
     _decode_together([small, small])
@@ -79,18 +72,16 @@ def test_small_films_decode_side_by_side_under_a_small_budget(settings, recorded
 
 
 def test_a_film_larger_than_the_whole_budget_decodes_alone(settings, recorded):
-    film = _png(1500)
+    film = plain_image((1500, 1500), 90)
     settings.RAIOX_WORKER_DECODE_MEMORY_MB = 1
     recorded["meet"] = threading.Barrier(2, timeout=1)
-    results = _decode_together([film, _png(300)])
+    results = _decode_together([film, plain_image((300, 300), 90)])
     assert [r.width for r in results] == [1500, 300]
     assert recorded["most"] == 1
 
 
 def test_the_estimate_counts_bands():
-    grey = imaging.inspect_image(_png(400))
-    out = io.BytesIO()
-    Image.new("RGB", (400, 400), (90, 90, 90)).save(out, format="PNG")
-    colour = imaging.inspect_image(out.getvalue())
+    grey = imaging.inspect_image(plain_image((400, 400), 90))
+    colour = imaging.inspect_image(plain_image((400, 400), (90, 90, 90), mode="RGB"))
     assert grey.decoded_bytes == 400 * 400
     assert colour.decoded_bytes == 3 * 400 * 400

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from kernel.imaging import InvalidImage, decode_image, inspect_image
-from tests.security.conftest import dicom, png_chunk
-from tests.submissions.conftest import xray_image
+from testkit.dicom import dicom
+from testkit.images import encode, png_chunk, xray_file
 
 PATIENT = "Silva^Joao"
 
@@ -35,18 +35,12 @@ def _pixels(size: tuple[int, int], mode: str) -> Image.Image:
     return img if mode == "L" else Image.merge("RGB", [img, img.point(lambda v: v * 0.9), img.point(lambda v: v * 0.8)])
 
 
-def _save(img: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **options)
-    return out.getvalue()
-
-
 def png_with_text(mode: str) -> bytes:
     info = PngInfo()
     info.add_text("Comment", f"paciente {PATIENT}")  # tEXt
     info.add_text("Description", f"paciente {PATIENT}", zip=True)  # zTXt
     info.add_itxt("Author", f"Dr. Souza, paciente {PATIENT}", lang="pt", tkey="Autor")  # iTXt
-    return _save(_pixels((300, 200), mode), "PNG", pnginfo=info, dpi=(300, 300))
+    return encode(_pixels((300, 200), mode), "PNG", pnginfo=info, dpi=(300, 300))
 
 
 def jpeg_with_exif() -> bytes:
@@ -54,14 +48,14 @@ def jpeg_with_exif() -> bytes:
     exif = img.getexif()
     exif[0x013B] = PATIENT  # Artist
     exif[0x0112] = 6  # orientation: rotate 90° when shown
-    return _save(img, "JPEG", exif=exif, icc_profile=b"\0" * 128)
+    return encode(img, "JPEG", exif=exif, icc_profile=b"\0" * 128)
 
 
 def png16_with_text() -> bytes:
     info = PngInfo()
     info.add_text("PatientName", PATIENT)
     pixels = np.asarray(_pixels((300, 200), "L"), dtype=np.uint16) * 16
-    return _save(Image.fromarray(pixels), "PNG", pnginfo=info)
+    return encode(Image.fromarray(pixels), "PNG", pnginfo=info)
 
 
 def expected_pixels(data: bytes) -> Image.Image:
@@ -145,10 +139,10 @@ def test_a_png_holding_only_its_pixels_is_kept_as_sent(mode):
     """No encode when the sender's PNG already is what we would write (Pillow's own PNG: header,
     pixel data, end). The hash is the same as for the same pixels sent in any other form."""
     img = _pixels((300, 200), mode)
-    sent = _save(img, "PNG")
+    sent = encode(img, "PNG")
     result = decode_image(sent)
     assert result.content == sent
-    assert result.content_hash == pixel_hash(img) == decode_image(_save(img, "BMP")).content_hash
+    assert result.content_hash == pixel_hash(img) == decode_image(encode(img, "BMP")).content_hash
 
 
 def _clean_png(rows_extra: bytes = b"", idat_extra: bytes = b"") -> tuple[bytes, Image.Image]:
@@ -201,11 +195,11 @@ def test_a_png_with_anything_besides_its_pixels_is_written_anew(place):
 
 
 SAME_PICTURE = {
-    "png": lambda img: _save(img, "PNG"),
-    "png-level-9": lambda img: _save(img, "PNG", compress_level=9),
-    "png-with-text": lambda img: _save(img, "PNG", pnginfo=PngInfo()),
-    "bmp": lambda img: _save(img, "BMP"),
-    "tiff": lambda img: _save(img, "TIFF"),
+    "png": lambda img: encode(img, "PNG"),
+    "png-level-9": lambda img: encode(img, "PNG", compress_level=9),
+    "png-with-text": lambda img: encode(img, "PNG", pnginfo=PngInfo()),
+    "bmp": lambda img: encode(img, "BMP"),
+    "tiff": lambda img: encode(img, "TIFF"),
 }
 
 
@@ -222,8 +216,8 @@ def test_decoding_the_stored_png_again_changes_nothing(name):
     """The stored PNG, decoded again (reference images re-imported, a re-run), is kept byte for
     byte under the same hash."""
     data = {
-        "png": lambda: xray_image(fmt="PNG"),
-        "jpeg": lambda: xray_image(fmt="JPEG"),
+        "png": lambda: xray_file(fmt="PNG"),
+        "jpeg": lambda: xray_file(fmt="JPEG"),
         "dicom": lambda: dicom(frames=1, samples=1, bits=16),
         "png16": png16_with_text,
         "jpeg-exif": jpeg_with_exif,
@@ -246,7 +240,7 @@ def _refusal(check, data: bytes) -> tuple[str, str, int] | None:
 def test_a_cut_jpeg_gets_the_same_refusal_in_the_worker_as_at_intake(progressive):
     """The worker no longer runs intake's 1/8-scale JPEG probe before its full decode: the full
     decode reads the same scan data, so every cut the probe refuses, it refuses the same way."""
-    data = _save(_pixels((400, 300), "RGB"), "JPEG", quality=90, progressive=progressive)
+    data = encode(_pixels((400, 300), "RGB"), "JPEG", quality=90, progressive=progressive)
     refused = 0
     for cut in range(len(data) // 40, len(data), len(data) // 40):
         at_intake = _refusal(inspect_image, data[:cut])

@@ -24,8 +24,7 @@ from submissions.services import (
     submission_create,
     submission_record_result,
 )
-from tests.matching.conftest import png_bytes
-from tests.submissions.conftest import upload_host  # noqa: F401 - the fixture, for the remote-image case
+from testkit.images import xray_png
 
 
 def new_submission(data: bytes) -> Submission:
@@ -59,8 +58,8 @@ def model_calls(monkeypatch) -> list[int]:
 
 @pytest.mark.django_db
 def test_one_task_processes_every_waiting_submission_in_one_forward_pass(embedded_catalog, model_calls):
-    waiting = [new_submission(png_bytes(40 + i)) for i in range(5)]
-    same_picture = new_submission(png_bytes(40))  # identical pixels to the first: embedded once
+    waiting = [new_submission(xray_png(40 + i)) for i in range(5)]
+    same_picture = new_submission(xray_png(40))  # identical pixels to the first: embedded once
 
     assert tasks.process_submission(waiting[2].pk) == "done"
 
@@ -78,7 +77,7 @@ def test_one_task_processes_every_waiting_submission_in_one_forward_pass(embedde
     # fixture the finder finds in the picture gets alone (one of the two orientations when its apex
     # end is uncertain).
     embedder = get_embedder()
-    picture = embedder.load_image(png_bytes(43))
+    picture = embedder.load_image(xray_png(43))
     (fixture,) = find_fixtures(picture).fixtures
     alone = embedder.embed_images(canonical_views(picture, fixture))
     assert any(np.allclose(waiting[3].embedding, vector, atol=1e-5) for vector in alone)
@@ -87,7 +86,7 @@ def test_one_task_processes_every_waiting_submission_in_one_forward_pass(embedde
 @pytest.mark.django_db
 def test_a_batch_takes_the_oldest_waiting_up_to_its_size(embedded_catalog, settings):
     settings.RAIOX_PROCESS_BATCH = 3
-    waiting = [new_submission(png_bytes(50 + i)) for i in range(5)]
+    waiting = [new_submission(xray_png(50 + i)) for i in range(5)]
 
     assert tasks.process_submission(waiting[4].pk) == "done"
 
@@ -105,8 +104,8 @@ def test_a_batch_takes_the_oldest_waiting_up_to_its_size(embedded_catalog, setti
 
 
 @pytest.mark.django_db
-def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task(embedded_catalog, upload_host):  # noqa: F811
-    own = new_submission(png_bytes(60))
+def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task(embedded_catalog, upload_host):
+    own = new_submission(xray_png(60))
     flaky = remote_submission(upload_host.serve("/u/raio.png", b"busy", status=503), "5900000000000000001")
     broken = remote_submission(upload_host.serve("/u/texto.png", b"not an image"), "5900000000000000002")
 
@@ -121,7 +120,7 @@ def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task
     assert tasks.process_submission(broken.pk) == "already done"
     with pytest.raises(Exception):  # noqa: B017 - still 503: the task raises, django-q delivers it again
         tasks.process_submission(flaky.pk)
-    upload_host.serve("/u/raio.png", png_bytes(61), headers={"Content-Type": "image/png"})
+    upload_host.serve("/u/raio.png", xray_png(61), headers={"Content-Type": "image/png"})
     assert tasks.process_submission(flaky.pk) == "done"
     flaky.refresh_from_db()
     assert flaky.status == Status.DONE and flaky.attempts == 2
@@ -129,7 +128,7 @@ def test_a_claimed_submission_with_an_unreachable_host_goes_back_to_its_own_task
 
 @pytest.mark.django_db(transaction=True)
 def test_a_task_whose_submission_is_in_another_workers_batch_waits_for_that_result():
-    submission = new_submission(png_bytes(70))
+    submission = new_submission(xray_png(70))
     # Another worker process claimed it for its batch, which is still running.
     assert [s.pk for s in submission_claim_waiting(limit=5)] == [submission.pk]
     answers: list[str] = []
@@ -154,7 +153,7 @@ def test_a_task_whose_submission_is_in_another_workers_batch_waits_for_that_resu
 @pytest.mark.django_db
 def test_a_submission_whose_batch_worker_died_goes_to_its_own_task_when_the_lease_ends(embedded_catalog, settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 2}  # a task waits at most half of it
-    submission = new_submission(png_bytes(71))
+    submission = new_submission(xray_png(71))
     assert [s.pk for s in submission_claim_waiting(limit=5)] == [submission.pk]
     # The claiming worker was killed; its lease (Q_CLUSTER timeout from the claim) is not over yet.
     Submission.objects.filter(pk=submission.pk).update(started_at=timezone.now() + timedelta(hours=1))
@@ -173,7 +172,7 @@ def test_a_submission_whose_batch_worker_died_goes_to_its_own_task_when_the_leas
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_submission():
-    first, second, third = (new_submission(png_bytes(80 + i)) for i in range(3))
+    first, second, third = (new_submission(xray_png(80 + i)) for i in range(3))
     locked, release = threading.Event(), threading.Event()
 
     def other_worker_claiming() -> None:

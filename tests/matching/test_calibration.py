@@ -16,8 +16,8 @@ from matching.evaluation import similarity_label
 from matching.models import Calibration, CalibrationActivation
 from submissions.models import Submission
 from submissions.services import IntakeRecord, submission_create
+from testkit.images import xray_png
 from tests.calibrations import RUNNING_MODEL, active_calibration
-from tests.matching.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def _chance_observations(n_implants: int, queries: int, seed: int = 0) -> list[c
 
 def _new_submission(seed: int) -> Submission:
     submission, _ = submission_create(
-        intake=IntakeRecord(source="upload", image_bytes=png_bytes(seed), filename="x.png")
+        intake=IntakeRecord(source="upload", image_bytes=xray_png(seed), filename="x.png")
     )
     return submission
 

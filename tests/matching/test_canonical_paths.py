@@ -19,7 +19,7 @@ from matching.canonical import reference_view
 from matching.embedder import get_embedder
 from matching.evaluation import MemorySearch
 from matching.search import nearest_implants
-from tests.matching.conftest import embed_catalog
+from tests.builders.worker import embed_catalog
 
 pytestmark = pytest.mark.django_db
 

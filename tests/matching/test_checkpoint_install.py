@@ -55,7 +55,7 @@ def test_wrong_checksum_or_not_a_checkpoint_installs_nothing(settings, tmp_path,
 
 def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path, checkpoint, fresh_embedder):
     from implants import services
-    from tests.matching.conftest import png_bytes
+    from testkit.images import xray_png
 
     settings.RAIOX_CLIP_CACHE_DIR = tmp_path / "models"
     digest = sha256_of(checkpoint)
@@ -72,7 +72,7 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
         manufacturer=manufacturer, name="Titamax CM", connection="morse_taper", body_shape="parallel", thread_shape="v"
     )
     for seed in (1, 2):
-        services.reference_image_create(implant=implant, image_bytes=png_bytes(seed), filename="x.png")
+        services.reference_image_create(implant=implant, image_bytes=xray_png(seed), filename="x.png")
     call_command("reembed", stdout=io.StringIO(), stderr=io.StringIO())  # the untrained fallback first
     untrained = {r.pk: list(r.embedding) for r in ReferenceImage.objects.all()}
     assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {
@@ -97,7 +97,7 @@ def test_install_from_file_then_reembed_with_the_new_model_id(settings, tmp_path
 
 def test_evaluate_compare_runs_the_running_model_and_a_checkpoint_side_by_side(tmp_path, checkpoint):
     from implants.synthetic_catalog import write_catalog
-    from tests.matching.conftest import embed_catalog
+    from tests.builders.worker import embed_catalog
 
     csv_path, _, _ = write_catalog(tmp_path / "gen", implants=3, images=2, heldout=1)
     call_command(

@@ -15,7 +15,7 @@ from implants.models import Connection, Implant, ReferenceImage
 from implants.services import implant_set_active, reference_image_set_embedding
 from matching.embedder import get_embedder
 from matching.search import forget_images_per_implant, nearest_implants
-from tests.matching.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -36,16 +36,16 @@ def exact_top(query: np.ndarray, model_id: str, k: int, implant_ids: set[int] | 
 
 def test_embeddings_are_normalised_and_deterministic():
     embedder = get_embedder()
-    first = np.asarray(embedder.embed_bytes(png_bytes(1)))
-    again = np.asarray(embedder.embed_bytes(png_bytes(1)))
-    other = np.asarray(embedder.embed_bytes(png_bytes(2)))
+    first = np.asarray(embedder.embed_bytes(xray_png(1)))
+    again = np.asarray(embedder.embed_bytes(xray_png(1)))
+    other = np.asarray(embedder.embed_bytes(xray_png(2)))
     assert first.shape == (512,)
     assert abs(np.linalg.norm(first) - 1.0) < 1e-5
     assert abs(np.linalg.norm(other) - 1.0) < 1e-5
     np.testing.assert_allclose(first, again, atol=1e-6)
     assert not np.allclose(first, other, atol=1e-4)
     # A batch gives the same vectors as one image at a time.
-    batch = embedder.embed_images([embedder.load_image(png_bytes(1)), embedder.load_image(png_bytes(2))])
+    batch = embedder.embed_images([embedder.load_image(xray_png(1)), embedder.load_image(xray_png(2))])
     np.testing.assert_allclose(batch[0], first, atol=1e-5)
     np.testing.assert_allclose(batch[1], other, atol=1e-5)
     assert "untrained" in embedder.model_id and embedder.untrained
@@ -54,7 +54,7 @@ def test_embeddings_are_normalised_and_deterministic():
 def test_search_equals_exact_cosine_scan(embedded_catalog):
     embedder = get_embedder()
     for seed in (3, 4, 5):
-        query = embedder.embed_bytes(png_bytes(seed))
+        query = embedder.embed_bytes(xray_png(seed))
         hits = nearest_implants(query, model_id=embedder.model_id, k=5)
         expected = exact_top(np.asarray(query), embedder.model_id, 5)
         assert [h.implant_id for h in hits] == [implant_id for implant_id, _ in expected]
@@ -77,7 +77,7 @@ def test_folding_gives_one_row_per_implant_with_its_best_image(embedded_catalog)
     embedder = get_embedder()
     implant = Implant.objects.first()
     # Give one implant several reference vectors: a near copy of the query and far ones.
-    query = np.asarray(embedder.embed_bytes(png_bytes(7)))
+    query = np.asarray(embedder.embed_bytes(xray_png(7)))
     for reference in ReferenceImage.objects.filter(implant__in=Implant.objects.all()[:5]):
         ReferenceImage.objects.create(
             implant=reference.implant,
@@ -100,7 +100,7 @@ def test_folding_gives_one_row_per_implant_with_its_best_image(embedded_catalog)
 
 def test_embeddings_of_another_model_are_never_returned(embedded_catalog):
     embedder = get_embedder()
-    query = embedder.embed_bytes(png_bytes(8))
+    query = embedder.embed_bytes(xray_png(8))
     stranger = Implant.objects.last()
     ReferenceImage.objects.filter(implant=stranger).delete()
     # An identical vector, but computed by another model: must not be compared.
@@ -239,8 +239,8 @@ def test_int8_quantized_embedder_stays_close_to_fp32(settings):
     # Every MLP layer is int8; attention's out_proj is a kind torch leaves in fp32 on purpose.
     assert torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
     for seed in (1, 2, 3):
-        a = np.asarray(fp32.embed_bytes(png_bytes(seed)))
-        b = np.asarray(quantized.embed_bytes(png_bytes(seed)))
+        a = np.asarray(fp32.embed_bytes(xray_png(seed)))
+        b = np.asarray(quantized.embed_bytes(xray_png(seed)))
         assert abs(np.linalg.norm(b) - 1.0) < 1e-5
         assert float(a @ b) > 0.95
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from matching.canonical import PREPROCESS_VERSION
 from matching.models import EvaluationReport
-from tests.matching.conftest import embed_catalog
+from tests.builders.worker import embed_catalog
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,8 @@ from matching.fixtures import Fixture, FixtureReport, as_grey
 from submissions.fixtures import QUALITY_MESSAGES, region_box, suggested_quadrant
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, MatchCandidate, submission_create, submission_record_result
-from tests.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film, png
+from testkit.films import PANORAMIC_SCREWS, PANORAMIC_SIZE, Screw, film
+from testkit.images import encode
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,9 @@ def scripted(monkeypatch, film_fixtures, *, problems=(), region_fixtures=None) -
 
 
 def upload(image) -> Submission:
-    submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png(image), filename="rx.png"))
+    submission, _ = submission_create(
+        intake=IntakeRecord(source="upload", image_bytes=encode(image), filename="rx.png")
+    )
     return submission
 
 
@@ -183,7 +186,7 @@ def test_the_dentists_regions_override_the_finder(monkeypatch, client):
         "nome": "Dra. Ana",
         "email": "ana@example.com",
         "dente": "16",
-        "file": base64.b64encode(png(picture)).decode(),
+        "file": base64.b64encode(encode(picture)).decode(),
         "regions": [{"x": 100, "y": 40, "width": 200, "height": 220, "tooth": "16"}],
     }
     response = client.post("/webhook", json.dumps(payload), content_type="application/json")
@@ -308,7 +311,7 @@ def test_an_identical_film_takes_the_earlier_finding_without_being_decoded_or_re
     screw = Screw(200, 150, 180, 50)
     code = finder.QUALITY_CODES[0]
     asked = scripted(monkeypatch, {(400, 300): [_fixture(screw, apex="unknown")]}, problems=[code])
-    picture = png(film((400, 300), [screw]))
+    picture = encode(film((400, 300), [screw]))
     fresh = upload(film((400, 300), [screw]))
     assert tasks.process_submission(fresh.pk) == "done"
     assert len(asked) == 1 and count_decodes == {"decoded": 1, "embedded": 2}

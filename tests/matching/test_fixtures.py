@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from bench.fixtures import decoded, iou, match
 from implants import synthetic_films as films
 from matching.canonical import canonical_view
 from matching.fixtures import (
@@ -22,6 +21,7 @@ from matching.fixtures import (
     as_grey,
     find_fixtures,
 )
+from testkit.boxes import decoded, iou, match
 
 SEED = 11  # neither the tuning seed (1) nor the bench's (2)
 

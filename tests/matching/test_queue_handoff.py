@@ -17,7 +17,8 @@ from django_q.tasks import async_task
 from kernel.queue import RESULT_CHANNEL, NotifyingORMBroker, notifications
 from submissions.models import Submission
 from submissions.services import IntakeRecord, submission_create, submission_record_result
-from tests.matching.conftest import embed_catalog, png_bytes, running_qcluster
+from testkit.images import xray_png
+from tests.builders.worker import embed_catalog, running_qcluster
 
 # Far longer than any wait below: only a notification can end a wait before it.
 LONG_POLL = 600
@@ -50,8 +51,8 @@ def test_a_task_wakes_the_listening_worker_when_its_transaction_commits_only():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_recorded_result_wakes_the_request_waiting_for_it():
-    submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png_bytes(90), filename="x.png"))
-    other, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png_bytes(91), filename="y.png"))
+    submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=xray_png(90), filename="x.png"))
+    other, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=xray_png(91), filename="y.png"))
 
     def worker() -> None:
         try:
@@ -85,11 +86,11 @@ def test_an_idle_worker_is_woken_by_the_upload_not_by_its_poll(client, catalog, 
     # and /upload would answer 202 at once instead of waiting (tests/security/test_upload_wait.py).
     OrmQ.objects.all().delete()
     settings.RAIOX_UPLOAD_WAIT_SECONDS = 300  # the first task also builds the model
-    first = client.post("/upload", {"file": SimpleUploadedFile("a.png", png_bytes(92), "image/png")})
+    first = client.post("/upload", {"file": SimpleUploadedFile("a.png", xray_png(92), "image/png")})
     assert first.status_code == 200 and first.json()["status"] == "done"
 
     # The worker is idle now, waiting up to LONG_POLL seconds; the request waits far less.
     settings.RAIOX_UPLOAD_WAIT_SECONDS = LONG_POLL / 10
-    second = client.post("/upload", {"file": SimpleUploadedFile("b.png", png_bytes(93), "image/png")})
+    second = client.post("/upload", {"file": SimpleUploadedFile("b.png", xray_png(93), "image/png")})
     assert second.status_code == 200, second.content
     assert second.json()["status"] == "done" and len(second.json()["implants"]) == 3

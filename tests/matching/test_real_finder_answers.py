@@ -1,5 +1,5 @@
 """The worker with the real fixture finder (``matching.fixtures.find_fixtures``) on generated films
-with their truth: nothing on a blank film (``tests/films.py``), one fixture on a generated lower-jaw
+with their truth: nothing on a blank film (``testkit/films.py``), one fixture on a generated lower-jaw
 film, three regions with their quadrants on a generated panoramic of three
 (``implants.synthetic_films``), the quality gate on a blurred film. The other worker tests script
 the finder; these check the two fit together."""
@@ -12,13 +12,16 @@ from django.test import Client
 from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create
-from tests.films import Screw, film, png
+from testkit.films import Screw, film
+from testkit.images import encode
 
 pytestmark = pytest.mark.django_db
 
 
 def _processed(image) -> Submission:
-    submission, _ = submission_create(intake=IntakeRecord(source="upload", image_bytes=png(image), filename="rx.png"))
+    submission, _ = submission_create(
+        intake=IntakeRecord(source="upload", image_bytes=encode(image), filename="rx.png")
+    )
     assert tasks.process_submission(submission.pk) == "done"
     submission.refresh_from_db()
     return submission

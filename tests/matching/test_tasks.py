@@ -17,7 +17,7 @@ from matching.state import model_state
 from submissions.models import DentistFeedback, Match, Status, Submission, Verdict
 from submissions.results.queries import no_convincing_match
 from submissions.services import IntakeRecord, submission_create, submission_reprocess
-from tests.matching.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def count_model_runs(monkeypatch):
 
 
 def test_processing_twice_leaves_one_set_of_matches(embedded_catalog):
-    submission = new_submission(png_bytes(11))
+    submission = new_submission(xray_png(11))
     assert tasks.process_submission(submission.pk) == "done"
     first = list(Match.objects.filter(submission=submission).values_list("implant_id", "rank", "similarity"))
     assert tasks.process_submission(submission.pk) == "already done"
@@ -58,12 +58,12 @@ def test_processing_twice_leaves_one_set_of_matches(embedded_catalog):
 
 
 def test_a_poison_image_fails_alone_with_a_reason(embedded_catalog):
-    poison = new_submission(png_bytes(12))
+    poison = new_submission(xray_png(12))
     # Valid PNG header, broken body, written straight into storage (the intake would refuse it).
     path = default_storage.path(poison.image.name)
     with open(path, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"garbage" * 50)
-    healthy = new_submission(png_bytes(13))
+    healthy = new_submission(xray_png(13))
     assert tasks.process_submission(poison.pk) == "failed"
     # The healthy one was waiting too, so the poison's task processed it in its batch: its own
     # task finds it done.
@@ -77,10 +77,10 @@ def test_a_poison_image_fails_alone_with_a_reason(embedded_catalog):
 
 
 def test_identical_content_reuses_the_embedding_without_running_the_model(embedded_catalog, count_model_runs):
-    first = new_submission(png_bytes(14))
+    first = new_submission(xray_png(14))
     tasks.process_submission(first.pk)
     assert count_model_runs["images"] == 1
-    second = new_submission(png_bytes(14))  # the same picture sent again
+    second = new_submission(xray_png(14))  # the same picture sent again
     assert second.content_hash == first.content_hash
     tasks.process_submission(second.pk)
     assert count_model_runs["images"] == 1
@@ -104,7 +104,7 @@ def test_reference_image_with_identical_content_reuses_the_embedding(embedded_ca
 
 
 def test_refine_reranks_with_the_stored_embedding_under_filters_and_rejections(embedded_catalog, count_model_runs):
-    submission = new_submission(png_bytes(15))
+    submission = new_submission(xray_png(15))
     tasks.process_submission(submission.pk)
     top = submission.matches.order_by("rank").first().implant
     wanted_connection = top.connection
@@ -121,7 +121,7 @@ def test_refine_reranks_with_the_stored_embedding_under_filters_and_rejections(e
 
 
 def test_relevance_cut_off_is_derived_from_the_setting(embedded_catalog, settings):
-    submission = new_submission(png_bytes(16))
+    submission = new_submission(xray_png(16))
     tasks.process_submission(submission.pk)
     submission.refresh_from_db()
     best = submission.matches.order_by("rank").first().similarity
@@ -133,7 +133,7 @@ def test_relevance_cut_off_is_derived_from_the_setting(embedded_catalog, setting
 
 def test_the_worker_records_its_model_for_web_pages(embedded_catalog, monkeypatch):
     monkeypatch.setattr(workers, "_state_recorded_at", None)  # as in a freshly started worker process
-    tasks.process_submission(new_submission(png_bytes(17)).pk)
+    tasks.process_submission(new_submission(xray_png(17)).pk)
     state = model_state()
     assert state.model_id is not None and state.untrained and "untrained" in state.model_id
     assert state.model_id == get_embedder().model_id and state.device == "cpu" and state.alive
@@ -161,7 +161,7 @@ def test_a_confirmed_xray_becomes_a_reference_whose_embedding_is_reused(embedded
     X-ray as a reference image does not run the model on it again."""
     from submissions.services import submission_confirm
 
-    submission = new_submission(png_bytes(21))
+    submission = new_submission(xray_png(21))
     tasks.process_submission(submission.pk)
     assert count_model_runs["images"] == 1
     implant = submission.matches.order_by("rank").first().implant
@@ -178,7 +178,7 @@ def test_a_confirmed_xray_becomes_a_reference_whose_embedding_is_reused(embedded
 def test_storage_unreachable_is_retried_then_reported_on_the_last_attempt(s3_storage, embedded_catalog, settings):
     """An outage of the bucket while the worker reads the X-ray: the task raises (django-q delivers
     it again) until the last attempt, which marks the submission failed with a reason."""
-    submission = new_submission(png_bytes(31))
+    submission = new_submission(xray_png(31))
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     port = dead.getsockname()[1]

@@ -12,7 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from implants.models import Implant, ReferenceImage
 from submissions.models import Submission
-from tests.matching.conftest import ROOT, embed_catalog, png_bytes, process_env
+from testkit.images import xray_png
+from tests.builders.worker import ROOT, embed_catalog, process_env
 
 
 @pytest.mark.slow
@@ -57,14 +58,14 @@ def test_upload_answers_the_top_implants_through_a_real_worker(client, catalog, 
     assert "Fulano" not in json.dumps(body)  # the patient never appears in the API's answer
 
     # A second X-ray to the now warm worker.
-    response = client.post("/upload", {"file": SimpleUploadedFile("b.png", png_bytes(21), "image/png")})
+    response = client.post("/upload", {"file": SimpleUploadedFile("b.png", xray_png(21), "image/png")})
     assert response.status_code == 200 and response.json()["status"] == "done"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_upload_answers_202_with_the_status_url_when_the_worker_is_not_done(client, settings):
     settings.RAIOX_UPLOAD_WAIT_SECONDS = 0
-    response = client.post("/upload", {"file": SimpleUploadedFile("a.png", png_bytes(22), "image/png")})
+    response = client.post("/upload", {"file": SimpleUploadedFile("a.png", xray_png(22), "image/png")})
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "received"
@@ -80,7 +81,7 @@ def test_upload_errors_are_json_4xx_and_leave_nothing(client):
     assert response.json() == {"error": response.json()["error"], "field": "file", "code": "missing_file"}
     response = client.post("/upload", {"file": SimpleUploadedFile("a.png", b"not an image at all", "image/png")})
     assert response.status_code == 400 and response.json()["code"] == "not_an_image"
-    response = client.post("/upload", {"file": SimpleUploadedFile("a.png", png_bytes(23), "image/png"), "dente": "99"})
+    response = client.post("/upload", {"file": SimpleUploadedFile("a.png", xray_png(23), "image/png"), "dente": "99"})
     assert response.status_code == 400 and response.json()["field"] == "dente"
     assert client.get("/upload").status_code == 405
     assert not Submission.objects.exists()
@@ -122,7 +123,7 @@ assert not loaded, loaded
 @pytest.mark.django_db(transaction=True)
 def test_the_web_process_never_imports_torch(catalog, tmp_path):
     image = tmp_path / "a.png"
-    image.write_bytes(png_bytes(24))
+    image.write_bytes(xray_png(24))
     result = subprocess.run(
         [sys.executable, "-c", WEB_PROCESS, str(image)],
         cwd=ROOT,

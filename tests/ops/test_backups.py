@@ -10,7 +10,7 @@ from django_q.models import Schedule
 from implants.models import Implant, ReferenceImage
 from implants.services import reference_image_set_embedding
 from raiox.backups import backup_create, backup_list
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 
 def _vector(seed: int) -> list[float]:

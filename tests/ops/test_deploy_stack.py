@@ -23,10 +23,10 @@ import httpx
 import pytest
 from django_q.models import OrmQ
 
-from bench.intake.procs import stop as stop_process_group
 from implants.models import ReferenceImage
 from submissions.models import Status, Submission
-from tests.matching.conftest import embed_catalog, process_env
+from testkit.procs import stop as stop_process_group
+from tests.builders.worker import embed_catalog, process_env
 from tests.ops.helpers import DEPLOY, ROOT, env_example
 
 HOST = "raiox.example.com"

@@ -11,13 +11,14 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 from raiox.logging import JsonFormatter, RequestIdFilter
-from tests.ops.conftest import PATIENT, finish
+from tests.builders.submissions import submission_processed
+from tests.ops.conftest import PATIENT
 
 
 def test_intake_and_processing_logs_never_contain_the_patient_name(client, caplog, catalog, make_submission):
     caplog.set_level(logging.DEBUG)
     submission = make_submission(patient=PATIENT)
-    finish(submission)
+    submission_processed(submission)
     duplicate = make_submission(patient=PATIENT, source="jotform", external_id="dup-1")
     make_submission(patient=PATIENT, source="jotform", external_id="dup-1")
     client.get("/healthcheck")
@@ -62,7 +63,7 @@ def test_healthcheck_reports_queue_age_and_model_state(client, catalog, make_sub
     assert body["checks"]["queue"]["ok"] and body["checks"]["queue"]["waiting"] == 0
     assert body["checks"]["model"]["model"] is None and "warning" in body["checks"]["model"]
 
-    finish(make_submission())
+    submission_processed(make_submission())
     OrmQ.objects.all().delete()  # the submission's tasks, queued with it: taken by a worker
     async_task("raiox.backups.backup_task")
     OrmQ.objects.update(lock=timezone.now() - timedelta(hours=1))

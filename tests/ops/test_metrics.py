@@ -8,7 +8,7 @@ from django_q.tasks import async_task
 from prometheus_client.parser import text_string_to_metric_families
 
 from submissions.services.processing import submission_fail
-from tests.ops.conftest import finish
+from tests.builders.submissions import submission_processed
 
 SERIES = [
     "raiox_http_request_duration_seconds",
@@ -36,7 +36,7 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_expose_the_named_series_with_values_from_the_database(client, catalog, make_submission):
     done = make_submission(source="upload")
-    finish(done)
+    submission_processed(done)
     failed = make_submission(source="jotform", external_id="j-1")
     submission_fail(submission_id=failed.pk, reason="imagem ilegível")
     make_submission(source="api")  # received, not yet processed
@@ -81,7 +81,7 @@ def test_metrics_and_the_dashboard_time_the_same_answer(client, admin_client, ca
     from submissions.models import Submission
 
     done = make_submission(source="upload")
-    finish(done)
+    submission_processed(done)
     received = Submission.objects.get(pk=done.pk).received_at
     Submission.objects.filter(pk=done.pk).update(
         started_at=received + dt.timedelta(seconds=10), finished_at=received + dt.timedelta(seconds=12)

@@ -7,7 +7,7 @@ folder, share ONE PostgreSQL (the test database stands in for the managed one) a
 with both nodes in ``upstream raiox_web``). The same nginx also stands in for Jotform's upload
 host over TLS, so the web nodes run in production mode and accept only https upload URLs.
 
-A burst of Jotform webhooks (the recorded wire format, ``bench.intake.payloads``) goes through
+A burst of Jotform webhooks (the recorded wire format, ``testkit.payloads``) goes through
 nginx. Half way through, node A's web and worker get SIGKILL (no handler runs, nothing is
 acknowledged). The sender resends what was not acknowledged (a 502 of a request in flight on the
 dead node), as Jotform retries a failed delivery; node B finishes everything.
@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,15 +44,14 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django_q.models import OrmQ
 
-from bench.intake.payloads import JotformBodies
-from bench.intake.procs import free_port
-from bench.intake.procs import stop as stop_process_group
 from matching.models import WorkerState
 from submissions.models import Match, Source, Status, Submission
-from tests.faults.conftest import FAULT_Q_RETRY, FAULT_Q_TIMEOUT
-from tests.matching.conftest import embed_catalog, process_env
+from testkit.images import xray_file
+from testkit.payloads import JotformBodies
+from testkit.procs import free_port
+from testkit.procs import stop as stop_process_group
+from tests.builders.worker import FAULT_Q_RETRY, FAULT_Q_TIMEOUT, embed_catalog, process_env, wait_until
 from tests.ops.helpers import DEPLOY, ROOT, env_example
-from tests.submissions.conftest import xray_image
 
 HOST = "raiox.example.com"
 WEBHOOKS = 60  # distinct Jotform submissions
@@ -93,15 +92,6 @@ def _status_log() -> list[tuple[int, str, str]]:
 
 def _done_by_node() -> Counter:
     return Counter(node for _, status, node in _status_log() if status == Status.DONE)
-
-
-def _wait_until(condition: Callable[[], bool], *, seconds: float, every: float = 0.1) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
 
 
 def _wait_for(url: str, *, seconds: float = 120) -> None:
@@ -170,7 +160,7 @@ def two_nodes(s3_storage, catalog, transactional_db, tmp_path) -> Iterator[dict]
     pool = tmp_path / "uploads"
     pool.mkdir()
     for n in range(WEBHOOKS):
-        (pool / f"rx-{n:03d}.png").write_bytes(xray_image(seed=500 + n))
+        (pool / f"rx-{n:03d}.png").write_bytes(xray_file(seed=500 + n))
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={HOST}",
@@ -354,7 +344,7 @@ def test_two_nodes_share_a_burst_and_one_dies_mid_burst(two_nodes):
 
     # 1. The first half of the burst: both workers take part.
     sender.send(range(KILL_AFTER))
-    assert _wait_until(lambda: all(_done_by_node()[n] for n in NODES), seconds=DRAIN_SECONDS), (
+    assert wait_until(lambda: all(_done_by_node()[n] for n in NODES), seconds=DRAIN_SECONDS), (
         f"both workers must process part of the burst: {_done_by_node()}"
     )
     # ...and the operator sees both: /healthcheck (details for Prometheus' token) and the dashboard.
@@ -374,7 +364,7 @@ def test_two_nodes_share_a_burst_and_one_dies_mid_burst(two_nodes):
             last[pk] = (status, node)
         return [pk for pk, (status, node) in last.items() if status == Status.PROCESSING and node == "a"]
 
-    mid_burst = _wait_until(
+    mid_burst = wait_until(
         lambda: bool(a_is_processing()) and len(sender.tokens) >= KILL_AFTER + 5, seconds=120, every=0.02
     )
     assert mid_burst, f"never caught node A processing mid-burst: {_done_by_node()}, {len(sender.tokens)} acked"
@@ -388,7 +378,7 @@ def test_two_nodes_share_a_burst_and_one_dies_mid_burst(two_nodes):
     # 3. Node B finishes everything, the ones A had in hand included (their leases expire).
     ids = list(sender.tokens)
     rows = Submission.objects.filter(source=Source.JOTFORM, external_id__in=ids)
-    assert _wait_until(
+    assert wait_until(
         lambda: rows.filter(status=Status.DONE).count() == WEBHOOKS and not OrmQ.objects.exists(),
         seconds=DRAIN_SECONDS,
         every=0.5,

@@ -12,9 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kernel.imaging import InvalidImage, inspect_image
 from submissions.models import Submission
-from tests.conftest import storage_keys
-from tests.crafted import CRAFTED_STRUCTURES
-from tests.dicom import dicom_file
+from testkit.crafted import CRAFTED_STRUCTURES
+from testkit.dicom import dicom_file
+from testkit.images import encode
+from tests.builders.storage import storage_keys
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +42,10 @@ def test_upload_refuses_each_crafted_structure_and_keeps_nothing(client, crafted
 
 
 def test_a_multi_page_tiff_within_the_cap_is_still_accepted():
-    import io
-
     from PIL import Image
 
     pages = [Image.new("L", (128, 128), n * 20) for n in range(10)]
-    out = io.BytesIO()
-    pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:])
-    header = inspect_image(out.getvalue())
+    header = inspect_image(encode(pages[0], "TIFF", save_all=True, append_images=pages[1:]))
     assert header.source_format == "TIFF" and header.frames == 10
 
 

@@ -13,29 +13,29 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from kernel import imaging
 from kernel.imaging import InvalidImage, decode_image, inspect_image
 from submissions.models import Submission
-from tests.conftest import storage_keys
-from tests.crafted import _image, dicom_compressed
+from testkit.crafted import base_image, dicom_compressed
+from tests.builders.storage import storage_keys
 
 # name -> (builder, the refusal's status and code)
 CASES = {
     # 4000 x 4000 a frame is within the pixel limit; 50 of them declare 800 MB in a 1 kB file.
     "50-frames-of-4000x4000-in-one-small-fragment": (
-        lambda: dicom_compressed(rows=4000, columns=4000, frames=50, fragments=[_image("JPEG", size=(64, 64))]),
+        lambda: dicom_compressed(rows=4000, columns=4000, frames=50, fragments=[base_image("JPEG", size=(64, 64))]),
         413,
         "too_many_pixels",
     ),
     "128x128-declared-7000x7000-jpeg-inside": (
-        lambda: dicom_compressed(rows=128, columns=128, fragments=[_image("JPEG", size=(7000, 7000))]),
+        lambda: dicom_compressed(rows=128, columns=128, fragments=[base_image("JPEG", size=(7000, 7000))]),
         400,
         "corrupt_image",
     ),
     "four-frames-declared-one-fragment-held": (
-        lambda: dicom_compressed(rows=128, columns=128, frames=4, fragments=[_image("JPEG", size=(128, 128))]),
+        lambda: dicom_compressed(rows=128, columns=128, frames=4, fragments=[base_image("JPEG", size=(128, 128))]),
         400,
         "corrupt_image",
     ),
     "grey-declared-colour-jpeg-inside": (
-        lambda: dicom_compressed(rows=128, columns=128, fragments=[_image("JPEG", size=(128, 128), mode="RGB")]),
+        lambda: dicom_compressed(rows=128, columns=128, fragments=[base_image("JPEG", size=(128, 128), mode="RGB")]),
         400,
         "corrupt_image",
     ),

@@ -23,7 +23,7 @@ from implants.models import Implant, ReferenceImage, ReferenceSource
 from implants.services import reference_image_delete
 from matching import tasks
 from submissions.models import Submission
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +94,7 @@ def test_a_confirmed_patients_xray_is_never_served_to_another_dentist(
     client, admin_client, worker_in_process, django_user_model
 ):
     # Dentist A's X-ray is analysed, then staff confirm an implant the matcher did not put first.
-    xray_a = png_bytes(seed=7)
+    xray_a = xray_png(seed=7)
     answer_a = post_xray(client, xray_a, dentist="Dra. Ana", email="ana@example.com", patient="Maria Paciente")
     submission_a = Submission.objects.get(token=answer_a["submission"])
     truth = Implant.objects.exclude(pk=answer_a["implants"][0]["id"]).order_by("-id").first()
@@ -113,7 +113,7 @@ def test_a_confirmed_patients_xray_is_never_served_to_another_dentist(
     # Dentist B sends a near-identical X-ray: the match comes from A's confirmed case...
     client.logout()
     answer_b = post_xray(
-        client, png_bytes(seed=7, brightness=3), dentist="Dr. Bruno", email="bruno@example.com", patient="João"
+        client, xray_png(seed=7, brightness=3), dentist="Dr. Bruno", email="bruno@example.com", patient="João"
     )
     submission_b = Submission.objects.get(token=answer_b["submission"])
     top = submission_b.matches.order_by("rank").first()

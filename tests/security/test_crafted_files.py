@@ -21,9 +21,10 @@ from rest_framework.authtoken.models import Token
 from matching.tasks import process_submission
 from submissions import services
 from submissions.models import Status, Submission
-from tests.conftest import storage_keys
-from tests.security.conftest import PNG_EXIF_JUNK, PNG_EXIF_TRUNCATED, dicom
-from tests.submissions.conftest import jotform_payload, plain_form
+from testkit.crafted import PNG_EXIF_JUNK, PNG_EXIF_TRUNCATED
+from testkit.dicom import dicom
+from testkit.payloads import jotform_payload, plain_form
+from tests.builders.storage import storage_keys
 
 CRAFTED = {
     "png-exif-junk": (PNG_EXIF_JUNK, "corrompida"),

@@ -21,8 +21,8 @@ from kernel.parsing import JSON_MAX_DEPTH, parse_json
 from submissions import services
 from submissions.models import Submission
 from submissions.regions import parse_region
-from tests.conftest import storage_keys
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_anonymous_token_endpoint_refuses_crafted_json(client, body):
 def test_review_api_refuses_crafted_json(body):
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(
-            source="upload", dentist_name="Ana", dentist_email="ana@example.com", image_bytes=xray_image()
+            source="upload", dentist_name="Ana", dentist_email="ana@example.com", image_bytes=xray_file()
         )
     )
     api = _api_client()
@@ -84,24 +84,24 @@ REGIONS = {
 
 
 def _webhook_json(client, regions: str):
-    image = base64.b64encode(xray_image()).decode()
+    image = base64.b64encode(xray_file()).decode()
     body = '{"nome": "Ana", "email": "ana@example.com", "file": "' + image + '", "regions": ' + regions + "}"
     return client.post("/webhook", body, content_type="application/json")
 
 
 def _webhook_json_string(client, regions: str):
-    body = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(xray_image()).decode()}
+    body = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(xray_file()).decode()}
     return client.post("/webhook", json.dumps({**body, "regions": regions}), content_type="application/json")
 
 
 def _webhook_multipart(client, regions: str):
     data = {"nome": "Ana", "email": "ana@example.com", "regions": regions}
-    return client.post("/webhook", {**data, "file": SimpleUploadedFile("r.png", xray_image(), "image/png")})
+    return client.post("/webhook", {**data, "file": SimpleUploadedFile("r.png", xray_file(), "image/png")})
 
 
 def _api_match(client, regions: str):
     data = {"nome": "Ana", "email": "ana@example.com", "regions": regions}
-    return _api_client().post("/api/match/", {**data, "file": SimpleUploadedFile("r.png", xray_image(), "image/png")})
+    return _api_client().post("/api/match/", {**data, "file": SimpleUploadedFile("r.png", xray_file(), "image/png")})
 
 
 ROUTES = {

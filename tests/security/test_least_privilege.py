@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 
 from submissions.services import IntakeRecord, submission_create
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def submission(django_capture_on_commit_callbacks):
                 dentist_name="Dra. Ana",
                 dentist_email="ana@example.com",
                 patient="Joana Patrícia Lemos",
-                image_bytes=png_bytes(3),
+                image_bytes=xray_png(3),
                 filename=FILENAME,
             )
         )

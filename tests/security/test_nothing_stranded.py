@@ -14,8 +14,8 @@ from django_q.models import OrmQ
 
 from submissions import services
 from submissions.models import Status, Submission
-from tests.conftest import storage_keys
-from tests.security.conftest import plain_png
+from testkit.images import plain_image
+from tests.builders.storage import storage_keys
 
 
 def _queued_ids() -> list[int]:
@@ -32,7 +32,7 @@ def test_a_broker_failure_after_commit_keeps_the_file_and_the_sweeper_queues_it(
     # tests/submissions/test_intake_queries.py shows that a failure there leaves neither.)
     monkeypatch.setattr("kernel.queue.queue_in_database", lambda: False)
     monkeypatch.setattr("kernel.queue.async_task", broker_down)
-    payload = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(plain_png()).decode()}
+    payload = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(plain_image()).decode()}
 
     response = client.post("/webhook", json.dumps(payload), content_type="application/json")
 
@@ -64,7 +64,7 @@ def test_a_failed_commit_still_leaves_no_file(client, monkeypatch):
         raise DatabaseError("connection lost")
 
     monkeypatch.setattr(Submission, "save", insert_fails)
-    payload = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(plain_png()).decode()}
+    payload = {"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(plain_image()).decode()}
     response = client.post("/webhook", json.dumps(payload), content_type="application/json")
     assert response.status_code == 503
     assert storage_keys() == []
@@ -74,7 +74,7 @@ def test_a_failed_commit_still_leaves_no_file(client, monkeypatch):
 def test_a_submission_processing_for_ever_is_failed_once_out_of_attempts(settings):
     settings.RAIOX_STUCK_SUBMISSION_SECONDS = 600
     submission, _ = services.submission_create(
-        intake=services.IntakeRecord(source="upload", image_bytes=plain_png(), filename="x.png")
+        intake=services.IntakeRecord(source="upload", image_bytes=plain_image(), filename="x.png")
     )
     OrmQ.objects.all().delete()  # django-q dropped its task after the last attempt
     long_ago = timezone.now() - dt.timedelta(hours=2)

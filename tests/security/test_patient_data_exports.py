@@ -16,7 +16,7 @@ from django.test import Client
 
 from implants import services
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +34,9 @@ def implant_with_a_case() -> tuple[Implant, ReferenceImage, ReferenceImage]:
         thread_shape="v",
         notes=FORMULA,
     )
-    picture = services.reference_image_create(implant=implant, image_bytes=xray_image(seed=1), filename="c.png")
+    picture = services.reference_image_create(implant=implant, image_bytes=xray_file(seed=1), filename="c.png")
     case = services.reference_image_create(
-        implant=implant, image_bytes=xray_image(seed=2), filename="p.png", source=ReferenceSource.CONFIRMED_CASE
+        implant=implant, image_bytes=xray_file(seed=2), filename="p.png", source=ReferenceSource.CONFIRMED_CASE
     )
     return implant, picture, case
 

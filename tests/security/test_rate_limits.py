@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
@@ -19,9 +17,8 @@ from django.urls import reverse
 
 from kernel.http import client_address
 from submissions.models import Submission
-from tests.submissions.conftest import xray_image
-from tests.submissions.page_helpers import make_submission
-from tests.submissions.test_pages import jotform_submission
+from testkit.images import xray_file
+from tests.builders.submissions import jotform_submission, submission_received
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +44,7 @@ def limits(settings):
 
 
 def upload(client: Client, who: dict, seed: int = 0):
-    return client.post("/upload", {"file": SimpleUploadedFile("rx.png", xray_image(seed=seed))}, **who)
+    return client.post("/upload", {"file": SimpleUploadedFile("rx.png", xray_file(seed=seed))}, **who)
 
 
 def assert_429(response, *, json_body: bool) -> None:
@@ -84,7 +81,7 @@ def test_upload_is_limited_per_client_and_other_clients_are_not(client):
 
 def test_webhook_and_jotform_count_anonymous_deliveries(client):
     def webhook(i: int, who: dict):
-        body = {"nome": "Ana", "email": "ana@example.com", "id": f"w{i}", "file": base64.b64encode(xray_image(seed=i))}
+        body = {"nome": "Ana", "email": "ana@example.com", "id": f"w{i}", "file": base64.b64encode(xray_file(seed=i))}
         body["file"] = body["file"].decode()
         return client.post("/webhook", json.dumps(body), content_type="application/json", **who)
 
@@ -94,7 +91,7 @@ def test_webhook_and_jotform_count_anonymous_deliveries(client):
     # The limit is per address, across the anonymous routes: /jotform is refused too.
     jot = client.post(
         "/jotform",
-        {"nome": "Ana", "email": "ana@example.com", "file": SimpleUploadedFile("rx.png", xray_image(seed=7))},
+        {"nome": "Ana", "email": "ana@example.com", "file": SimpleUploadedFile("rx.png", xray_file(seed=7))},
         **ALICE,
     )
     assert_429(jot, json_body=True)
@@ -110,7 +107,7 @@ def test_a_sender_with_the_webhook_token_has_its_own_generous_limit(client, sett
 
     def webhook(i: int, who: dict):
         body = {"nome": "Ana", "email": "ana@example.com", "id": f"t{i}"}
-        body["file"] = base64.b64encode(xray_image(seed=30 + i)).decode()
+        body["file"] = base64.b64encode(xray_file(seed=30 + i)).decode()
         return client.post("/webhook", json.dumps(body), content_type="application/json", **who)
 
     assert [webhook(i, auth).status_code for i in range(6)] == [201] * 5 + [429]
@@ -122,13 +119,13 @@ def test_a_sender_with_the_webhook_token_has_its_own_generous_limit(client, sett
 def test_upload_page_answers_a_pt_br_page_or_its_scripts_json(client):
     data = {"nome": "Dra. Ana", "email": "ana@example.com", "paciente": "Maria", "dente": "36"}
     for i in range(LIMIT):
-        response = client.post("/enviar/", {**data, "file": SimpleUploadedFile("rx.png", xray_image(seed=i))}, **ALICE)
+        response = client.post("/enviar/", {**data, "file": SimpleUploadedFile("rx.png", xray_file(seed=i))}, **ALICE)
         assert response.status_code == 302
-    page = client.post("/enviar/", {**data, "file": SimpleUploadedFile("rx.png", xray_image(seed=9))}, **ALICE)
+    page = client.post("/enviar/", {**data, "file": SimpleUploadedFile("rx.png", xray_file(seed=9))}, **ALICE)
     assert_429(page, json_body=False)
     script = client.post(
         "/enviar/",
-        {**data, "file": SimpleUploadedFile("rx.png", xray_image(seed=9))},
+        {**data, "file": SimpleUploadedFile("rx.png", xray_file(seed=9))},
         HTTP_ACCEPT="application/json",
         **ALICE,
     )
@@ -138,7 +135,9 @@ def test_upload_page_answers_a_pt_br_page_or_its_scripts_json(client):
 
 
 def test_result_page_actions_and_crop_are_limited(client):
-    submission = make_submission(image=xray_image(size=(400, 300)))
+    submission = submission_received(
+        patient="Maria Souza", dentist_email="dra.ana@example.com", filename="rx.png", image=xray_file(size=(400, 300))
+    )
     token = submission.token
     feedback = reverse("submissions:feedback", args=[token])
     refine = reverse("submissions:refine", args=[token])
@@ -188,52 +187,6 @@ def test_thank_you_page_stops_refreshing_after_the_pending_window(settings):
     later = browser.get(THANKS, {"sid": "5800000000000000003"}, **ALICE).content.decode()
     assert 'http-equiv="refresh"' not in later
     assert "demorando mais que o normal" in later and "e-mail" in later
-
-
-def _expires(cache, key: str):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT expires FROM {cache._table} WHERE cache_key = %s", [cache.make_key(key)])  # noqa: S608
-        return cursor.fetchone()[0]
-
-
-def test_the_shared_cache_counter_keeps_its_window(settings):
-    """Django's database cache gave an incremented key the default 300 s, so a 10-minute count was
-    forgotten after 5 quiet minutes; the counter keeps the expiry the key was added with."""
-    cache = caches[settings.RAIOX_SHARED_CACHE]
-    cache.add("count", 0, timeout=3600)
-    before = _expires(cache, "count")
-    assert cache.incr("count") == 1 and cache.incr("count", 5) == 6
-    assert _expires(cache, "count") >= before - timedelta(seconds=1)
-    with pytest.raises(ValueError):
-        cache.incr("never-added")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_shared_cache_counts_every_concurrent_request(settings):
-    """Web processes count the same address at once: no increment may be lost (row lock)."""
-    from django.db import connection
-
-    cache = caches[settings.RAIOX_SHARED_CACHE]
-    cache.add("busy", 0, timeout=3600)
-    barrier = threading.Barrier(4, timeout=30)
-
-    def count() -> None:
-        try:
-            barrier.wait()
-            for _ in range(25):
-                cache.incr("busy")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=count) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert cache.get("busy") == 100
-    cache.clear()
 
 
 @pytest.mark.django_db(transaction=True)

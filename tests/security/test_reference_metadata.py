@@ -12,7 +12,8 @@ from PIL import Image
 from implants.models import ReferenceImage
 from implants.services import implant_get_or_create, manufacturer_get_or_create, reference_image_create
 from submissions import services
-from tests.security.conftest import dicom
+from testkit.dicom import dicom
+from testkit.images import encode, plain_image
 
 PATIENT = "Silva^Joao"
 
@@ -23,9 +24,7 @@ def jpeg_with_exif() -> bytes:
     exif[0x013B] = PATIENT  # Artist
     exif[0x010E] = "Paciente Joao Silva, 54 anos"  # ImageDescription
     exif[0x0112] = 6  # orientation: rotate 90° when shown
-    out = io.BytesIO()
-    img.save(out, format="JPEG", exif=exif, icc_profile=b"\0" * 128)
-    return out.getvalue()
+    return encode(img, "JPEG", exif=exif, icc_profile=b"\0" * 128)
 
 
 def png_with_text() -> bytes:
@@ -33,9 +32,7 @@ def png_with_text() -> bytes:
 
     info = PngInfo()
     info.add_text("Comment", f"paciente {PATIENT}")
-    out = io.BytesIO()
-    Image.new("L", (200, 200), 120).save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
+    return plain_image((200, 200), 120, pnginfo=info)
 
 
 def _stored(reference: ReferenceImage) -> bytes:

@@ -6,30 +6,27 @@ the film, so ten crops at once make at most the cap of regions, each with its ow
 from __future__ import annotations
 
 import base64
-import io
 import json
-import threading
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageFile
 
 from submissions import services
 from submissions.models import Submission
-from tests.submissions.page_helpers import make_submission, png_bytes
+from testkit.images import plain_image
+from tests.builders.submissions import submission_received
+from tests.builders.threads import at_once
 
 BIG = (7000, 7000)  # 49 Mpx, under the pixel cap: ~150 MB once decoded, ~50 kB as a PNG
 
 
 @pytest.fixture(scope="module")
 def big_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("L", BIG, 90).save(out, format="PNG")
-    return out.getvalue()
+    return plain_image(BIG, 90)
 
 
 @pytest.fixture
@@ -94,7 +91,9 @@ def test_regions_at_intake_are_cut_by_the_worker(client, big_png, decodes, setti
 
 @pytest.mark.django_db
 def test_a_tiny_crop_of_a_huge_film_decodes_nothing(client, big_png, decodes):
-    film = make_submission(image=big_png)
+    film = submission_received(
+        patient="Maria Souza", dentist_email="dra.ana@example.com", filename="rx.png", image=big_png
+    )
     decodes.clear()
     page = client.post(
         reverse("submissions:crop", args=[film.token]), {"x": 0, "y": 0, "width": 10, "height": 10}, follow=True
@@ -112,7 +111,12 @@ def _crop(client: Client, film: Submission, n: int) -> int:
 @pytest.mark.django_db
 def test_crops_follow_the_region_rules(client, settings):
     settings.RAIOX_MAX_REGIONS = 3
-    film = make_submission(image=png_bytes((800, 300)))
+    film = submission_received(
+        patient="Maria Souza",
+        dentist_email="dra.ana@example.com",
+        filename="rx.png",
+        image=plain_image((800, 300), 128),
+    )
     for n in range(10):
         _crop(client, film, n)
     numbers = sorted(c.crop_box["region"] for c in film.crops.all())
@@ -133,22 +137,13 @@ def test_crops_follow_the_region_rules(client, settings):
 @pytest.mark.django_db(transaction=True)
 def test_ten_crops_at_once_make_at_most_the_cap(settings):
     settings.RAIOX_MAX_REGIONS = 4
-    film = make_submission(image=png_bytes((800, 300)))
-    barrier = threading.Barrier(10)
-    codes: list[int] = []
-
-    def crop(n: int) -> None:
-        try:
-            barrier.wait()
-            codes.append(_crop(Client(), film, n))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=crop, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    film = submission_received(
+        patient="Maria Souza",
+        dentist_email="dra.ana@example.com",
+        filename="rx.png",
+        image=plain_image((800, 300), 128),
+    )
+    codes = at_once([lambda n=n: _crop(Client(), film, n) for n in range(10)])
     assert codes == [302] * 10
     numbers = sorted(c.crop_box["region"] for c in film.crops.all())
     assert numbers == [1, 2, 3, 4]  # the cap, each its own number

@@ -12,8 +12,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from submissions.models import Submission
-from tests.conftest import storage_keys
-from tests.submissions.conftest import jotform_payload, xray_image
+from testkit.images import xray_file
+from testkit.payloads import jotform_payload
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ def _first_delivery(client) -> Submission:
         "paciente": "Maria da Silva",
         "dente": "36",
         "id": "clinic-42",
-        "file": base64.b64encode(xray_image()).decode(),
+        "file": base64.b64encode(xray_file()).decode(),
     }
     response = client.post("/webhook", json.dumps(payload), content_type="application/json")
     assert response.status_code == 201, response.content
@@ -57,7 +58,7 @@ def test_webhook_repeat_with_the_right_token_is_told_its_token(client, settings)
     """The sender that holds the token (and so sent the first delivery) still learns its result link."""
     settings.RAIOX_WEBHOOK_TOKEN = "s3cret"
     auth = {"HTTP_AUTHORIZATION": "Bearer s3cret"}
-    image = base64.b64encode(xray_image()).decode()
+    image = base64.b64encode(xray_file()).decode()
     payload = {"nome": "Ana", "email": "ana@example.com", "id": "clinic-7", "file": image}
     first = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
     again = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
@@ -75,7 +76,7 @@ def test_jotform_plain_form_repeat_with_a_known_submission_id_gets_no_token(clie
             "nome": "Dra. Ana",
             "email": "ana@example.com",
             "paciente": "Maria da Silva",
-            "file": SimpleUploadedFile("rx.png", xray_image()),
+            "file": SimpleUploadedFile("rx.png", xray_file()),
         },
     )
     assert first.status_code == 201, first.content

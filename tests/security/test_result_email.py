@@ -15,7 +15,7 @@ from django.utils import timezone
 from submissions import services
 from submissions.models import Submission
 from submissions.tasks import notify_dentist
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def _sent_by_a_stranger(client, django_capture_on_commit_callbacks, *, email: st
         response = client.post(
             "/upload",
             {
-                "file": SimpleUploadedFile(FILENAME, png_bytes(seed), "image/png"),
+                "file": SimpleUploadedFile(FILENAME, xray_png(seed), "image/png"),
                 "nome": PHISHING,
                 "email": email,
                 "paciente": PATIENT,

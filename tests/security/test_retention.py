@@ -17,8 +17,8 @@ from implants.models import ReferenceImage
 from implants.services import implant_get_or_create, manufacturer_get_or_create
 from submissions import services
 from submissions.models import Submission
-from tests.conftest import storage_keys
-from tests.security.conftest import plain_png
+from testkit.images import plain_image
+from tests.builders.storage import storage_keys
 
 
 def _submission(seed: int, *, days_old: int = 0, parent: Submission | None = None) -> Submission:
@@ -26,7 +26,7 @@ def _submission(seed: int, *, days_old: int = 0, parent: Submission | None = Non
         intake=services.IntakeRecord(
             source="upload",
             patient="João da Silva",
-            image_bytes=plain_png(value=seed),
+            image_bytes=plain_image(value=seed),
             filename="x.png",
             parent_id=parent.pk if parent else None,
         )

@@ -17,9 +17,9 @@ from django.test import Client
 from submissions import services
 from submissions.models import ReviewRequest, Submission
 from submissions.tasks import notify_dentist, notify_review
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
+from testkit.payloads import plain_form
 from tests.security.test_result_email import PATIENT, PHISHING, _sent_by_a_stranger
-from tests.submissions.conftest import plain_form
 
 pytestmark = pytest.mark.django_db
 
@@ -94,12 +94,12 @@ def _api_client() -> Client:
 
 def _post(route: str, client: Client, address: str, seed: int):
     if route == "/webhook":
-        body = {"nome": "Ana", "email": address, "file": base64.b64encode(png_bytes(seed)).decode()}
+        body = {"nome": "Ana", "email": address, "file": base64.b64encode(xray_png(seed)).decode()}
         return client.post("/webhook", json.dumps(body), content_type="application/json")
     if route == "/jotform":  # the old plain form
-        body, content_type = plain_form(png_bytes(seed), email=address.encode())
+        body, content_type = plain_form(xray_png(seed), email=address.encode())
         return client.post("/jotform", body, content_type=content_type)
-    form = {"file": SimpleUploadedFile("rx.png", png_bytes(seed), "image/png"), "nome": "Ana", "email": address}
+    form = {"file": SimpleUploadedFile("rx.png", xray_png(seed), "image/png"), "nome": "Ana", "email": address}
     return client.post(route, form)
 
 

@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from submissions import services
 from submissions.models import ReviewRequest, Source, Submission
-from tests.backoffice.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def people(settings) -> dict[str, Client]:
 
 
 def _sent_by_owner(owner: Client, regions: list | None = None) -> Submission:
-    form = {"file": SimpleUploadedFile("rx.png", png_bytes(1, (640, 400)), "image/png"), "email": "a@example.com"}
+    form = {"file": SimpleUploadedFile("rx.png", xray_png(1, (640, 400)), "image/png"), "email": "a@example.com"}
     if regions:
         form["regions"] = json.dumps(regions)
     response = owner.post("/api/match/", form)
@@ -89,7 +89,7 @@ def test_regions_of_an_api_film_belong_to_its_owner(people):
 
 def test_an_anonymous_upload_keeps_its_token_as_the_capability(people, client):
     response = client.post(
-        "/upload", {"file": SimpleUploadedFile("rx.png", png_bytes(2), "image/png"), "email": "a@example.com"}
+        "/upload", {"file": SimpleUploadedFile("rx.png", xray_png(2), "image/png"), "email": "a@example.com"}
     )
     assert response.status_code == 202, response.content
     submission = _done(Submission.objects.get(token=response.json()["submission"]))

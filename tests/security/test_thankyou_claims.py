@@ -11,7 +11,8 @@ from django.test import Client
 
 from submissions.models import Submission
 from submissions.results.links import result_path
-from tests.submissions.test_pages import THANKS, jotform_submission
+from tests.builders.submissions import jotform_submission
+from tests.submissions.test_pages import THANKS
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 from submissions.intake import form
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def waits(monkeypatch) -> list[float]:
 
 
 def post_upload(client):
-    return client.post("/upload", {"file": SimpleUploadedFile("rx.png", xray_image())})
+    return client.post("/upload", {"file": SimpleUploadedFile("rx.png", xray_file())})
 
 
 def test_upload_waits_when_the_queue_is_idle(client, settings, waits):
@@ -86,6 +86,6 @@ def test_api_match_follows_the_same_rule(client, settings, waits, django_user_mo
     settings.RAIOX_UPLOAD_BUSY_QUEUE_DEPTH = 1
     async_task("math.floor", 1)
     client.force_login(django_user_model.objects.create_user("staff", password="x"))
-    response = client.post("/api/match/", {"file": SimpleUploadedFile("rx.png", xray_image())})
+    response = client.post("/api/match/", {"file": SimpleUploadedFile("rx.png", xray_file())})
     assert response.status_code == 202, response.content
     assert waits == []

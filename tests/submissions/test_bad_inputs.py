@@ -4,38 +4,31 @@ behind — no Submission row, no stored file."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import struct
 import zlib
 from collections.abc import Callable
 
 import pytest
-from PIL import Image
 
 from submissions.models import Submission
-from tests.conftest import storage_keys
-from tests.dicom import dicom_file
-from tests.submissions.conftest import jotform_payload, plain_form, remove_part, replace_part, xray_image
+from testkit.dicom import dicom_file
+from testkit.images import plain_image, png_chunk, xray_file
+from testkit.payloads import jotform_payload, plain_form, remove_part, replace_part
+from tests.builders.storage import storage_keys
 
 ALLOWED_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def decompression_bomb() -> bytes:
     """A few hundred bytes of PNG declaring a 30000 × 30000 canvas (900 megapixels)."""
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\0" * 30001 * 4, 9)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
 
 
 def image(size: tuple[int, int], fmt: str = "PNG") -> bytes:
-    out = io.BytesIO()
-    Image.new("L", size, 128).save(out, format=fmt)
-    return out.getvalue()
+    return plain_image(size, 128, fmt=fmt)
 
 
 SVG = (
@@ -50,7 +43,7 @@ JPEG_HTML = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x
 FAKE_DICOM = b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00junk" + b"\xde\xad" * 200
 FAKE_HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 500
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
-GOOD = xray_image()
+GOOD = xray_file()
 
 
 def dicom_bomb() -> bytes:
@@ -114,7 +107,7 @@ CASES: dict[str, Case] = {
     "random-bytes": form(bytes(range(256)) * 40, filename=b"raio-x.png"),
     "zero-byte-file": form(b""),
     "truncated-png": form(GOOD[: len(GOOD) // 2]),
-    "truncated-jpeg": form(xray_image(fmt="JPEG")[:400], filename=b"raio-x.jpg"),
+    "truncated-jpeg": form(xray_file(fmt="JPEG")[:400], filename=b"raio-x.jpg"),
     "decompression-bomb": form(decompression_bomb()),
     "dicom-decompression-bomb": form(dicom_bomb(), filename=b"raio-x.dcm"),
     "oversized-file": form(image((600, 600), "BMP"), filename=b"grande.bmp"),  # > 200 kB cap set below

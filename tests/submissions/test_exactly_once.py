@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from submissions.models import Submission
-from tests.submissions.conftest import jotform_payload
+from testkit.payloads import jotform_payload
 
 
 @pytest.mark.django_db(transaction=True)
@@ -62,8 +62,8 @@ def test_repeat_that_passed_the_lookup_before_its_original_committed_gets_the_sa
 def test_the_intake_bench_posts_what_jotform_posts(client, upload_host, settings):
     """bench/intake's generated deliveries are parsed like the captured Jotform webhook: same
     parts, the answers from rawRequest, the upload left as a URL on the file host for the worker."""
-    from bench.intake.images import radiograph
-    from bench.intake.payloads import FIXTURES, JotformBodies
+    from testkit.payloads import FIXTURES, JotformBodies
+    from testkit.radiographs import radiograph
 
     settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
     bodies = JotformBodies(file_host=upload_host.netloc, token="t0ken")

@@ -15,48 +15,43 @@ from PIL import Image
 from kernel.imaging import decode_image, inspect_image
 from submissions.models import Submission
 from submissions.services import submission_prepare_image
-from tests.conftest import storage_keys
-from tests.dicom import twelve_bit_dicom
-from tests.submissions.conftest import plain_form, xray_image
+from testkit.dicom import twelve_bit_dicom
+from testkit.images import encode, xray_file
+from testkit.payloads import plain_form
+from tests.builders.storage import storage_keys
 
 
 def heic() -> bytes:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    out = io.BytesIO()
-    Image.open(io.BytesIO(xray_image(mode="RGB"))).save(out, format="HEIF")
-    return out.getvalue()
+    return encode(Image.open(io.BytesIO(xray_file(mode="RGB"))), "HEIF")
 
 
 def dicom(photometric: str = "MONOCHROME2") -> bytes:
-    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 16  # 12-bit, as detectors give
+    pixels = np.asarray(Image.open(io.BytesIO(xray_file())), dtype=np.uint16) * 16  # 12-bit, as detectors give
     return twelve_bit_dicom(pixels, photometric=photometric, Modality="DX")
 
 
 def tiff16() -> bytes:
-    pixels = np.asarray(Image.open(io.BytesIO(xray_image())), dtype=np.uint16) * 256
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="TIFF")
-    return out.getvalue()
+    pixels = np.asarray(Image.open(io.BytesIO(xray_file())), dtype=np.uint16) * 256
+    return encode(Image.fromarray(pixels), "TIFF")
 
 
 def exif_rotated_jpeg() -> bytes:
-    img = Image.open(io.BytesIO(xray_image((256, 128), mode="RGB")))
+    img = Image.open(io.BytesIO(xray_file((256, 128), mode="RGB")))
     exif = img.getexif()
     exif[0x0112] = 6  # orientation: rotate 90° when shown
-    out = io.BytesIO()
-    img.save(out, format="JPEG", exif=exif)
-    return out.getvalue()
+    return encode(img, "JPEG", exif=exif)
 
 
 FORMATS = {
-    "JPEG": lambda: xray_image(fmt="JPEG"),
-    "PNG": lambda: xray_image(fmt="PNG"),
-    "WEBP": lambda: xray_image(fmt="WEBP"),
-    "TIFF": lambda: xray_image(fmt="TIFF"),
+    "JPEG": lambda: xray_file(fmt="JPEG"),
+    "PNG": lambda: xray_file(fmt="PNG"),
+    "WEBP": lambda: xray_file(fmt="WEBP"),
+    "TIFF": lambda: xray_file(fmt="TIFF"),
     "TIFF-16bit": tiff16,
-    "BMP": lambda: xray_image(fmt="BMP"),
+    "BMP": lambda: xray_file(fmt="BMP"),
     "HEIC": heic,
     "DICOM": dicom,
     "DICOM-MONOCHROME1": lambda: dicom("MONOCHROME1"),

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
 
 from submissions.models import Submission
-from tests.submissions.conftest import jotform_payload, xray_image
+from testkit.images import xray_file
+from testkit.payloads import jotform_payload
 
 
 def statements(ctx: CaptureQueriesContext) -> list[str]:
@@ -61,7 +62,7 @@ def test_a_webhook_with_the_file_looks_up_repeats_before_storing(client):
     form = {"submissionID": "plain-001", "nome": "Dra. Ana", "email": "ana@example.com", "dente": "36"}
 
     def deliver():
-        upload = SimpleUploadedFile("raio.png", xray_image(), "image/png")
+        upload = SimpleUploadedFile("raio.png", xray_file(), "image/png")
         with CaptureQueriesContext(connection) as ctx:
             response = client.post("/jotform", {**form, "file": upload})
         return response, statements(ctx)

@@ -13,8 +13,9 @@ from implants.models import ReferenceImage
 from matching.tasks import embed_reference_image, process_submission
 from submissions import services
 from submissions.models import Source, Status, Submission
-from tests.conftest import storage_keys
-from tests.submissions.conftest import jotform_payload, plain_form, replace_part, xray_image
+from testkit.images import xray_file
+from testkit.payloads import jotform_payload, plain_form, replace_part
+from tests.builders.storage import storage_keys
 
 UPLOAD_PATH = "/uploads/drsouza/231234567890123/5812345678901234567/radiografia%20panor%C3%A2mica.png"
 
@@ -29,7 +30,7 @@ def post(client: Client, body: bytes, content_type: str, path: str = "/jotform")
 
 @pytest.mark.django_db
 def test_jotform_delivery_creates_one_submission_that_reaches_done(client, upload_host, catalog, settings):
-    upload_host.serve(UPLOAD_PATH, xray_image())
+    upload_host.serve(UPLOAD_PATH, xray_file())
     body, content_type = jotform_payload(
         upload_base=upload_host.url("/uploads/drsouza/231234567890123/5812345678901234567/")
     )
@@ -71,7 +72,7 @@ def test_jotform_delivery_creates_one_submission_that_reaches_done(client, uploa
 def test_fetch_remote_image_then_process(client, upload_host, settings):
     """The two steps separately: the service stores the image, the task then matches it."""
     settings.JOTFORM_API_KEY = "jotform-api-key-123"
-    upload_host.serve(UPLOAD_PATH, xray_image(fmt="JPEG", mode="RGB"), headers={"Content-Type": "image/jpeg"})
+    upload_host.serve(UPLOAD_PATH, xray_file(fmt="JPEG", mode="RGB"), headers={"Content-Type": "image/jpeg"})
     body, content_type = jotform_payload(
         upload_base=upload_host.url("/uploads/drsouza/231234567890123/5812345678901234567/")
     )
@@ -119,7 +120,7 @@ def test_field_mapping_is_configurable(client, upload_host, settings):
 
 @pytest.mark.django_db
 def test_old_plain_form_still_works(client):
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
 
     response = post(client, body, content_type)
 
@@ -138,7 +139,7 @@ def test_old_plain_form_still_works(client):
 
 @pytest.mark.django_db
 def test_hostile_file_name_is_accepted_safely(client):
-    body, content_type = plain_form(xray_image(), filename=b"../../etc/passwd")
+    body, content_type = plain_form(xray_file(), filename=b"../../etc/passwd")
     assert post(client, body, content_type).status_code == 201
     submission = Submission.objects.get()
     assert submission.original_filename == "passwd"
@@ -165,7 +166,7 @@ def test_right_token_accepted(client, settings, upload_host):
     settings.JOTFORM_WEBHOOK_TOKEN = "s3cret"
     body, content_type = jotform_payload(upload_base=upload_host.url("/u/"))
     assert post(client, body, content_type, path="/jotform?token=s3cret").status_code == 201
-    plain, plain_type = plain_form(xray_image())
+    plain, plain_type = plain_form(xray_file())
     assert post(client, plain, plain_type, path="/jotform?token=s3cret").status_code == 201
     assert Submission.objects.count() == 2
 
@@ -203,7 +204,7 @@ def test_repeated_delivery_gives_the_same_submission(client, upload_host, settin
 @pytest.mark.django_db
 def test_repeated_plain_form_with_id_stores_one_file(client, settings):
     settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
     body = body.replace(
         b'----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="nome"',
         b'----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="submissionID"\r\n\r\n'
@@ -259,7 +260,7 @@ def test_concurrent_duplicate_jotform_deliveries_give_one_submission(upload_host
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_uploads_store_one_file(monkeypatch, settings):
     settings.JOTFORM_WEBHOOK_TOKEN = "t0ken"
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
     body = replace_part(body, "paciente", b"Paciente X")
     body = body.replace(b'name="dente"', b'name="submissionID"', 1).replace(b"\r\n36\r\n", b"\r\nabc-123\r\n", 1)
 
@@ -311,7 +312,7 @@ def test_redirect_to_another_host_is_not_followed(client, upload_host):
 @pytest.mark.django_db
 def test_redirect_on_allowed_host_is_followed(client, upload_host):
     upload_host.serve("/u/x.png", b"", status=302, headers={"Location": "/files/x.png"})
-    upload_host.serve("/files/x.png", xray_image())
+    upload_host.serve("/files/x.png", xray_file())
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(source="jotform", external_id="r2", remote_image_url=upload_host.url("/u/x.png"))
     )
@@ -369,7 +370,7 @@ def test_transient_failure_then_success(client, upload_host):
     )
     with pytest.raises(services.RemoteFetchError):
         process_submission(submission.pk)
-    upload_host.serve("/u/x.png", xray_image())
+    upload_host.serve("/u/x.png", xray_file())
     assert process_submission(submission.pk) == "done"
 
 
@@ -390,7 +391,7 @@ def test_database_outage_answers_503_and_leaves_nothing(client, monkeypatch):
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(Submission, "save", database_down)
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
 
     response = post(client, body, content_type)
 
@@ -409,7 +410,7 @@ def test_storage_outage_answers_503_and_leaves_nothing(client, s3_storage, setti
         **settings.STORAGES,
         "default": {**settings.STORAGES["default"], "OPTIONS": {**options, "endpoint_url": "http://127.0.0.1:9"}},
     }
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
 
     response = post(client, body, content_type)
 
@@ -422,7 +423,7 @@ def test_storage_outage_answers_503_and_leaves_nothing(client, s3_storage, setti
 
 @pytest.mark.django_db
 def test_plain_form_on_s3_stores_one_private_object(client, s3_storage):
-    body, content_type = plain_form(xray_image())
+    body, content_type = plain_form(xray_file())
     assert post(client, body, content_type).status_code == 201
     submission = Submission.objects.get()
     assert storage_keys() == [submission.image.name]

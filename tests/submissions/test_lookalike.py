@@ -11,7 +11,7 @@ from submissions import services
 from submissions.results.page import submission_result_view
 from submissions.serializers import match_result_answer
 from submissions.services import MatchCandidate
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _done(implants: list[Implant], similarities: list[float]):
     """A result whose calibrated probability makes the first candidate "alta" on its own."""
     submission, _ = services.submission_create(
-        intake=services.IntakeRecord(source="upload", image_bytes=xray_image(), dentist_email="a@example.com")
+        intake=services.IntakeRecord(source="upload", image_bytes=xray_file(), dentist_email="a@example.com")
     )
     calibrated = [(0.95, "alta"), (0.03, "baixa"), (0.02, "baixa")]
     return services.submission_record_result(

@@ -19,7 +19,6 @@ from matching.fixtures import FixtureReport, as_grey
 from submissions.models import Status, Submission
 from submissions.services import submission_attach_image
 from tests.calibrations import active_calibration
-from tests.matching.conftest import embedded_catalog  # noqa: F401
 from tests.submissions.test_same_verdict import IMAGE, ROUTES, VALID, _intake_settings  # noqa: F401
 
 pytestmark = pytest.mark.django_db

@@ -11,26 +11,16 @@ from django_q.models import OrmQ
 from submissions import services
 from submissions.models import Submission
 from submissions.tasks import notify_dentist
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
+from tests.builders.submissions import submission_finished, submission_received
 
 
 @pytest.fixture
 def finished(db, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "https://raiox.example.com"
-    submission, _ = services.submission_create(
-        intake=services.IntakeRecord(
-            source="webhook",
-            dentist_name="Ana Souza",
-            dentist_email="ana@example.com",
-            patient="Maria Confidencial",
-            tooth="36",
-            image_bytes=xray_image(),
-        )
-    )
-    return services.submission_record_result(
-        submission_id=submission.pk, embedding=[0.0] * 512, model_id="m", candidates=[]
-    )
+    received = submission_received(source="webhook", dentist_name="Ana Souza", patient="Maria Confidencial")
+    return submission_finished(received)  # nothing found
 
 
 def test_sent_once_with_the_link_and_no_patient_in_the_subject(finished, caplog):
@@ -84,7 +74,7 @@ def test_skipped_without_e_mail(finished):
 def test_not_sent_before_the_result(db, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     submission, _ = services.submission_create(
-        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_image())
+        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_file())
     )
     assert notify_dentist(submission.pk) == "not finished"
     assert mail.outbox == []
@@ -93,7 +83,7 @@ def test_not_sent_before_the_result(db, settings):
 @pytest.mark.django_db(transaction=True)
 def test_recording_a_result_queues_the_e_mail_with_retries(settings):
     submission, _ = services.submission_create(
-        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_image())
+        intake=services.IntakeRecord(source="upload", dentist_email="a@example.com", image_bytes=xray_file())
     )
     services.submission_record_result(submission_id=submission.pk, embedding=[0.0] * 512, model_id="m", candidates=[])
     queued = [task.task for task in OrmQ.objects.all()]
@@ -108,7 +98,7 @@ def test_one_e_mail_per_film_none_for_its_regions(finished):
         intake=services.IntakeRecord(
             source="webhook",
             dentist_email="ana@example.com",
-            image_bytes=xray_image(),
+            image_bytes=xray_file(),
             parent_id=finished.pk,
             crop_box={"x": 0, "y": 0, "width": 64, "height": 64, "region": 1},
         )
@@ -124,7 +114,7 @@ def _emailed(catalog, settings, calibrated):
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     submission, _ = services.submission_create(
-        intake=services.IntakeRecord(source="upload", dentist_email="ana@example.com", image_bytes=xray_image())
+        intake=services.IntakeRecord(source="upload", dentist_email="ana@example.com", image_bytes=xray_file())
     )
     implants = list(Implant.objects.order_by("pk")[:3])
     services.submission_record_result(

@@ -3,6 +3,7 @@ crop, and the Jotform thank-you redirect."""
 
 from __future__ import annotations
 
+import functools
 import io
 import uuid
 from datetime import timedelta
@@ -20,15 +21,44 @@ from submissions.intake.crop import crop_create
 from submissions.models import DentistFeedback, Source, Status, Submission, Verdict
 from submissions.services import (
     PROCESS_TASK,
-    IntakeRecord,
-    submission_create,
     submission_prepare_image,
     submission_record_feedback,
     submission_refine,
 )
-from tests.submissions.page_helpers import finish, make_submission, png_bytes, queued, reference_png
+from testkit.images import plain_image
+from tests.builders.submissions import (
+    UNTRAINED_MODEL,
+    jotform_submission,
+    queued,
+    reference_candidates,
+    reference_png,
+    submission_finished,
+    submission_received,
+)
 
 pytestmark = pytest.mark.django_db
+
+# The page tests' dentist, with a plain grey film unless a test needs a picture (real services).
+make_submission = functools.partial(
+    submission_received,
+    patient="Maria Souza",
+    dentist_email="dra.ana@example.com",
+    image=plain_image((200, 300), 128),
+    filename="rx.png",
+)
+
+
+def finish(submission, similarities=(0.95, 0.90, 0.88, 0.80), model_id=UNTRAINED_MODEL, calibrated=None):
+    """The worker took the task, recorded its own state (which model, untrained or not) and the
+    result: the first reference images with these similarities (``reference_candidates``)."""
+    return submission_finished(
+        submission,
+        candidates=reference_candidates(similarities, calibrated),
+        model_id=model_id,
+        embedding=0.01,
+        worker_untrained=model_id == UNTRAINED_MODEL,
+        task_taken=True,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +226,7 @@ def test_a_calibrated_no_convincing_match_comes_from_the_calibration_not_the_sim
     finish(submission, similarities=(0.99, 0.98, 0.97), calibrated=[(0.05, "nenhuma")] * 3)
     html = client.get(result_url(submission)).content.decode()
     assert "Nenhum implante do catálogo é parecido o bastante" in html and "Confiança baixa" in html
-    other = make_submission(image=png_bytes(color=60))
+    other = make_submission(image=plain_image((200, 300), 60))
     finish(other, similarities=(0.60, 0.58, 0.50), calibrated=[(0.7, "media"), (0.1, "baixa"), (0.05, "baixa")])
     assert "Nenhum implante do catálogo é parecido o bastante" not in client.get(result_url(other)).content.decode()
 
@@ -220,8 +250,10 @@ def test_failed_page_says_what_happened_and_what_to_do_never_a_trace(client):
 
 
 def test_pages_never_show_another_submissions_data(client, catalog):
-    mine = make_submission(patient="Paciente Alfa", email="alfa@example.com")
-    other = make_submission(patient="Paciente Beta", email="beta@example.com", image=png_bytes(color=40))
+    mine = make_submission(patient="Paciente Alfa", dentist_email="alfa@example.com")
+    other = make_submission(
+        patient="Paciente Beta", dentist_email="beta@example.com", image=plain_image((200, 300), 40)
+    )
     finish(mine)
     finish(other, similarities=(0.70, 0.69, 0.68, 0.60))
     html = client.get(result_url(mine)).content.decode()
@@ -310,7 +342,7 @@ def test_feedback_only_on_this_submissions_candidates(catalog):
 def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
     client, catalog, django_capture_on_commit_callbacks
 ):
-    original = make_submission(image=png_bytes((400, 300)))
+    original = make_submission(image=plain_image((400, 300), 128))
     finish(original)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -344,7 +376,7 @@ def test_crop_creates_a_linked_submission_from_the_region_and_opens_its_page(
 
 
 def test_crop_is_clamped_to_the_image_and_refuses_a_tiny_box(catalog):
-    original = make_submission(image=png_bytes((400, 300)))
+    original = make_submission(image=plain_image((400, 300), 128))
     child = crop_create(original, {"x": 300, "y": 200, "width": 500, "height": 500})
     # The one-region case: the rectangle, its number on the film and the film's size.
     assert child.crop_box == {
@@ -374,24 +406,6 @@ def test_crop_errors_come_back_on_the_page(client, catalog):
 
 
 # --- Jotform thank-you redirect ------------------------------------------------------------
-
-
-def jotform_submission(sid: str, *, received_at=None) -> Submission:
-    submission, _ = submission_create(
-        intake=IntakeRecord(
-            source="jotform",
-            external_id=sid,
-            dentist_name="Dr. Jota",
-            dentist_email="jota@example.com",
-            patient="Paciente Jotform",
-            tooth="46",
-            image_bytes=png_bytes(),
-            filename="rx.png",
-        )
-    )
-    if received_at is not None:
-        Submission.objects.filter(pk=submission.pk).update(received_at=received_at)
-    return submission
 
 
 THANKS = "/jotform/obrigado/"

@@ -12,14 +12,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django_q.models import OrmQ
 
 from implants.models import Implant
 from submissions import services
 from submissions.models import Submission
 from submissions.services import PROCESS_TASK, MatchCandidate
-from tests.conftest import storage_keys
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
+from tests.builders.storage import storage_keys
+from tests.builders.submissions import queued
 
 pytestmark = pytest.mark.django_db
 
@@ -37,14 +37,10 @@ def _payload(regions) -> str:
             "email": "ana@example.com",
             "paciente": "Maria",
             "dente": "36",
-            "file": base64.b64encode(xray_image(size=(640, 400))).decode(),
+            "file": base64.b64encode(xray_file(size=(640, 400))).decode(),
             "regions": regions,
         }
     )
-
-
-def _queued() -> list:
-    return [row.task["args"] for row in OrmQ.objects.all() if row.task.get("func") == PROCESS_TASK]
 
 
 def test_webhook_with_three_regions_makes_one_submission_per_implant(client, django_capture_on_commit_callbacks):
@@ -70,7 +66,7 @@ def test_webhook_with_three_regions_makes_one_submission_per_implant(client, dja
 
         assert Image.open(fh).size == (200, 250)
     assert children[0].patient == "Maria" and children[0].dentist_email == "ana@example.com"
-    assert sorted(_queued()) == sorted([(film.pk,), *((c.pk,) for c in children)])
+    assert sorted(queued(PROCESS_TASK)) == sorted([(film.pk,), *((c.pk,) for c in children)])
     assert len(storage_keys()) == 2  # the film and the region cut
 
 
@@ -134,13 +130,13 @@ def test_api_match_with_regions_in_multipart(settings):
     api.force_login(User.objects.create_user("api", password="x-pass-123"))
     response = api.post(
         "/api/match/",
-        {"file": SimpleUploadedFile("rx.png", xray_image(size=(640, 400))), "regions": json.dumps(THREE[:2])},
+        {"file": SimpleUploadedFile("rx.png", xray_file(size=(640, 400))), "regions": json.dumps(THREE[:2])},
     )
     assert response.status_code == 202, response.content
     assert [r["tooth"] for r in response.json()["regions"]] == ["36", "37"]
     refused = api.post(
         "/api/match/",
-        {"file": SimpleUploadedFile("rx.png", xray_image(size=(640, 400))), "regions": json.dumps([THREE[0]] * 2)},
+        {"file": SimpleUploadedFile("rx.png", xray_file(size=(640, 400))), "regions": json.dumps([THREE[0]] * 2)},
     )
     assert refused.status_code == 400 and refused.json()["code"] == "regions_overlap"
     assert Submission.objects.count() == 3

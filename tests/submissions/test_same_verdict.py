@@ -25,12 +25,13 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from submissions.models import Source, Submission
-from tests.conftest import storage_keys
-from tests.submissions.conftest import jotform_payload, plain_form, replace_part, xray_image
+from testkit.images import xray_file
+from testkit.payloads import jotform_payload, plain_form, replace_part
+from tests.builders.storage import storage_keys
 
 pytestmark = pytest.mark.django_db
 
-IMAGE = xray_image((300, 300))
+IMAGE = xray_file((300, 300))
 JOTFORM_UPLOAD = "https://www.jotform.com/uploads/drsouza/231234567890123/5812345678901234567/"
 VALID = {"nome": "Dra. Ana Souza", "email": "ana@example.com", "paciente": "João", "dente": "36", "file": "rx.png"}
 

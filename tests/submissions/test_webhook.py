@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from matching.tasks import process_submission
 from submissions.intake.schema import components
 from submissions.models import Source, Status, Submission
-from tests.conftest import storage_keys
+from testkit.images import xray_file
+from tests.builders.storage import storage_keys
 from tests.openapi_check import json_schema
-from tests.submissions.conftest import xray_image
 
 
 @pytest.mark.django_db
@@ -28,7 +28,7 @@ def test_json_with_base64_file(client, settings):
         "dente": 46,
         "id": "ext-1",
         "filename": "rx.png",
-        "file": base64.b64encode(xray_image()).decode(),
+        "file": base64.b64encode(xray_file()).decode(),
     }
     response = client.post("/webhook", json.dumps(payload), content_type="application/json", **auth)
     assert response.status_code == 201, response.content
@@ -46,7 +46,7 @@ def test_json_with_base64_file(client, settings):
 def test_multipart_with_file(client):
     response = client.post(
         "/webhook",
-        {"nome": "Ana", "email": "ana@example.com", "dente": "11", "file": SimpleUploadedFile("rx.jpg", xray_image())},
+        {"nome": "Ana", "email": "ana@example.com", "dente": "11", "file": SimpleUploadedFile("rx.jpg", xray_file())},
     )
     assert response.status_code == 201, response.content
     assert Submission.objects.get().tooth == "11"
@@ -54,7 +54,7 @@ def test_multipart_with_file(client):
 
 @pytest.mark.django_db
 def test_image_url_on_allowed_host_is_fetched_by_the_worker(client, upload_host):
-    url = upload_host.serve("/imagens/rx.png", xray_image())
+    url = upload_host.serve("/imagens/rx.png", xray_file())
     payload = {"nome": "Ana", "email": "ana@example.com", "image_url": url}
     response = client.post("/webhook", json.dumps(payload), content_type="application/json")
     assert response.status_code == 201, response.content
@@ -78,7 +78,7 @@ def test_image_url_on_jotform_host_is_not_enough_for_the_webhook(client, upload_
 @pytest.mark.django_db
 def test_webhook_token_when_set(client, settings):
     settings.RAIOX_WEBHOOK_TOKEN = "hook-secret"
-    payload = json.dumps({"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(xray_image()).decode()})
+    payload = json.dumps({"nome": "Ana", "email": "ana@example.com", "file": base64.b64encode(xray_file()).decode()})
     assert client.post("/webhook", payload, content_type="application/json").status_code == 403
     assert (
         client.post(

@@ -3,7 +3,7 @@
 Jotform's upload URLs look like ``/uploads/<account>/<formID>/<submissionID>/<file name>``; this
 server answers any path by its last component (the pool file of that name), with Content-Length,
 from a thread per connection, as a file host would. Run as a separate process
-(``python -m bench.intake.fileserver PORT FOLDER``) so that it does not share the load generator's
+(``python -m testkit.fileserver PORT FOLDER``) so that it does not share the load generator's
 interpreter lock.
 """
 

@@ -5,6 +5,9 @@
   Jotform's ``\\/`` escaping), the upload as a URL on Jotform's file host; ``webhookURL`` echoes
   our token, as Jotform does.
 - The old plain form: the answers as fields and the X-ray's bytes as the ``file`` part.
+
+``JotformBodies``/``PlainFormBodies`` make many bodies fast (the benches); ``jotform_payload``,
+``plain_form`` and the part editors change one recorded delivery (the tests).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import json
 import re
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "submissions" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "submissions" / "fixtures"
 FORM_ID = "231234567890123"
+JOTFORM_UPLOAD = "https:\\/\\/www.jotform.com\\/uploads\\/drsouza\\/231234567890123\\/5812345678901234567\\/"
+JOTFORM_SUBMISSION_ID = "5812345678901234567"
 PART_NAME = re.compile(rb'name="([^"]+)"')
 
 
@@ -85,3 +90,52 @@ class PlainFormBodies:
         head = head.replace(b'filename="radiografia.png"', f'filename="{image_name}"'.encode())
         head = head.replace(b"Content-Type: image/png", b"Content-Type: " + mime)
         return head + image + tail
+
+
+def _boundary(body: bytes) -> str:
+    return body.split(b"\r\n", 1)[0][2:].decode()
+
+
+def load_multipart(name: str) -> tuple[bytes, str]:
+    body = (FIXTURES / name).read_bytes()
+    return body, f"multipart/form-data; boundary={_boundary(body)}"
+
+
+def jotform_payload(
+    *, upload_base: str | None = None, submission_id: str | None = None, name: str = "jotform_webhook.multipart"
+) -> tuple[bytes, str]:
+    """The recorded Jotform delivery, its upload URL pointed at ``upload_base`` (e.g. the local host)."""
+    body, content_type = load_multipart(name)
+    if upload_base is not None:
+        body = body.replace(JOTFORM_UPLOAD.encode(), upload_base.replace("/", "\\/").encode())
+    if submission_id is not None:
+        body = body.replace(JOTFORM_SUBMISSION_ID.encode(), submission_id.encode())
+    return body, content_type
+
+
+def replace_part(body: bytes, name: str, value: bytes) -> bytes:
+    """Replace the value of one text part of a multipart body."""
+    marker = f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+    start = body.index(marker) + len(marker)
+    end = body.index(b"\r\n--", start)
+    return body[:start] + value + body[end:]
+
+
+def remove_part(body: bytes, name: str) -> bytes:
+    boundary = body.split(b"\r\n", 1)[0]
+    parts = body.split(boundary + b"\r\n")
+    kept = [p for p in parts if f'name="{name}"'.encode() not in p.split(b"\r\n", 1)[0]]
+    return (boundary + b"\r\n").join(kept)
+
+
+def plain_form(file_bytes: bytes, **overrides: bytes) -> tuple[bytes, str]:
+    body, content_type = load_multipart("plain_form.multipart")
+    body = body.replace(b"@@FILE_BYTES@@", file_bytes)
+    for key, value in overrides.items():
+        if key == "filename":
+            body = body.replace(b'filename="radiografia.png"', b'filename="' + value + b'"')
+        elif value is None:
+            body = remove_part(body, key)
+        else:
+            body = replace_part(body, key, value)
+    return body, content_type

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -64,4 +65,32 @@ def twelve_bit_dicom(pixels, *, photometric: str = "MONOCHROME2", **attributes: 
         bits_stored=12,
         photometric=photometric,
         **attributes,
+    )
+
+
+def dicom(
+    *,
+    rows: int = 100,
+    columns: int = 100,
+    frames: int = 2,
+    samples: int = 3,
+    bits: int = 8,
+    pixel_bytes: int | None = None,
+) -> bytes:
+    """A DICOM file (explicit VR little endian, uncompressed), RGB two-frame 100 × 100 8-bit by
+    default; ``pixel_bytes`` cuts the pixel data short."""
+    dtype = {8: np.uint8, 16: np.uint16}.get(bits, np.uint8)
+    shape = (frames, rows, columns, samples) if samples > 1 else (frames, rows, columns)
+    data = np.random.default_rng(0).integers(0, 200, shape, dtype=dtype).tobytes()
+    if pixel_bytes is not None:
+        data = data[:pixel_bytes]
+    return dicom_file(
+        rows=rows,
+        columns=columns,
+        pixel_data=data,
+        samples=samples,
+        frames=frames,
+        bits_allocated=bits,
+        PatientName="Silva^Joao",
+        PatientBirthDate="19700101",
     )

@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 
-from PIL import Image
-
-from tests.dicom import dicom_file
+from testkit.dicom import dicom_file
+from testkit.images import plain_image, png_chunk
 
 
-def _image(fmt: str, size: tuple[int, int] = (128, 128), mode: str = "L", **options) -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, 90).save(out, format=fmt, **options)
-    return out.getvalue()
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def base_image(fmt: str, size: tuple[int, int] = (128, 128), mode: str = "L", **options) -> bytes:
+    """The honest file each crafted structure starts from."""
+    return plain_image(size, 90, mode=mode, fmt=fmt, **options)
 
 
 def tiff_chained_pages(pages: int = 50_000) -> bytes:
     """A real TIFF page whose IFD is repeated ``pages`` more times, chained: each copy a whole page
     (its values out of line point to the first page's, strips included), ~130 bytes each."""
-    data = bytearray(_image("TIFF"))
+    data = bytearray(base_image("TIFF"))
     (first,) = struct.unpack_from("<I", data, 4)
     (count,) = struct.unpack_from("<H", data, first)
     entries = bytes(data[first + 2 : first + 2 + 12 * count])
@@ -41,27 +34,27 @@ def tiff_chained_pages(pages: int = 50_000) -> bytes:
 
 def tiff_cut_short() -> bytes:
     """An uncompressed TIFF whose only strip is cut in half."""
-    data = _image("TIFF", size=(256, 256))
+    data = base_image("TIFF", size=(256, 256))
     return data[: len(data) // 2]
 
 
 def jpeg_fill_bytes(count: int = 1_000_000) -> bytes:
     """A JPEG with ``count`` 0xFF fill bytes before its first marker after SOI."""
-    good = _image("JPEG")
+    good = base_image("JPEG")
     return good[:2] + b"\xff" * count + good[2:]
 
 
 def jpeg_empty_segments(count: int = 250_000) -> bytes:
     """A JPEG with ``count`` empty APP15 segments (4 bytes each) before its frame header."""
-    good = _image("JPEG")
+    good = base_image("JPEG")
     return good[:2] + b"\xff\xef\x00\x02" * count + good[2:]
 
 
 def png_private_chunks(count: int = 200_000) -> bytes:
     """A PNG with ``count`` empty private chunks (12 bytes each) between IHDR and IDAT."""
-    good = _image("PNG")
+    good = base_image("PNG")
     at = 8 + 25  # signature, then IHDR (13 bytes of data + 12 of framing)
-    return good[:at] + _png_chunk(b"prIv", b"") * count + good[at:]
+    return good[:at] + png_chunk(b"prIv", b"") * count + good[at:]
 
 
 def _dicom_insert(data: bytes, extra: bytes) -> bytes:
@@ -91,21 +84,21 @@ def dicom_deep_sequences(depth: int = 200) -> bytes:
 
 def bmp_without_pixels() -> bytes:
     """A BMP's headers (and palette), and not one pixel."""
-    data = _image("BMP", size=(512, 512))
+    data = base_image("BMP", size=(512, 512))
     (offset,) = struct.unpack_from("<I", data, 10)
     return data[:offset]
 
 
 def bmp_cut_short() -> bytes:
     """A BMP holding half the pixel rows its header declares."""
-    data = _image("BMP", size=(512, 512))
+    data = base_image("BMP", size=(512, 512))
     (offset,) = struct.unpack_from("<I", data, 10)
     return data[: offset + (len(data) - offset) // 2]
 
 
 def webp_cut_short() -> bytes:
     """A WebP whose RIFF header declares more bytes than the file holds."""
-    data = _image("WEBP", size=(256, 256), mode="RGB", lossless=True)
+    data = base_image("WEBP", size=(256, 256), mode="RGB", lossless=True)
     return data[: len(data) - 16]
 
 
@@ -136,7 +129,7 @@ def dicom_compressed(
 
     if fragments is None:
         mode = "RGB" if samples == 3 else "L"
-        fragments = [_image("JPEG", size=(columns, rows), mode=mode)] * frames
+        fragments = [base_image("JPEG", size=(columns, rows), mode=mode)] * frames
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -156,3 +149,24 @@ def dicom_compressed(
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+# Malformed PNGs whose chunks are each whole (the security tests).
+def png_with_exif(exif: bytes) -> bytes:
+    """A valid PNG with an ``eXIf`` chunk (valid checksum) carrying ``exif`` before its pixel data."""
+    good = plain_image()
+    at = good.index(b"IDAT") - 4
+    return good[:at] + png_chunk(b"eXIf", exif) + good[at:]
+
+
+# Two malformed EXIF blocks: not a TIFF header at all, and a TIFF header cut before its first offset.
+PNG_EXIF_JUNK = png_with_exif(b"junk")
+PNG_EXIF_TRUNCATED = png_with_exif(b"II*\x00")
+
+
+def png_broken_pixel_data() -> bytes:
+    """Every chunk whole and checksummed, but the pixel data is not a deflate stream: only a full
+    decode (the worker's) finds out."""
+    good = plain_image()
+    header = good[8 : 8 + 25]
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", b"\x78\x9c" + b"\xff" * 300) + png_chunk(b"IEND", b"")

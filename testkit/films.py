@@ -3,7 +3,6 @@ noise and bright, threaded, elongated screws where the test puts them (nothing e
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +60,6 @@ def film(size: tuple[int, int], screws: list[Screw] = (), *, seed: int = 0, blur
     if blur:
         img = img.filter(ImageFilter.GaussianBlur(blur))
     return img
-
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 # A panoramic-like film with three implants: lower right of the film (patient's lower left, FDI 3),

@@ -1,5 +1,5 @@
-"""Child processes of the bench (gunicorn, qcluster, the file host), each in its own process group,
-always stopped on the way out — normal end, error or Ctrl-C."""
+"""Child processes of the benches and the process-level tests (gunicorn, qcluster, the file host),
+each in its own process group, always stopped on the way out — normal end, error or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -97,4 +97,4 @@ def qcluster(*, env: dict[str, str], log: Path):
 
 
 def file_host(port: int, folder: Path, *, env: dict[str, str], log: Path):
-    return process([sys.executable, "-m", "bench.intake.fileserver", str(port), str(folder)], env=env, log=log)
+    return process([sys.executable, "-m", "testkit.fileserver", str(port), str(folder)], env=env, log=log)
