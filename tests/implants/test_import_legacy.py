@@ -200,5 +200,5 @@ def test_each_old_picture_is_decoded_once(old_system, monkeypatch):
         raise AssertionError("decoded a second time when stored")
 
     monkeypatch.setattr("implants.services.decode_image", not_again)
-    report = _run(old_system)
+    report = run_import_legacy(old_system)
     assert "32 created" in report and ReferenceImage.objects.count() == 32

@@ -9,7 +9,7 @@ from django.core.files.storage import storages
 from django.db import transaction
 
 from kernel.files import delete_files_on_commit, stored_file
-from tests.conftest import storage_keys
+from tests.builders.storage import storage_keys
 
 
 class Boom(Exception):

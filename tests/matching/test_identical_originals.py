@@ -12,7 +12,7 @@ from matching import tasks
 from submissions.models import Status, Submission
 from submissions.services import IntakeRecord, submission_create, submission_delete
 from submissions.services import remote as remote_services
-from tests.matching.conftest import png_bytes
+from testkit.images import xray_png
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def _answer(submission: Submission) -> tuple:
 
 
 def test_bytes_sent_again_are_not_decoded_and_get_the_same_answer(embedded_catalog, decodes):
-    data = png_bytes(70)
+    data = xray_png(70)
     first = _send(data)
     assert tasks.process_submission(first.pk) == "done"
     assert len(decodes) == 1
@@ -62,7 +62,7 @@ def test_bytes_sent_again_are_not_decoded_and_get_the_same_answer(embedded_catal
 
 
 def test_identical_bytes_in_one_batch_are_decoded_once(embedded_catalog, decodes):
-    data = png_bytes(71)
+    data = xray_png(71)
     sent = [_send(data, filename=f"rx{i}.png") for i in range(3)]
     assert tasks.process_submission(sent[0].pk) == "done"  # its batch claims the two waiting
     assert len(decodes) == 1
@@ -72,7 +72,7 @@ def test_identical_bytes_in_one_batch_are_decoded_once(embedded_catalog, decodes
 
 
 def test_different_bytes_are_decoded(embedded_catalog, decodes):
-    first, other = _send(png_bytes(72)), _send(png_bytes(73))
+    first, other = _send(xray_png(72)), _send(xray_png(73))
     assert tasks.process_submission(first.pk) == "done"
     assert tasks.process_submission(other.pk) in ("done", "already done")
     assert len(decodes) == 2
@@ -82,7 +82,7 @@ def test_different_bytes_are_decoded(embedded_catalog, decodes):
 
 
 def test_deleting_the_first_leaves_the_copys_picture(embedded_catalog, decodes, django_capture_on_commit_callbacks):
-    data = png_bytes(74)
+    data = xray_png(74)
     first = _send(data)
     assert tasks.process_submission(first.pk) == "done"
     again = _send(data)
@@ -104,7 +104,7 @@ def test_deleting_the_first_leaves_the_copys_picture(embedded_catalog, decodes, 
 
 
 def test_a_twin_whose_file_went_is_decoded(embedded_catalog, decodes):
-    data = png_bytes(75)
+    data = xray_png(75)
     first = _send(data)
     assert tasks.process_submission(first.pk) == "done"
     first.refresh_from_db()

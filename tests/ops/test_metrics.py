@@ -115,7 +115,7 @@ def test_answer_time_is_one_quantity_on_the_dashboard_the_csv_the_admin_and_metr
     timings = [(10, 12), (15, 20), (27, 30)]  # (started, finished) seconds after received
     for started, finished in timings:
         done = make_submission(source="upload")
-        finish(done)
+        submission_processed(done)
         received = Submission.objects.get(pk=done.pk).received_at
         Submission.objects.filter(pk=done.pk).update(
             started_at=received + dt.timedelta(seconds=started), finished_at=received + dt.timedelta(seconds=finished)

@@ -11,14 +11,14 @@ from django.test.utils import CaptureQueriesContext
 
 from submissions import services
 from submissions.models import ReviewRequest, Submission
-from tests.submissions.conftest import xray_image
+from testkit.images import xray_file
 
 pytestmark = pytest.mark.django_db
 
 
 def test_deleting_submissions_locks_review_requests_first_then_submissions_by_pk():
     films = [
-        services.submission_create(intake=services.IntakeRecord(source="upload", image_bytes=xray_image(seed=n)))[0]
+        services.submission_create(intake=services.IntakeRecord(source="upload", image_bytes=xray_file(seed=n)))[0]
         for n in range(2)
     ]
     ReviewRequest.objects.create(submission=films[1])
