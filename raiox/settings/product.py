@@ -20,8 +20,11 @@ RAIOX_MAX_IMAGE_PIXELS = env_int("RAIOX_MAX_IMAGE_PIXELS", 50_000_000)
 RAIOX_MIN_IMAGE_SIDE = env_int("RAIOX_MIN_IMAGE_SIDE", 64)
 # Implants a dentist may mark on one film (regions matched one by one).
 RAIOX_MAX_REGIONS = env_int("RAIOX_MAX_REGIONS", 8)
-# Django's own body limits: the largest upload plus room for the form's other fields.
-DATA_UPLOAD_MAX_MEMORY_SIZE = RAIOX_MAX_UPLOAD_BYTES + 1024 * 1024
+# Room in a request body beyond the image for the form's other fields and multipart's framing:
+# Django's limit below and the intake endpoints' cap before reading (kernel.http.max_intake_body).
+UPLOAD_BODY_SLACK_BYTES = 1024 * 1024
+# Django's own body limits: the largest upload plus that room.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RAIOX_MAX_UPLOAD_BYTES + UPLOAD_BODY_SLACK_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- The model and matching -------------------------------------------------------------------
