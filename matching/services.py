@@ -39,6 +39,7 @@ from matching.embedder import Embedder, get_embedder
 from matching.models import Calibration, TrainingRun, TrainingStatus, WorkerState
 from matching.search import nearest_implants
 from submissions import services as submission_services
+from submissions.messages import MISSING_IMAGE
 from submissions.models import DentistFeedback, Status, Submission, Verdict
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,6 @@ def worker_state_touch() -> bool:
 HEARTBEAT_SECONDS = 60.0
 
 UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
-MISSING_IMAGE = "A imagem desta radiografia não foi encontrada. Envie-a novamente."
 REMOTE_UNREACHABLE = "Não foi possível baixar a imagem do servidor de origem. Envie-a novamente."
 STORAGE_UNREACHABLE = (
     "Não conseguimos ler a radiografia no armazenamento por um problema temporário nosso. Envie-a novamente."

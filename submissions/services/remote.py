@@ -31,6 +31,7 @@ from kernel.downloads import TransientDownloadError as RemoteFetchError
 from kernel.downloads import download
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage, decode_image
+from submissions.messages import MISSING_IMAGE
 from submissions.models import Source, Submission
 from submissions.services.core import submission_attach_image
 
@@ -108,9 +109,7 @@ def submission_decode_pending_image(submission: Submission) -> ValidatedImage | 
         with default_storage.open(submission.image.name, "rb") as fh:
             data = fh.read()
     except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
-        raise ApplicationError(
-            "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
-        ) from exc
+        raise ApplicationError(MISSING_IMAGE, field="file", code="missing_file") from exc
     return decode_image(data, field="file")
 
 
