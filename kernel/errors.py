@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+# Seconds a sender is asked to wait after a 503 (storage or database down: a short outage).
+UNAVAILABLE_RETRY_AFTER = 30
 
 
 class ApplicationError(Exception):
@@ -22,6 +26,9 @@ class ApplicationError(Exception):
         self.field = field
         self.status = status
         self.code = code
+        # Seconds until a retry may succeed (the ``Retry-After`` header), None when it would not
+        # help; a rate limit (kernel.http.RateLimited) sets its own.
+        self.retry_after: int | None = UNAVAILABLE_RETRY_AFTER if status == 503 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {"error": self.message, "field": self.field, "code": self.code}
@@ -32,6 +39,14 @@ class ServiceUnavailable(ApplicationError):
 
     def __init__(self, message: str = "Serviço temporariamente indisponível; tente novamente em instantes."):
         super().__init__(message, status=503, code="unavailable")
+
+
+def with_retry_after(exc: ApplicationError, response: HttpResponse) -> HttpResponse:
+    """``response`` with the ``Retry-After`` that ``exc`` asks for: the one place the header is set
+    (the API's errors, the machine endpoints' JSON, the rate-limited pages)."""
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def application_error_from_validation(exc: DjangoValidationError) -> ApplicationError:
@@ -45,10 +60,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = application_error_from_validation(exc)
     if isinstance(exc, ApplicationError):
-        response = Response(exc.as_dict(), status=exc.status)
-        if exc.status == 503:
-            response["Retry-After"] = "30"
-        return response
+        return with_retry_after(exc, Response(exc.as_dict(), status=exc.status))
     # Imported here: rest_framework.views reads the REST_FRAMEWORK settings at import, and those
     # name kernel.parsing's parser, which needs this module (a cycle at module level).
     from rest_framework.views import exception_handler

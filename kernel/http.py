@@ -35,7 +35,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import get_usage
 
-from kernel.errors import ApplicationError
+from kernel.errors import ApplicationError, with_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,6 @@ def check_rate(request: HttpRequest, group: str, *, rate: str | None = None) -> 
         raise RateLimited(max(1, usage["time_left"]))
 
 
-def rate_limited_response(exc: RateLimited, response: HttpResponse) -> HttpResponse:
-    response["Retry-After"] = str(exc.retry_after)
-    return response
-
-
 def rate_limit_page(group: str) -> Callable:
     """A page view's POST counted against ``group``; over the limit, a pt-BR page (or the upload
     page's JSON shape for its script) with 429 and ``Retry-After``. GET is never limited here."""
@@ -130,7 +125,7 @@ def rate_limit_page(group: str) -> Callable:
                 try:
                     check_rate(request, group)
                 except RateLimited as exc:
-                    return rate_limited_response(exc, _limited_page(request, exc))
+                    return with_retry_after(exc, _limited_page(request, exc))
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -138,7 +133,24 @@ def rate_limit_page(group: str) -> Callable:
     return decorator
 
 
+def wants_json(request: HttpRequest) -> bool:
+    """True when a page's POST came from its own script asking for JSON (the upload page sends the
+    form with XMLHttpRequest, for the progress bar); without JavaScript the same view answers HTML."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def base64_length(size: int) -> int:
+    """The longest base64 text of ``size`` bytes (4 characters per 3 bytes, padding included)."""
+    return size * 4 // 3 + 4
+
+
+def max_intake_body() -> int:
+    """The largest body an intake endpoint reads: the largest file as base64 text (a JSON body; as
+    multipart's raw bytes it is smaller) plus room for the other fields."""
+    return base64_length(settings.RAIOX_MAX_UPLOAD_BYTES) + settings.UPLOAD_BODY_SLACK_BYTES
+
+
 def _limited_page(request: HttpRequest, exc: RateLimited) -> HttpResponse:
-    if "application/json" in request.headers.get("Accept", ""):
+    if wants_json(request):
         return JsonResponse({"errors": {"__all__": [exc.message]}}, status=429)
     return render(request, "429.html", {"message": exc.message}, status=429)

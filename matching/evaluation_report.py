@@ -1,4 +1,5 @@
-"""The evaluation report as HTML: tables and SVG figures drawn here (no JavaScript, no CDN).
+"""The evaluation report as HTML: tables and SVG figures drawn here with the kit of
+``kernel.charts`` (no JavaScript, no CDN).
 
 ``render_fragment`` is the body shown in the admin (no inline style: the Content-Security-Policy
 forbids it; colours are SVG presentation attributes); ``render_page`` wraps it with a small style
@@ -12,9 +13,11 @@ from collections.abc import Sequence
 
 from django.utils.html import escape
 
-COLORS = ["#2563eb", "#f59e0b", "#16a34a", "#dc2626"]
+from kernel.charts import AMBER, BLUE, FONT, GREEN, GRID_STEPS, RED, bar, grid_rows, svg_open
+
+# The series colours in order (the histogram: right answers GREEN, wrong ones RED).
+COLORS = [BLUE, AMBER, GREEN, RED]
 UNTRAINED_LABEL = "MODELO NÃO TREINADO — números sem valor clínico"
-FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
 def _pct(value: float | None) -> str:
@@ -34,8 +37,7 @@ def _fit(label: str, room: float) -> str:
 
 def _svg_frame(width: int, height: int, title: str, untrained: bool, body: list[str]) -> str:
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}" class="rx-eval-figure">',
+        svg_open(width, height, css_class="rx-eval-figure", label=title, fixed_size=True),
         f"<title>{escape(title)}</title>",
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff" stroke="#dddddd"/>',
         f'<text x="8" y="16" {FONT} font-weight="600" fill="#222">{escape(title)}</text>',
@@ -63,9 +65,8 @@ def bar_chart(
     plot_h = height - top - bottom
     plot_w = width - left - 10
     body: list[str] = []
-    for i in range(5):
-        y = top + plot_h - plot_h * i / 4
-        label = f"{maximum * i / 4 * 100:.0f}%" if percent else f"{maximum * i / 4:.0f}"
+    for i, y in grid_rows(top, plot_h):
+        label = f"{maximum * i / GRID_STEPS * 100:.0f}%" if percent else f"{maximum * i / GRID_STEPS:.0f}"
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#eeeeee"/>')
         body.append(f'<text x="{left - 4}" y="{y + 4:.1f}" {FONT} text-anchor="end" fill="#666">{label}</text>')
     groups = max(1, len(categories))
@@ -79,8 +80,7 @@ def bar_chart(
             x = x0 + s * bar_w
             shown = f"{value * 100:.1f}%" if percent else f"{value:.0f}"
             body.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" '
-                f'fill="{COLORS[s % len(COLORS)]}"><title>{escape(name)} · {escape(category)}: {shown}</title></rect>'
+                bar(x, top + plot_h - h, bar_w - 1, h, COLORS[s % len(COLORS)], f"{name} · {category}: {shown}")
             )
         body.append(
             f'<text x="{x0 + (group_w - 8) / 2:.1f}" y="{height - bottom + 14}" {FONT} text-anchor="middle" '
@@ -115,14 +115,11 @@ def histogram(title: str, right: Sequence[float], wrong: Sequence[float], cut: f
     body: list[str] = []
     bw = plot_w / bins
     for i in range(bins):
-        for j, (series, color) in enumerate(((r, COLORS[2]), (w, COLORS[3]))):
+        for j, (series, color) in enumerate(((r, GREEN), (w, RED))):
             h = plot_h * series[i] / peak
             x = left + i * bw + j * bw / 2
-            body.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bw / 2 - 1:.1f}" height="{h:.1f}" '
-                f'fill="{color}">'
-                f"<title>{low + i * step:.3f}–{low + (i + 1) * step:.3f}: {series[i]}</title></rect>"
-            )
+            tooltip = f"{low + i * step:.3f}–{low + (i + 1) * step:.3f}: {series[i]}"
+            body.append(bar(x, top + plot_h - h, bw / 2 - 1, h, color, tooltip))
     xc = left + plot_w * (cut - low) / (high - low)
     body.append(
         f'<line x1="{xc:.1f}" y1="{top}" x2="{xc:.1f}" y2="{top + plot_h}" stroke="#111" stroke-dasharray="4 3"/>'
@@ -135,7 +132,7 @@ def histogram(title: str, right: Sequence[float], wrong: Sequence[float], cut: f
             f'<text x="{left + plot_w * k / 4:.1f}" y="{height - bottom + 14}" {FONT} text-anchor="{anchor}" '
             f'fill="#333">{v:.3f}</text>'
         )
-    for j, (name, color) in enumerate((("1º candidato certo", COLORS[2]), ("1º candidato errado", COLORS[3]))):
+    for j, (name, color) in enumerate((("1º candidato certo", GREEN), ("1º candidato errado", RED))):
         body.append(f'<rect x="{left + j * 200}" y="{height - 16}" width="10" height="10" fill="{color}"/>')
         body.append(f'<text x="{left + j * 200 + 14}" y="{height - 7}" {FONT} fill="#333">{name}</text>')
     return _svg_frame(width, height, title, untrained, body)

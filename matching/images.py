@@ -15,9 +15,9 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from kernel.imaging import InvalidImage
+from submissions.messages import MISSING_IMAGE
 
 UNREADABLE_IMAGE = "Não foi possível ler a imagem enviada. Envie o arquivo original da radiografia."
-MISSING_IMAGE = "A imagem desta radiografia não foi encontrada. Envie-a novamente."
 
 MISSING_CODE = "missing_file"
 UNREADABLE_CODE = "unreadable_image"

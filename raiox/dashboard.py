@@ -10,16 +10,17 @@ from django.template.response import TemplateResponse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from kernel.charts import AMBER, GREEN, PURPLE, RED, SLATE
 from matching.state import model_state, queue_state
 from submissions import stats
 from submissions.charts import Series, horizontal_bars, line_chart, stacked_bars
 from submissions.models import Source, Status
 
 STATUS_COLORS = {
-    Status.RECEIVED: "#94a3b8",
-    Status.PROCESSING: "#f59e0b",
-    Status.DONE: "#16a34a",
-    Status.FAILED: "#dc2626",
+    Status.RECEIVED: SLATE,
+    Status.PROCESSING: AMBER,
+    Status.DONE: GREEN,
+    Status.FAILED: RED,
 }
 
 
@@ -90,7 +91,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             [(f"{r['implant__manufacturer__name']} {r['implant__name']}", r["count"]) for r in top_implants]
         ),
         "chart_manufacturers": horizontal_bars(
-            [(r["implant__manufacturer__name"], r["count"]) for r in top_manufacturers], color="#7c3aed"
+            [(r["implant__manufacturer__name"], r["count"]) for r in top_manufacturers], color=PURPLE
         ),
         "top_implants": top_implants,
         "top_manufacturers": top_manufacturers,

@@ -1,7 +1,5 @@
-"""Tiny server-side SVG charts for the staff dashboard: no JavaScript, no CDN, no inline CSS.
-
-Colours are SVG presentation attributes (allowed by a strict Content-Security-Policy, unlike
-``style=``); each bar and point has a ``<title>`` so hovering shows its value.
+"""The staff dashboard's charts, drawn with the SVG kit of ``kernel.charts`` (no JavaScript, no
+CDN, no inline CSS); each bar and point has a ``<title>`` so hovering shows its value.
 """
 
 from __future__ import annotations
@@ -12,8 +10,10 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d"]
-FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="#444"'
+from kernel.charts import FONT as KIT_FONT
+from kernel.charts import GRID_STEPS, PALETTE, bar, grid_rows, svg_open
+
+FONT = f'{KIT_FONT} fill="#444"'
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,9 @@ def stacked_bars(
     n = max(len(labels), 1)
     slot = plot_w / n
     bar_w = max(2.0, slot * 0.75)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'role="img" aria-label="{escape(title)}" class="chart">'
-    ]
-    for tick in range(5):
-        value = y_max * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    parts = [svg_open(width, height, css_class="chart", label=title)]
+    for tick, y in grid_rows(top, plot_h):
+        value = y_max * tick / GRID_STEPS
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {FONT}>{value:g}</text>')
     for i, label in enumerate(labels):
@@ -75,10 +71,7 @@ def stacked_bars(
                 continue
             h = plot_h * value / y_max
             y -= h
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{color}">'
-                f"<title>{escape(label)} · {escape(s.label)}: {value:g}</title></rect>"
-            )
+            parts.append(bar(x, y, bar_w, h, color, f"{label} · {s.label}: {value:g}"))
         if n <= 8 or i % max(1, n // 6) == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle" {FONT}>'
@@ -105,13 +98,9 @@ def line_chart(
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
     step = plot_w / max(n - 1, 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'role="img" aria-label="{escape(title)}" class="chart">'
-    ]
-    for tick in range(5):
-        value = y_max * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    parts = [svg_open(width, height, css_class="chart", label=title)]
+    for tick, y in grid_rows(top, plot_h):
+        value = y_max * tick / GRID_STEPS
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {FONT}>{value:g}{unit}</text>')
     for i, label in enumerate(labels):
@@ -145,7 +134,7 @@ def horizontal_bars(rows: Sequence[tuple[str, float]], *, width: int = 480, colo
     height = max(1, len(rows)) * (bar_h + gap) + gap
     top_value = max((v for _, v in rows), default=0) or 1
     plot_w = width - label_w - 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" class="chart">']
+    parts = [svg_open(width, height, css_class="chart")]
     for i, (label, value) in enumerate(rows):
         y = gap + i * (bar_h + gap)
         w = max(1.0, plot_w * value / top_value)

@@ -38,6 +38,7 @@ from django.core.validators import validate_email
 from kernel.errors import ApplicationError
 from kernel.imaging import file_too_large
 from kernel.text import has_control, plain, without_controls
+from submissions.messages import SEND_THE_IMAGE
 from submissions.models import Source, Submission
 from submissions.validators import FDI_TOOTH_MESSAGE, is_fdi_tooth
 
@@ -122,7 +123,7 @@ class IntakeInvalid(ApplicationError):
 
 def missing(field: str) -> ApplicationError:
     if field == "file":
-        return ApplicationError("Envie a imagem da radiografia.", field="file", code="missing_file")
+        return ApplicationError(SEND_THE_IMAGE, field="file", code="missing_file")
     return ApplicationError(
         f"Campo obrigatório não informado: {LABELS.get(field, field)}.", field=field, code="required"
     )

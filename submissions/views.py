@@ -24,8 +24,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from implants.models import REFINE_FIELDS
-from kernel.errors import ApplicationError
-from kernel.http import RateLimited, check_rate, rate_limit_page, rate_limited_response
+from kernel.errors import ApplicationError, with_retry_after
+from kernel.http import RateLimited, check_rate, rate_limit_page, wants_json
 from submissions.access import submission_get_by_token
 from submissions.forms import CropForm, ThankYouQuery, UploadForm
 from submissions.intake.crop import crop_create
@@ -42,12 +42,6 @@ from submissions.services import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    # The upload page's script sends the form with XMLHttpRequest (for the progress bar) and asks
-    # for JSON; without JavaScript the same view answers the plain POST with HTML.
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def _upload_context(form: UploadForm) -> dict:
@@ -74,10 +68,10 @@ def upload(request: HttpRequest) -> HttpResponse:
             status = exc.status
         else:
             url = result_path(submission)
-            if _wants_json(request):
+            if wants_json(request):
                 return JsonResponse({"redirect": url}, status=201)
             return redirect(url)
-    if _wants_json(request):
+    if wants_json(request):
         errors = {name: [str(m) for m in msgs] for name, msgs in form.errors.items()}
         return JsonResponse({"errors": errors}, status=status)
     return render(request, "submissions/upload.html", _upload_context(form), status=status)
@@ -275,7 +269,7 @@ def jotform_thanks(request: HttpRequest) -> HttpResponse:
     if limited is not None:
         context.update(pending=False, limited=True)
         response = render(request, "submissions/jotform_thanks.html", context, status=429)
-        return rate_limited_response(limited, response)
+        return with_retry_after(limited, response)
     if sid is None:
         context["pending"] = False
         return render(request, "submissions/jotform_thanks.html", context)

@@ -22,8 +22,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from kernel.errors import ApplicationError
-from kernel.http import RateLimited, check_rate, secret_matches
+from kernel.errors import ApplicationError, with_retry_after
+from kernel.http import check_rate, max_intake_body, secret_matches
 from kernel.imaging import file_too_large
 from submissions.fields import IntakeRecord
 from submissions.intake import jotform, webhook
@@ -39,12 +39,7 @@ View = Callable[[HttpRequest], HttpResponse]
 
 
 def error_response(exc: ApplicationError) -> JsonResponse:
-    response = JsonResponse(exc.as_dict(), status=exc.status)
-    if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(exc.retry_after)
-    elif exc.status == 503:
-        response["Retry-After"] = "30"
-    return response
+    return with_retry_after(exc, JsonResponse(exc.as_dict(), status=exc.status))
 
 
 def _authenticate(request: HttpRequest, expected: str, given: str) -> bool:
@@ -73,9 +68,9 @@ def machine_endpoint(view: View) -> View:
             response["Allow"] = "POST"
             return response
         try:
-            # Refuse an oversized body before reading it (the form's text parts add a little).
+            # Refuse an oversized body before reading it.
             length = int(request.META.get("CONTENT_LENGTH") or 0)
-            if length > settings.RAIOX_MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024:
+            if length > max_intake_body():
                 raise file_too_large()
             return view(request)
         except ApplicationError as exc:

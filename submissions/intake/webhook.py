@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from kernel.downloads import check_remote_url
 from kernel.errors import ApplicationError
+from kernel.http import base64_length
 from kernel.imaging import file_too_large
 from kernel.parsing import parse_json
 from submissions import fields
@@ -28,7 +29,7 @@ from submissions.models import Source
 def _decode_base64(value: object) -> bytes:
     if not isinstance(value, str):
         raise ApplicationError("O campo file deve ser o arquivo em base64.", field="file", code="invalid_type")
-    if len(value) > settings.RAIOX_MAX_UPLOAD_BYTES * 4 // 3 + 4:
+    if len(value) > base64_length(settings.RAIOX_MAX_UPLOAD_BYTES):
         raise file_too_large()
     try:
         return base64.b64decode(value, validate=True)

@@ -15,6 +15,7 @@ from kernel.files import stored_file
 from kernel.imaging import inspect_image
 from kernel.storage_keys import submission_image_key
 from submissions.fields import IntakeRecord
+from submissions.messages import SEND_THE_IMAGE
 from submissions.models import Source, Submission
 from submissions.regions import FIELD as REGIONS_FIELD
 from submissions.regions import intake_from_region, parse_regions
@@ -74,7 +75,7 @@ def submission_create(*, intake: IntakeRecord) -> tuple[Submission, bool]:
             # it from the film (``submissions.services.remote``), the web process decodes nothing.
             is_region = intake.parent_id is not None and intake.crop_box is not None
             if not intake.remote_image_url and not is_region:
-                raise ApplicationError("Envie a imagem da radiografia.", field="file", code="missing_file")
+                raise ApplicationError(SEND_THE_IMAGE, field="file", code="missing_file")
             with transaction.atomic():
                 submission.save()
                 _queue_processing(submission.pk)

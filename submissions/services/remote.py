@@ -39,6 +39,7 @@ from kernel.downloads import download
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage, decode_image
 from submissions.fields import allowed_hosts_for
+from submissions.messages import MISSING_IMAGE
 from submissions.models import Source, Submission
 from submissions.services.processing import submission_attach_image
 
@@ -166,9 +167,7 @@ def _read_original(submission: Submission) -> bytes:
         with default_storage.open(submission.image.name, "rb") as fh:
             return fh.read()
     except FileNotFoundError as exc:  # gone for good: a retry cannot bring it back
-        raise ApplicationError(
-            "A imagem desta radiografia não foi encontrada. Envie-a novamente.", field="file", code="missing_file"
-        ) from exc
+        raise ApplicationError(MISSING_IMAGE, field="file", code="missing_file") from exc
 
 
 def submission_decode_pending_image(submission: Submission) -> ValidatedImage | None:

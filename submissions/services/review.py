@@ -16,12 +16,13 @@ from implants.models import Implant, ReferenceSource
 from implants.services import reference_image_create, reference_image_delete
 from kernel.errors import ApplicationError
 from submissions.locks import submissions_select_for_update
+from submissions.messages import NO_STORED_IMAGE
 from submissions.models import Submission
 
 
 def _read_image(submission: Submission) -> bytes:
     if not submission.image:
-        raise ApplicationError("Este envio não tem imagem armazenada.", field="image", code="no_image")
+        raise ApplicationError(NO_STORED_IMAGE, field="image", code="no_image")
     with default_storage.open(submission.image.name, "rb") as fh:
         return fh.read()
 

@@ -23,6 +23,7 @@ from kernel.errors import ApplicationError, application_error_from_validation
 from kernel.queue import enqueue_on_commit
 from submissions import fields
 from submissions.locks import review_requests_select_for_update
+from submissions.messages import NO_STORED_IMAGE
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
 from submissions.notifications import send_review_email
 from submissions.services.notify import email_within_daily_limit
@@ -50,7 +51,7 @@ def review_request_create(*, submission: Submission, note: object = "") -> tuple
             "Aguarde o resultado automático antes de pedir a revisão de um especialista.", code="not_ready", status=409
         )
     if not submission.image:
-        raise ApplicationError("Este envio não tem imagem armazenada.", field="image", code="no_image")
+        raise ApplicationError(NO_STORED_IMAGE, field="image", code="no_image")
     existing = ReviewRequest.objects.filter(submission=submission).first()
     if existing is not None:
         return existing, False

@@ -66,13 +66,32 @@ def test_worker_refuses_to_start_without_weights(tmp_path):
     assert "RAIOX_ALLOW_UNTRAINED_MODEL=1" in result.stderr
 
 
-def test_env_example_lists_every_setting():
-    source = (ROOT / "raiox" / "settings.py").read_text()
-    read = set(re.findall(r"""env(?:_bool|_int|_float|_list)?\(\s*["']([A-Z0-9_]+)["']""", source))
+def variables_read_by_settings() -> set[str]:
+    """The environment variables the settings package (raiox/settings/*.py) reads."""
+    source = "\n".join(path.read_text() for path in sorted((ROOT / "raiox" / "settings").glob("*.py")))
+    read = set(re.findall(r"""env(?:_bool|_int|_float|_list|_rate)?\(\s*["']([A-Z0-9_]+)["']""", source))
     read |= set(re.findall(r"""os\.environ(?:\.get\(|\[)\s*["']([A-Z0-9_]+)["']""", source))
+    assert read, "no settings found: the pattern no longer matches raiox/settings/"
+    return read
+
+
+def test_env_example_lists_every_setting():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / "deploy" / "env.example").read_text(), re.M))
-    assert read, "no settings found: the pattern no longer matches settings.py"
-    assert sorted(read - documented) == []
+    assert sorted(variables_read_by_settings() - documented) == []
+
+
+def test_every_raiox_variable_the_deploy_docs_name_is_read_by_settings():
+    # The other way round: an operator who sets a RAIOX_* variable that deploy/ (env.example, the
+    # README, the units) tells of must not be setting something nothing reads. A name ending in "_"
+    # is a prefix ("RAIOX_RATE_LIMIT_*"), not a variable.
+    named = {
+        name
+        for path in (ROOT / "deploy").rglob("*")
+        if path.is_file() and path.suffix != ".json"
+        for name in re.findall(r"\bRAIOX_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())
+    }
+    assert "RAIOX_MAX_UPLOAD_BYTES" in named, "the pattern no longer finds the deploy docs' variables"
+    assert sorted(named - variables_read_by_settings()) == []
 
 
 def test_cors_answers_only_configured_origins(client, settings):
