@@ -133,8 +133,17 @@ SUBMISSIONS_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # The value rules of intake and the records the services take (IntakeRecord, MatchCandidate).
     ("fields", ("submissions.fields",)),
     # Rules over those values: the regions of a film, who may reach what, the result links, the
-    # finder's quality codes.
-    ("rules", ("submissions.regions", "submissions.access", "submissions.results.links", "submissions.fixtures")),
+    # finder's quality codes, the order the services lock rows in.
+    (
+        "rules",
+        (
+            "submissions.regions",
+            "submissions.access",
+            "submissions.results.links",
+            "submissions.fixtures",
+            "submissions.locks",
+        ),
+    ),
     # Every write; the e-mails the services send (their text) go with them.
     ("services", ("submissions.services", "submissions.notifications")),
     # The read model: the result page and answer, the CSV, the dashboard's figures and charts.
