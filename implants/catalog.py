@@ -13,24 +13,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from implants.description import IMPLANT_DESCRIPTION_FIELDS
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED_CATALOGUE = FIXTURES / "seed_catalogue.csv"
 SEED_DRAWINGS = FIXTURES / "seed_drawings.csv"
 
 # The catalogue row's fields that seed_catalog gives the implant (the row's notes, is_active and
 # images are the import's defaults: empty, active, the generated picture).
-SEED_FEATURES = [
-    "connection",
-    "body_shape",
-    "level",
-    "thread_shape",
-    "apex",
-    "collar",
-    "platform_switching",
-    "diameters_mm",
-    "lengths_mm",
-    "screwdriver",
-]
+SEED_FEATURES = [field for field in IMPLANT_DESCRIPTION_FIELDS if field not in ("notes", "is_active")]
 
 
 def _number(text: str) -> int | float:

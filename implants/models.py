@@ -10,6 +10,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
+# Read from here by the API, import/export and admin; kept Django-free in implants/description.py
+# because the seed catalogue (imported by benches without Django set up) reads it too.
+from implants.description import IMPLANT_DESCRIPTION_FIELDS  # noqa: F401
 from kernel.storage_keys import reference_image_key
 from kernel.text import validate_plain_text
 
@@ -117,24 +120,6 @@ class Implant(models.Model):
     def __str__(self) -> str:
         return f"{self.manufacturer.name} {self.name}"
 
-
-# What describes an implant beyond its name and maker, in the order people read it: the catalogue
-# API (`implants.api`, `implants.api_legacy`), the catalogue import/export columns
-# (`implants.catalog_io`) and the admin show these fields, from this one list.
-IMPLANT_DESCRIPTION_FIELDS: list[str] = [
-    "connection",
-    "body_shape",
-    "level",
-    "thread_shape",
-    "apex",
-    "collar",
-    "platform_switching",
-    "diameters_mm",
-    "lengths_mm",
-    "screwdriver",
-    "notes",
-    "is_active",
-]
 
 # The features a dentist can read on an X-ray ("refine by what you see"), each with the values it
 # may take: the Implant fields above and their choices. The result page offers them, the refine
