@@ -34,13 +34,16 @@ setup: seed admin
 run: setup
 	DEBUG=$${DEBUG:-1} bin/dev
 
+# Another apt run (unattended upgrades, a second checkout's make) may hold dpkg's lock: wait for it.
+APT = DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
+
 # Chromium for the browser tests: Debian's package (Playwright's own download cannot work here).
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null 2>&1 || ($(APT) update -qq && $(APT) install -y -qq chromium >/dev/null)
 
 # nginx and systemd-analyze for the deploy-kit tests (tests/ops): Debian's packages.
 ops-tools:
-	@command -v nginx >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light systemd openssl >/dev/null)
+	@command -v nginx >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || ($(APT) update -qq && $(APT) install -y -qq nginx-light systemd openssl >/dev/null)
 
 test: venv browser ops-tools
 	$(PY) manage.py makemigrations --check --dry-run
