@@ -167,7 +167,7 @@ def _invalid_email() -> ApplicationError:
 
 def email(value: object, *, required: bool = False) -> str:
     """An address in its one canonical form, so that the per-address daily cap of the e-mails
-    (``submissions.services.notify``) counts every spelling of one mailbox as that mailbox:
+    (``submissions.services.email``) counts every spelling of one mailbox as that mailbox:
     NFKC (full-width ``ｅｘａｍｐｌｅ．ｃｏｍ`` is ``example.com``), the domain as its IDNA A-label
     (``bücher.de`` is ``xn--bcher-kva.de``), all lower-case. A quoted local part (``"a b"@x``)
     and an IP-literal domain (``a@[10.0.0.1]``) are refused: a dentist never needs them, and each

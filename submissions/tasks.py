@@ -1,4 +1,10 @@
-"""django-q2 tasks of the submissions app: ids in, one service call."""
+"""django-q2 tasks of the submissions app: ids in, one service call.
+
+A queued task is stored in django-q's queue table by its dotted path (``NOTIFY_TASK``,
+``NOTIFY_REVIEW_TASK``), so its name must outlive a deploy: ``notify_dentist`` and
+``notify_review`` keep their old names (the services they call are the e-mail ones of
+``services/email.py``) so that tasks queued before a release still run after it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ from submissions import services
 
 
 def notify_dentist(submission_id: int) -> str:
-    """E-mail the dentist the result link, once (``services.submission_notify_dentist``)."""
-    return services.submission_notify_dentist(submission_id=submission_id)
+    """E-mail the dentist the result link, once (``services.submission_email_result``)."""
+    return services.submission_email_result(submission_id=submission_id)
 
 
 def requeue_stuck_submissions() -> str:
@@ -23,5 +29,5 @@ def apply_retention() -> str:
 
 
 def notify_review(review_request_id: int) -> str:
-    """E-mail the dentist the specialist's answer, once (``services.review_request_notify``)."""
-    return services.review_request_notify(review_request_id=review_request_id)
+    """E-mail the dentist the specialist's answer, once (``services.review_request_email_answer``)."""
+    return services.review_request_email_answer(review_request_id=review_request_id)

@@ -145,7 +145,7 @@ SUBMISSIONS_LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     # Every write; the e-mails the services send (their text) go with them.
-    ("services", ("submissions.services", "submissions.notifications")),
+    ("services", ("submissions.services", "submissions.emails")),
     # The read model: the result page and answer, the CSV, the dashboard's figures and charts.
     ("results", ("submissions.results", "submissions.selectors", "submissions.stats", "submissions.charts")),
     # One adapter per route, turning its request into an IntakeRecord for the services.
@@ -157,7 +157,7 @@ KNOWN_INWARD: set[tuple[str, str]] = {
     # The result e-mail's text reads the result page's link and headline (``result_url``,
     # ``headline``, ``no_fixture_found``): gone when ``submissions/results.py`` becomes the
     # ``results/`` package and the e-mail imports only its links and pure confidence rules.
-    ("submissions.notifications", "submissions.results"),
+    ("submissions.emails", "submissions.results"),
 }
 
 

@@ -12,6 +12,7 @@ from submissions.services.dentist import (  # noqa: F401
     submission_record_feedback,
     submission_refine,
 )
+from submissions.services.email import review_request_email_answer, submission_email_result  # noqa: F401
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.found import submission_create_found_regions  # noqa: F401
 from submissions.services.intake import submission_create, submission_create_with_regions  # noqa: F401
@@ -21,7 +22,6 @@ from submissions.services.lifecycle import (  # noqa: F401
     submission_requeue_stuck,
     submissions_delete,
 )
-from submissions.services.notify import submission_mark_notified, submission_notify_dentist  # noqa: F401
 from submissions.services.processing import (  # noqa: F401
     NOTIFY_TASK,
     PROCESS_TASK,
@@ -50,5 +50,4 @@ from submissions.services.review_request import (  # noqa: F401
     NOTIFY_REVIEW_TASK,
     review_request_answer,
     review_request_create,
-    review_request_notify,
 )

@@ -31,7 +31,7 @@ def _queue_processing(submission_id: int) -> None:
     enqueue_on_commit(PROCESS_TASK, submission_id, group="submissions", ack_failure=False)
 
 
-def _queue_notification(submission_id: int) -> None:
+def _queue_result_email(submission_id: int) -> None:
     # The dentist's e-mail is its own task: a failed send is retried there and never blocks or
     # undoes the result.
     enqueue_on_commit(NOTIFY_TASK, submission_id, group="notifications", ack_failure=False)
@@ -207,7 +207,7 @@ def _record_done(
     submission.failure_reason = ""
     submission.finished_at = timezone.now()
     submission.save(update_fields=fields)
-    _queue_notification(submission.pk)
+    _queue_result_email(submission.pk)
     notify(RESULT_CHANNEL, str(submission.pk))  # delivered at commit, when the result is readable
 
 
@@ -219,7 +219,7 @@ def submission_fail(*, submission_id: int, reason: str) -> Submission:
     submission.failure_reason = reason[:2000]
     submission.finished_at = timezone.now()
     submission.save(update_fields=["status", "failure_reason", "finished_at"])
-    _queue_notification(submission.pk)
+    _queue_result_email(submission.pk)
     notify(RESULT_CHANNEL, str(submission.pk))
     return submission
 

@@ -5,7 +5,8 @@ or concurrent ask return the same request). A reviewer answers once (``review_re
 with the implant — which is the staff confirmation (``submission_confirm``), so the X-ray also
 becomes a reference image and teaches the matcher — or "not identifiable" with a note. The first
 answer wins: the row is locked and an answered request refuses a second answer (409). The answer
-is e-mailed once (``review_request_notify``, queued on commit by dotted path).
+is e-mailed once (``services/email.py`` ``review_request_email_answer``, queued on commit by dotted
+path).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from implants.models import Implant
 from kernel.errors import ApplicationError, application_error_from_validation
@@ -25,8 +25,6 @@ from submissions import fields
 from submissions.locks import review_requests_select_for_update
 from submissions.messages import NO_STORED_IMAGE
 from submissions.models import ReviewOutcome, ReviewRequest, Status, Submission
-from submissions.notifications import send_review_email
-from submissions.services.notify import email_within_daily_limit
 from submissions.services.review import submission_confirm
 
 logger = logging.getLogger(__name__)
@@ -108,40 +106,3 @@ def review_request_answer(
         enqueue_on_commit(NOTIFY_REVIEW_TASK, review_id, group="notifications", ack_failure=False)
     logger.info("review_request: %s answered (%s)", locked.pk, locked.outcome)
     return locked
-
-
-def review_request_notify(*, review_request_id: int) -> str:
-    """E-mail the dentist the specialist's answer, once (like ``submission_notify_dentist``)."""
-    with transaction.atomic():
-        review = (
-            review_requests_select_for_update(of=("self",))
-            .select_related("submission", "implant__manufacturer")
-            .filter(pk=review_request_id)
-            .first()
-        )
-        if review is None:
-            return "missing"
-        if review.notified_at is not None:
-            return "already notified"
-        if review.answered_at is None:
-            return "not answered"
-        if not review.submission.dentist_email:
-            return "no e-mail"
-        if review.email_skipped_reason:
-            return "skipped"
-        if not email_within_daily_limit(review.submission.dentist_email):
-            # The same cap as the result e-mail: the review e-mail goes to the address the sender
-            # typed too, so it must not be a second way to flood a stranger's inbox.
-            review.email_skipped_reason = _("limite diário de e-mails para este endereço atingido")
-            review.save(update_fields=["email_skipped_reason"])
-            logger.warning("notify_review: review %s e-mail not sent: address over its daily limit", review.pk)
-            return "daily limit"
-        try:
-            send_review_email(review)
-        except Exception as exc:
-            logger.warning("notify_review: review %s e-mail failed (%s); will retry", review.pk, type(exc).__name__)
-            raise
-        review.notified_at = timezone.now()
-        review.save(update_fields=["notified_at"])
-    logger.info("notify_review: review %s e-mail sent", review_request_id)
-    return "sent"
