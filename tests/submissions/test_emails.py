@@ -1,4 +1,6 @@
-"""The dentist's e-mail: once, in Portuguese, with the result link, no patient in the subject."""
+"""The dentist's e-mails: once, in Portuguese, with the result link, no patient in the subject;
+the result and the specialist's answer sent by the one send-once service
+(``submissions/services/email.py`` ``email_send_once``)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from django.core import mail
 from django_q.models import OrmQ
 
 from submissions import services
-from submissions.models import Submission
-from submissions.tasks import notify_dentist
+from submissions.models import ReviewRequest, Submission
+from submissions.services import email
+from submissions.tasks import notify_dentist, notify_review
 from testkit.images import xray_file
 from tests.builders.submissions import submission_finished, submission_received
 
@@ -140,3 +143,79 @@ def test_the_e_mail_carries_the_estimated_probability_only_with_a_calibration(ca
     assert "O modelo ainda não foi calibrado" in words and "%" not in words and "99" not in words
     body = _emailed(catalog, settings, [(0.04, "nenhuma"), (0.03, "nenhuma"), (0.02, "nenhuma")])
     assert "Nenhuma correspondência convincente" in body and "Probabilidade" not in body
+
+
+# --- one send-once service for both e-mails -------------------------------------------------------
+
+
+def _refuse(self, *args, **kwargs):
+    raise smtplib.SMTPServerDisconnected("mail server down")
+
+
+def _answered(submission: Submission) -> ReviewRequest:
+    review, _ = services.review_request_create(submission=submission)
+    return services.review_request_answer(review_request=review, user=None, note="Imagem sem a rosca visível.")
+
+
+def test_both_e_mails_go_through_the_one_send_once_service(finished, monkeypatch):
+    review = _answered(finished)
+    seen = []
+    real = email.email_send_once
+
+    def spy(**kwargs):
+        seen.append((type(kwargs["row"]), kwargs["row"].pk, kwargs["label"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(email, "email_send_once", spy)
+    assert [notify_dentist(finished.pk), notify_review(review.pk)] == ["sent", "sent"]
+    assert [notify_dentist(finished.pk), notify_review(review.pk)] == ["already notified"] * 2
+    assert (
+        seen
+        == [
+            (Submission, finished.pk, "notify_dentist: submission"),
+            (ReviewRequest, review.pk, "notify_review: review"),
+        ]
+        * 2
+    )
+    assert len(mail.outbox) == 2
+
+
+def test_a_failed_review_e_mail_is_retried_and_sent_once(finished, monkeypatch, caplog):
+    review = _answered(finished)
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", _refuse)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        notify_review(review.pk)
+    review.refresh_from_db()
+    assert review.notified_at is None and review.email_skipped_reason == ""
+    assert f"notify_review: review {review.pk} e-mail failed (SMTPServerDisconnected); will retry" in caplog.text
+    assert "Maria" not in caplog.text and "ana@example.com" not in caplog.text
+
+    monkeypatch.undo()
+    assert notify_review(review.pk) == "sent"
+    assert notify_review(review.pk) == "already notified"
+    assert len(mail.outbox) == 1 and "não conseguiu identificar" in mail.outbox[0].body
+    review.refresh_from_db()
+    assert review.notified_at is not None
+    assert f"notify_review: review {review.pk} e-mail sent" in caplog.text
+
+
+def test_the_daily_cap_counts_both_kinds_and_only_e_mails_that_went_out(finished, settings, monkeypatch):
+    settings.RAIOX_RESULT_EMAILS_PER_DAY = 2
+    second = submission_finished(submission_received(image=xray_file(seed=2)))
+    review = _answered(finished)
+    assert notify_dentist(finished.pk) == "sent"
+
+    # A review e-mail the mail server refused counts nothing: the second result still goes out.
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", _refuse)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        notify_review(review.pk)
+    monkeypatch.undo()
+    assert notify_dentist(second.pk) == "sent"
+
+    # One result and one more result: the retried review e-mail is over the address's cap.
+    assert notify_review(review.pk) == "daily limit"
+    assert notify_review(review.pk) == "skipped"
+    assert len(mail.outbox) == 2
+    review.refresh_from_db()
+    assert review.notified_at is None
+    assert review.email_skipped_reason == "limite diário de e-mails para este endereço atingido"
