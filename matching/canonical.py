@@ -38,7 +38,9 @@ from matching.fixtures import (
     find_fixtures,
 )
 
-PREPROCESS_VERSION = "fx2"  # fx2: large films are screened on a smaller copy first (matching.fixtures)
+# fx2: large films are screened on a smaller copy first; fx3: the screw's rows are cut where the width
+# steps (an abutment, a crown's neck) and never widen into a crown (matching.fixtures).
+PREPROCESS_VERSION = "fx3"
 
 VIEW_SIZE = 224  # the model's input side: the view is square so CLIP's centre crop keeps all of it
 MARGIN = 0.12  # of the fixture's length, on every side

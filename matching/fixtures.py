@@ -84,6 +84,10 @@ THREAD_WINDOW = 0.3
 THREAD_PERIOD = (0.08, 0.27)
 THREADS_MIN = 2.0
 THREADS_ALONE = 16.0
+# The screw's run of rows is cut where its width (a running median over THREAD_WINDOW) steps by
+# more than this fraction of the screw's width within 3 rows of the working copy (a narrower
+# abutment, a crown's neck); the longest piece is the screw.
+STEP_MIN = 0.12
 # The connection's dip: the collar end's centre this far (of the film's median-to-metal spread) below
 # its walls (generated films: fixtures >= 0.16; bridges, crowns, film edges <= 0.01).
 CONNECTION_MIN = 0.08
@@ -476,14 +480,28 @@ def _read_part(work, labels, label, rect, lo, hi, scale, raw=None, origin=(0, 0)
     a, b = max(runs, key=lambda r: r[1] - r[0])
     reference = float(np.median(widths[a:b]))
     window = max(5, round(reference * THREAD_WINDOW))
+    # An abutment a little narrower than the screw, a crown's cervical end a little wider, fall in
+    # that band too: the run is cut where its width steps (threads alone do not move the width's
+    # median over a thread window) and the longest piece is the screw.
+    a, b = _longest_level(widths, a, b, reference, window, zoom)
+    reference = float(np.median(widths[a:b]))
     small = reference / (scale * zoom) < TOO_SMALL_PX  # threads too fine to read at this size
 
-    # Widen over the apex while it tapers steadily (a rounded or pointed tip).
+    # Widen over the apex while it tapers steadily (a rounded or pointed tip). It never grows past
+    # the run's own end (its widest row within a thread window): a crown's cervical part, widening
+    # a pixel a row towards the crown, is not an apex.
     def extend(start: int, step: int) -> int:
+        inner = widths[start : start + window] if step < 0 else widths[max(0, start + 1 - window) : start + 1]
+        ceiling = float(inner.max()) + zoom
         i = start
         while 0 <= i + step < side:
             nxt = widths[i + step]
-            if nxt < 0.15 * reference or nxt > widths[i] + zoom or not _tapering(widths, i, step, zoom):
+            if (
+                nxt < 0.15 * reference
+                or nxt > widths[i] + zoom
+                or nxt > ceiling
+                or not _tapering(widths, i, step, zoom)
+            ):
                 break
             i += step
         return i
@@ -606,6 +624,29 @@ def _thread_strength(left: np.ndarray, right: np.ndarray, reference: float, wind
     if not band.any():
         return 0.0
     return float(np.minimum(ratios[0], ratios[1])[band].max())
+
+
+def _longest_level(widths: np.ndarray, a: int, b: int, reference: float, window: int, zoom: int) -> tuple[int, int]:
+    """The longest piece of rows ``a:b`` without a step in width: the width's running median (over
+    ``window`` rows, which evens out the threads) moving by more than STEP_MIN x ``reference``
+    within a few rows. The extension over the apex (``extend``) then stops at a step down."""
+    size = window | 1
+    if b - a < 2 * size:
+        return a, b
+    padded = np.pad(widths[a:b], size // 2, mode="edge")
+    level = np.median(np.lib.stride_tricks.sliding_window_view(padded, size), axis=1)
+    reach = 3 * zoom
+    # The rows a step spans (its start to its end ``reach`` rows later) belong to no piece.
+    step = np.zeros(b - a, bool)
+    for start, end in _runs(np.abs(level[reach:] - level[:-reach]) > STEP_MIN * reference):
+        step[start : end + reach] = True
+    if not step.any():
+        return a, b
+    pieces = _runs(~step)
+    if not pieces:
+        return a, b
+    start, end = max(pieces, key=lambda piece: piece[1] - piece[0])
+    return a + start, a + end
 
 
 def _tapering(widths: np.ndarray, i: int, step: int, zoom: int = 1) -> bool:

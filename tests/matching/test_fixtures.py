@@ -99,6 +99,28 @@ def test_a_crowned_fixtures_box_excludes_the_crown():
     assert box[1] >= truth["box"][1] - tolerance
 
 
+@pytest.mark.parametrize(
+    ("index", "crowned"),
+    [(7, 1), (14, 1)],  # an upper fixture with its crown below, a lower one with its crown above
+)
+def test_a_crowned_fixtures_box_excludes_the_crown_on_a_panoramic(index, crowned):
+    # A crown's cervical part, widening towards the crown, and an abutment a little narrower than
+    # the screw once counted as screw rows: the box reached 30 % of the screw into the crown.
+    film = films.make_film("panoramic", index, seed=SEED)
+    truth = film.fixtures[crowned]
+    report = find_fixtures(decoded(film.encode()))
+    pairs = {j: i for i, j, _ in match(report.fixtures, film.fixtures)}
+    assert crowned in pairs, report.fixtures
+    box = report.fixtures[pairs[crowned]].box
+    assert iou(box, truth["box"]) >= 0.75
+    tolerance = 0.08 * (truth["box"][3] - truth["box"][1])
+    if truth["apex"] == APEX_DOWN:  # the crown above the screw's top
+        assert box[1] >= truth["box"][1] - tolerance
+    else:  # the crown below the screw's bottom
+        assert truth["apex"] == APEX_UP
+        assert box[3] <= truth["box"][3] + tolerance
+
+
 def test_a_blurred_film_is_marked_blurred():
     film = films.make_film("lower", 4, seed=SEED)
     sharp = find_fixtures(film.image)
