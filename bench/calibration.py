@@ -46,21 +46,23 @@ def main() -> None:
 
     django.setup()
     from matching import calibration as c
-    from matching.evaluation import similarity_label
+    from matching.evaluation.figures import observations, similarity_label
+    from matching.evaluation.summary import Summary
 
-    fit = json.load(open(args.fit, encoding="utf-8"))["models"][0]
-    measure = json.load(open(args.measure, encoding="utf-8"))["models"][0]
-    used = measure["calibrated"]
-    params, bands = c.Params.from_json(used["params"]), c.Bands.from_json(used["cutoffs"])
-    print(f"calibração #{used['calibration_id']} ({used['fitted_on']}): {used['params']} cortes {used['cutoffs']}")
-    fitted = [r for r in fit["results"] if r["hits"]]
-    steps = _isotonic([r["hits"][0][1] for r in fitted], [r["rank"] == 1 for r in fitted])
-
-    def observations(rows):
-        return [c.Observation(tuple(s for _, s in r["hits"]), (r["rank"] - 1) if r["rank"] else None) for r in rows]
+    with open(args.fit, encoding="utf-8") as fh:
+        fit = Summary.from_json(json.load(fh)["models"][0])
+    with open(args.measure, encoding="utf-8") as fh:
+        measure = Summary.from_json(json.load(fh)["models"][0])
+    used = measure.calibrated
+    if used is None:
+        raise SystemExit(f"{args.measure}: no active calibration was measured in this report")
+    params, bands = c.Params.from_json(used.params), c.Bands.from_json(used.cutoffs)
+    print(f"calibração #{used.calibration_id} ({used.fitted_on}): {used.params} cortes {used.cutoffs}")
+    fitted = [r for r in fit.results if r.hits]
+    steps = _isotonic([r.hits[0][1] for r in fitted], [r.rank == 1 for r in fitted])
 
     def label(r) -> str:
-        h = r["hits"]
+        h = r.hits
         return similarity_label(h[0][1], None, h[1][1] if len(h) > 1 else None)
 
     def share(oks: list[bool]) -> str:
@@ -72,16 +74,16 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, report in (("fit", fit), ("held out", measure)):
-        rows = report["results"]
-        for condition in [*sorted({r["condition"] for r in rows}), "all"]:
-            rs = [r for r in rows if condition in ("all", r["condition"])]
-            answered = [r for r in rs if r["hits"]]
-            labels = [(label(r), r["rank"] == 1) for r in answered]
+        rows = report.results
+        for condition in [*sorted({r.condition for r in rows}), "all"]:
+            rs = [r for r in rows if condition in ("all", r.condition)]
+            answered = [r for r in rs if r.hits]
+            labels = [(label(r), r.rank == 1) for r in answered]
             figures = c.assess(observations(rs), params, bands)
-            top1 = sum(r["rank"] == 1 for r in rs) / len(rs)
-            top3 = sum(1 for r in rs if r["rank"] and r["rank"] <= 3) / len(rs)
-            sim_ece = c.ece([(r["hits"][0][1], r["rank"] == 1) for r in answered])
-            iso_ece = c.ece([(_iso_probability(steps, r["hits"][0][1]), r["rank"] == 1) for r in answered])
+            top1 = sum(r.rank == 1 for r in rs) / len(rs)
+            top3 = sum(1 for r in rs if r.rank and r.rank <= 3) / len(rs)
+            sim_ece = c.ece([(r.hits[0][1], r.rank == 1) for r in answered])
+            iso_ece = c.ece([(_iso_probability(steps, r.hits[0][1]), r.rank == 1) for r in answered])
             b = figures["bands"]
             alta = share([ok for lv, ok in labels if lv == "alta"])
             media = share([ok for lv, ok in labels if lv == "media"])

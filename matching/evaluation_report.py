@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from django.utils.html import escape
 
 from kernel.charts import AMBER, BLUE, FONT, GREEN, GRID_STEPS, RED, bar, grid_rows, svg_open
+from matching.evaluation.summary import Summary
 
 # The series colours in order (the histogram: right answers GREEN, wrong ones RED).
 COLORS = [BLUE, AMBER, GREEN, RED]
@@ -149,9 +150,14 @@ def _figure(svg: str, caption: str, untrained: bool) -> str:
     return f'<figure class="rx-eval-fig">{svg}<figcaption>{escape(caption)}{label}</figcaption></figure>'
 
 
-def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
+def _top1_of(summary: Summary, manufacturer: str) -> float:
+    row = summary.per_manufacturer.get(manufacturer)
+    return row.top1 if row else 0.0
+
+
+def render_fragment(summaries: Sequence[Summary], *, created: str = "") -> str:
     main = summaries[0]
-    untrained = any(s["untrained"] for s in summaries)
+    untrained = any(s.untrained for s in summaries)
     out: list[str] = ['<div class="rx-eval">']
     if untrained:
         out.append(
@@ -160,8 +166,8 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             "encanamento, não a capacidade de identificar implantes, e não têm valor clínico.</p>"
         )
     out.append(
-        f"<p>Conjunto: <strong>{escape(main['dataset'])}</strong> · {main['queries']} consultas · "
-        f"{main['implants']} implantes · {escape(created)}</p>"
+        f"<p>Conjunto: <strong>{escape(main.dataset)}</strong> · {main.queries} consultas · "
+        f"{main.implants} implantes · {escape(created)}</p>"
     )
     out.append("<h2>Acerto</h2>")
     out.append(
@@ -169,13 +175,13 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             ["modelo", "consultas", "top-1", "top-3", "top-5", "busca p50 (ms)", "total p50 (ms)"],
             [
                 [
-                    s["model_id"] + (" (não treinado)" if s["untrained"] else ""),
-                    s["queries"],
-                    _pct(s["top1"]),
-                    _pct(s["top3"]),
-                    _pct(s["top5"]),
-                    s["latency_ms"]["search_p50"],
-                    s["latency_ms"]["total_p50"],
+                    s.model_id + (" (não treinado)" if s.untrained else ""),
+                    s.queries,
+                    _pct(s.top1),
+                    _pct(s.top3),
+                    _pct(s.top5),
+                    s.latency_ms.search_p50,
+                    s.latency_ms.total_p50,
                 ]
                 for s in summaries
             ],
@@ -187,7 +193,7 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             bar_chart(
                 "Acerto top-k",
                 ["top-1", "top-3", "top-5"],
-                [(s["model_id"], [s["top1"], s["top3"], s["top5"]]) for s in summaries],
+                [(s.model_id, [s.top1, s.top3, s.top5]) for s in summaries],
                 untrained=untrained,
             ),
             "Parte das consultas cujo implante certo está entre os k primeiros candidatos.",
@@ -195,11 +201,11 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
         )
     )
     out.append("<h2>Por fabricante</h2>")
-    manufacturers = list(main["per_manufacturer"])
+    manufacturers = list(main.per_manufacturer)
     out.append(
         _table(
             ["fabricante", "consultas", "top-1", "top-5"],
-            [[m, v["queries"], _pct(v["top1"]), _pct(v["top5"])] for m, v in main["per_manufacturer"].items()],
+            [[m, v.queries, _pct(v.top1), _pct(v.top5)] for m, v in main.per_manufacturer.items()],
         )
     )
     out.append(
@@ -207,10 +213,7 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             bar_chart(
                 "Top-1 por fabricante",
                 manufacturers,
-                [
-                    (s["model_id"], [s["per_manufacturer"].get(m, {}).get("top1", 0.0) for m in manufacturers])
-                    for s in summaries
-                ],
+                [(s.model_id, [_top1_of(s, m) for m in manufacturers]) for s in summaries],
                 untrained=untrained,
                 width=max(640, 70 * len(manufacturers)),
             ),
@@ -222,17 +225,17 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
     out.append(
         _table(
             ["implante certo", "1º candidato dado", "vezes"],
-            [[p["truth"], p["predicted"], p["count"]] for p in main["confused_pairs"]],
+            [[p.truth, p.predicted, p.count] for p in main.confused_pairs],
         )
-        if main["confused_pairs"]
+        if main.confused_pairs
         else "<p>Nenhuma confusão no primeiro candidato.</p>"
     )
     out.append("<h2>Rótulos de confiança</h2>")
-    labels = main["confidence_labels"]
+    labels = main.confidence_labels
     out.append(
         _table(
             ["rótulo do 1º candidato", "consultas", "acerto"],
-            [[level, labels[level]["queries"], _pct(labels[level]["right"])] for level in ("alta", "media", "baixa")],
+            [[level, labels[level].queries, _pct(labels[level].right)] for level in ("alta", "media", "baixa")],
         )
     )
     out.append(
@@ -240,31 +243,28 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
             bar_chart(
                 "Acerto por rótulo de confiança",
                 ["alta", "média", "baixa"],
-                [
-                    (s["model_id"], [s["confidence_labels"][lv]["right"] for lv in ("alta", "media", "baixa")])
-                    for s in summaries
-                ],
+                [(s.model_id, [s.confidence_labels[lv].right for lv in ("alta", "media", "baixa")]) for s in summaries],
                 untrained=untrained,
             ),
             "Quantas vezes o primeiro candidato está certo quando a página mostra cada rótulo.",
             untrained,
         )
     )
-    hidden = main["no_convincing_match"]
+    hidden = main.no_convincing_match
     out.append("<h2>“Nenhuma correspondência convincente”</h2>")
     out.append(
-        f"<p>Com RAIOX_MIN_SIMILARITY = {hidden['min_similarity']}, {hidden['queries']} consultas "
-        f"({_pct(hidden['share'])}) mostrariam “nenhuma correspondência convincente”; nelas o 1º candidato "
-        f"estava certo {hidden['hid_right_top1']} vezes e o implante certo estava entre os 5 primeiros "
-        f"{hidden['hid_right_in_top5']} vezes (respostas certas escondidas).</p>"
+        f"<p>Com RAIOX_MIN_SIMILARITY = {hidden.min_similarity}, {hidden.queries} consultas "
+        f"({_pct(hidden.share)}) mostrariam “nenhuma correspondência convincente”; nelas o 1º candidato "
+        f"estava certo {hidden.hid_right_top1} vezes e o implante certo estava entre os 5 primeiros "
+        f"{hidden.hid_right_in_top5} vezes (respostas certas escondidas).</p>"
     )
     out.append(
         _figure(
             histogram(
                 "Similaridade do 1º candidato: certos × errados",
-                main["similarity_right"],
-                main["similarity_wrong"],
-                hidden["min_similarity"],
+                main.similarity_right,
+                main.similarity_wrong,
+                hidden.min_similarity,
                 untrained=untrained,
             ),
             "Distribuição da similaridade do primeiro candidato; a linha tracejada é o corte atual.",
@@ -275,15 +275,15 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
     out.append(
         _table(
             ["similaridade do 1º", "consultas", "acerto"],
-            [[f"{c['from']:.3f}–{c['to']:.3f}", c["queries"], _pct(c["right"])] for c in main["calibration"]],
+            [[f"{c.low:.3f}–{c.high:.3f}", c.queries, _pct(c.right)] for c in main.calibration],
         )
     )
     out.append(
         _figure(
             bar_chart(
                 "Acerto por faixa de similaridade (calibração)",
-                [f"{c['from']:.3f}" for c in main["calibration"]],
-                [(main["model_id"], [c["right"] for c in main["calibration"]])],
+                [f"{c.low:.3f}" for c in main.calibration],
+                [(main.model_id, [c.right for c in main.calibration])],
                 untrained=untrained,
             ),
             "Para cada faixa de similaridade do primeiro candidato, a parte de respostas certas.",
@@ -291,65 +291,51 @@ def render_fragment(summaries: Sequence[dict], *, created: str = "") -> str:
         )
     )
     out.append("<h2>Probabilidade calibrada (o que o dentista lê)</h2>")
-    sim = main.get("similarity_as_probability") or {}
-    cal = main.get("calibrated")
+    sim_ece = main.similarity_as_probability.ece if main.similarity_as_probability else None
+    cal = main.calibrated
     if cal:
         out.append(
-            f"<p>Calibração #{cal['calibration_id']} (ajustada em {escape(cal['fitted_on'])}), medida neste "
-            f"conjunto: ECE {cal['ece']} (a similaridade lida como probabilidade: ECE {sim.get('ece')}); "
-            f"probabilidade média do 1º candidato {_pct(cal['mean_probability'])} para {_pct(cal['top1'])} "
+            f"<p>Calibração #{cal.calibration_id} (ajustada em {escape(cal.fitted_on)}), medida neste "
+            f"conjunto: ECE {cal.ece} (a similaridade lida como probabilidade: ECE {sim_ece}); "
+            f"probabilidade média do 1º candidato {_pct(cal.mean_probability)} para {_pct(cal.top1)} "
             "de acertos.</p>"
         )
         out.append(
             _table(
                 ["faixa do 1º candidato", "consultas", "acerto"],
-                [[band, v["queries"], _pct(v["right"])] for band, v in cal["bands"].items()],
+                [[band, v.queries, _pct(v.right)] for band, v in cal.bands.items()],
             )
         )
     else:
         out.append(
             "<p>Modelo ainda não calibrado: a página não mostra probabilidade. Rode "
             "<code>evaluate_matching --fit-calibration</code> e ative a calibração no admin. "
-            f"(A similaridade lida como probabilidade: ECE {escape(str(sim.get('ece')))}.)</p>"
+            f"(A similaridade lida como probabilidade: ECE {escape(str(sim_ece))}.)</p>"
         )
     out.append("<h2>Limiares sugeridos</h2>")
-    sug, cur = main["suggested"], main["current"]
-    rows = [["RAIOX_MIN_SIMILARITY", cur["RAIOX_MIN_SIMILARITY"], sug.get("min_similarity") or "—"]]
-    for name in ("high", "medium"):
-        choice = sug.get(name)
-        key = name.upper()
-        rows.append(
-            [
-                f"RAIOX_CONFIDENCE_{key}_SIMILARITY",
-                cur[f"RAIOX_CONFIDENCE_{key}_SIMILARITY"],
-                choice["similarity"] if choice else "—",
-            ]
-        )
-        rows.append(
-            [
-                f"RAIOX_CONFIDENCE_{key}_MARGIN",
-                cur[f"RAIOX_CONFIDENCE_{key}_MARGIN"],
-                choice["margin"] if choice else "—",
-            ]
-        )
+    sug, cur = main.suggested, main.current
+    rows = [["RAIOX_MIN_SIMILARITY", cur.min_similarity, sug.min_similarity or "—"]]
+    levels = (
+        ("HIGH", cur.high_similarity, cur.high_margin, sug.high),
+        ("MEDIUM", cur.medium_similarity, cur.medium_margin, sug.medium),
+    )
+    for key, similarity, margin, choice in levels:
+        rows.append([f"RAIOX_CONFIDENCE_{key}_SIMILARITY", similarity, choice.similarity if choice else "—"])
+        rows.append([f"RAIOX_CONFIDENCE_{key}_MARGIN", margin, choice.margin if choice else "—"])
     out.append(_table(["ajuste", "atual", "sugerido"], rows))
     notes = []
-    for name, target in (("high", "95 %"), ("medium", "80 %")):
-        choice = sug.get(name)
-        label = "alta" if name == "high" else "média"
+    for label, target, choice in (("alta", "95 %", sug.high), ("média", "80 %", sug.medium)):
         if choice:
-            notes.append(
-                f"“{label}”: precisão {_pct(choice['precision'])} em {_pct(choice['coverage'])} das consultas."
-            )
+            notes.append(f"“{label}”: precisão {_pct(choice.precision)} em {_pct(choice.coverage)} das consultas.")
         else:
             notes.append(f"“{label}”: nenhum par (similaridade, margem) chega a {target} de precisão neste conjunto.")
     out.append("<p>" + " ".join(escape(n) for n in notes) + "</p>")
-    lat = main["latency_ms"]
+    lat = main.latency_ms
     out.append("<h2>Tempo</h2>")
     out.append(
         _table(
             ["etapa", "p50 (ms)", "p95 (ms)"],
-            [["embedding", lat["embed_p50"], lat["embed_p95"]], ["busca", lat["search_p50"], lat["search_p95"]]],
+            [["embedding", lat.embed_p50, lat.embed_p95], ["busca", lat.search_p50, lat.search_p95]],
         )
     )
     if untrained:
@@ -367,9 +353,9 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
 """
 
 
-def render_page(summaries: Sequence[dict], *, created: str = "") -> str:
+def render_page(summaries: Sequence[Summary], *, created: str = "") -> str:
     title = "Avaliação da identificação — Raiox AI"
-    if any(s["untrained"] for s in summaries):
+    if any(s.untrained for s in summaries):
         title += " (MODELO NÃO TREINADO)"
     return (
         f'<!doctype html><html lang="pt-BR"><head><meta charset="utf-8"><title>{escape(title)}</title>'

@@ -12,7 +12,7 @@ from matching import calibration as calibrating
 from matching import tasks
 from matching.calibration import calibration_fit
 from matching.canonical import PREPROCESS_VERSION
-from matching.evaluation import similarity_label
+from matching.evaluation.figures import similarity_label
 from matching.models import Calibration, CalibrationActivation
 from submissions.models import Submission
 from submissions.services import IntakeRecord, submission_create

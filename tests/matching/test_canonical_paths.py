@@ -17,7 +17,7 @@ from matching import canonical, services
 from matching.batch import embed_reference_images
 from matching.canonical import reference_view
 from matching.embedder import get_embedder
-from matching.evaluation import MemorySearch
+from matching.evaluation.searchers import MemorySearch
 from matching.search import nearest_implants
 from tests.builders.worker import embed_catalog
 

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from matching.canonical import PREPROCESS_VERSION
+from matching.evaluation.summary import Summary, stored_summaries
 from matching.models import EvaluationReport
 from tests.builders.worker import embed_catalog
 
@@ -64,8 +65,14 @@ def test_folder_evaluation_writes_report_json_and_html_labelled_untrained(small_
     assert all("MODELO NÃO TREINADO" in svg for svg in figures)
     assert "<title>Avaliação da identificação — Raiox AI (MODELO NÃO TREINADO)</title>" in html
 
+    # report.json reads back into the typed summary and writes out unchanged; the stored row is it
+    # without the per-query rows.
+    summary = Summary.from_json(main)
+    assert summary.as_json() == main and summary.results[0].rank == ranks[0]
+
     stored = EvaluationReport.objects.get()
     assert stored.untrained and stored.queries == 8
+    assert stored_summaries(stored.summary) == [Summary.from_json(main | {"results": []})]
     page = admin_client.get("/admin/matching/evaluationreport/latest/")
     assert page.status_code == 200
     body = page.content.decode()

@@ -30,18 +30,11 @@ from tqdm import tqdm
 from implants.models import ReferenceImage
 from kernel.commands import RaioxCommand
 from matching.embedder import ModelSpec, get_embedder, pick_device, resolve_spec
-from matching.evaluation import (
-    DatabaseSearch,
-    MemorySearch,
-    confirmed_items,
-    evaluation_report_create,
-    film_of,
-    folder_items,
-    leave_one_out_items,
-    observations,
-    run_queries,
-    summarise,
-)
+from matching.evaluation.datasets import confirmed_items, folder_items, leave_one_out_items
+from matching.evaluation.figures import film_of, observations, summarise
+from matching.evaluation.searchers import DatabaseSearch, MemorySearch, run_queries
+from matching.evaluation.services import evaluation_report_create
+from matching.evaluation.summary import Summary
 from matching.evaluation_report import UNTRAINED_LABEL, render_fragment, render_page
 
 
@@ -142,9 +135,8 @@ class Command(RaioxCommand):
         created = timezone.localtime().strftime("%Y-%m-%d %H:%M")
         out: Path = options["out"] or Path(settings.VAR_DIR) / "reports" / f"evaluation-{timezone.now():%Y%m%d-%H%M%S}"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(
-            json.dumps({"created": created, "models": summaries}, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        report_json = {"created": created, "models": [s.as_json() for s in summaries]}
+        (out / "report.json").write_text(json.dumps(report_json, ensure_ascii=False, indent=1), encoding="utf-8")
         (out / "report.html").write_text(render_page(summaries, created=created), encoding="utf-8")
         report = None
         if not options["no_save"]:
@@ -204,75 +196,69 @@ class Command(RaioxCommand):
             )
         self.stdout.write("  inativa: ative-a no admin (Calibrações) para que os workers a usem.")
 
-    def _print(self, summaries: list[dict]) -> None:
+    def _print(self, summaries: list[Summary]) -> None:
         for s in summaries:
-            if s["untrained"]:
+            if s.untrained:
                 self.stdout.write(self.style.WARNING(f"*** {UNTRAINED_LABEL} ***"))
-            self.stdout.write(f"\nModelo {s['model_id']} · {s['dataset']} · {s['implants']} implantes")
+            self.stdout.write(f"\nModelo {s.model_id} · {s.dataset} · {s.implants} implantes")
             self.stdout.write(
-                f"  top-1 {_pct(s['top1'])}   top-3 {_pct(s['top3'])}   top-5 {_pct(s['top5'])}   "
-                f"({s['queries']} consultas)"
+                f"  top-1 {_pct(s.top1)}   top-3 {_pct(s.top3)}   top-5 {_pct(s.top5)}   ({s.queries} consultas)"
             )
             self.stdout.write(f"  {'fabricante':<24} {'n':>5} {'top-1':>7} {'top-5':>7}")
-            for name, row in s["per_manufacturer"].items():
-                self.stdout.write(
-                    f"  {name[:24]:<24} {row['queries']:>5} {_pct(row['top1']):>7} {_pct(row['top5']):>7}"
-                )
-            labels = s["confidence_labels"]
+            for name, row in s.per_manufacturer.items():
+                self.stdout.write(f"  {name[:24]:<24} {row.queries:>5} {_pct(row.top1):>7} {_pct(row.top5):>7}")
+            labels = s.confidence_labels
             self.stdout.write(
                 "  confiança: "
                 + ", ".join(
-                    f"{lv} {labels[lv]['queries']} ({_pct(labels[lv]['right'])} certos)"
-                    for lv in ("alta", "media", "baixa")
+                    f"{lv} {labels[lv].queries} ({_pct(labels[lv].right)} certos)" for lv in ("alta", "media", "baixa")
                 )
             )
-            sim = s["similarity_as_probability"]
-            self.stdout.write(f"  similaridade lida como probabilidade: ECE {sim['ece']}")
-            cal = s.get("calibrated")
+            sim = s.similarity_as_probability
+            self.stdout.write(f"  similaridade lida como probabilidade: ECE {sim.ece if sim else None}")
+            cal = s.calibrated
             if cal:
                 self.stdout.write(
-                    f"  probabilidade calibrada (calibração #{cal['calibration_id']}, ajustada em {cal['fitted_on']}): "
-                    f"ECE {cal['ece']}, média {cal['mean_probability']}; "
+                    f"  probabilidade calibrada (calibração #{cal.calibration_id}, ajustada em {cal.fitted_on}): "
+                    f"ECE {cal.ece}, média {cal.mean_probability}; "
                     + ", ".join(
-                        f"{b} {v['queries']} ({_pct(v['right']) if v['right'] is not None else '—'} certos)"
-                        for b, v in cal["bands"].items()
+                        f"{b} {v.queries} ({_pct(v.right) if v.right is not None else '—'} certos)"
+                        for b, v in cal.bands.items()
                     )
                 )
             else:
                 self.stdout.write("  probabilidade calibrada: modelo ainda não calibrado")
-            hidden = s["no_convincing_match"]
+            hidden = s.no_convincing_match
             self.stdout.write(
-                f"  sem correspondência convincente (< {hidden['min_similarity']}): {hidden['queries']} consultas, "
-                f"escondendo {hidden['hid_right_top1']} 1ºs certos e {hidden['hid_right_in_top5']} certos no top-5"
+                f"  sem correspondência convincente (< {hidden.min_similarity}): {hidden.queries} consultas, "
+                f"escondendo {hidden.hid_right_top1} 1ºs certos e {hidden.hid_right_in_top5} certos no top-5"
             )
-            if s.get("per_condition"):
+            if s.per_condition:
                 self.stdout.write(f"  {'condição':<12} {'n':>5} {'achado':>7} {'top-1':>7} {'top-3':>7} {'hub':>6}")
-                for name, row in s["per_condition"].items():
+                for name, row in s.per_condition.items():
                     self.stdout.write(
-                        f"  {name[:12]:<12} {row['queries']:>5} {_pct(row['fixture_found']):>7} "
-                        f"{_pct(row['top1']):>7} {_pct(row['top3']):>7} {_pct(row['hubness']['top_share']):>6}"
+                        f"  {name[:12]:<12} {row.queries:>5} {_pct(row.fixture_found):>7} "
+                        f"{_pct(row.top1):>7} {_pct(row.top3):>7} {_pct(row.hubness.top_share):>6}"
                     )
-            hub = s["hubness"]
+            hub = s.hubness
+            if hub is not None:
+                self.stdout.write(
+                    f"  hubness: o implante mais frequente é a 1ª resposta de {_pct(hub.top_share)} das consultas; "
+                    f"assimetria N1 {hub.skewness}; {hub.implants_never_first} implantes nunca em 1º"
+                )
+            for pair in s.confused_pairs[:5]:
+                self.stdout.write(f"  confusão: {pair.truth} → {pair.predicted} ({pair.count}x)")
+            lat = s.latency_ms
             self.stdout.write(
-                f"  hubness: o implante mais frequente é a 1ª resposta de {_pct(hub['top_share'])} das consultas; "
-                f"assimetria N1 {hub['skewness']}; {hub['implants_never_first']} implantes nunca em 1º"
+                f"  tempo: embedding p50 {lat.embed_p50} ms, busca p50 {lat.search_p50} ms / p95 {lat.search_p95} ms"
             )
-            for pair in s["confused_pairs"][:5]:
-                self.stdout.write(f"  confusão: {pair['truth']} → {pair['predicted']} ({pair['count']}x)")
-            lat = s["latency_ms"]
-            self.stdout.write(
-                f"  tempo: embedding p50 {lat['embed_p50']} ms, "
-                f"busca p50 {lat['search_p50']} ms / p95 {lat['search_p95']} ms"
-            )
-            sug = s["suggested"]
-            parts = [f"RAIOX_MIN_SIMILARITY={sug.get('min_similarity')}"]
-            for name in ("high", "medium"):
-                choice = sug.get(name)
-                key = name.upper()
+            sug = s.suggested
+            parts = [f"RAIOX_MIN_SIMILARITY={sug.min_similarity}"]
+            for key, choice in (("HIGH", sug.high), ("MEDIUM", sug.medium)):
                 if choice:
                     parts.append(
-                        f"RAIOX_CONFIDENCE_{key}_SIMILARITY={choice['similarity']} "
-                        f"RAIOX_CONFIDENCE_{key}_MARGIN={choice['margin']}"
+                        f"RAIOX_CONFIDENCE_{key}_SIMILARITY={choice.similarity} "
+                        f"RAIOX_CONFIDENCE_{key}_MARGIN={choice.margin}"
                     )
                 else:
                     parts.append(f"{key}: nenhum limiar atinge a precisão pedida")
