@@ -401,7 +401,7 @@ def calibrated(results: Sequence[QueryResult], calibration) -> dict | None:
     """The figures of a stored ``matching.Calibration`` on these results (None: none given)."""
     if calibration is None:
         return None
-    params = calibrating.Params.from_json(calibration.params)
+    params = calibrating.params_from(calibration.method, calibration.params)
     bands = calibrating.Bands.from_json(calibration.bands)
     figures = calibrating.assess(observations(results), params, bands)
     per_condition = {}
@@ -411,6 +411,7 @@ def calibrated(results: Sequence[QueryResult], calibration) -> dict | None:
     return {
         "calibration_id": calibration.pk,
         "fitted_on": calibration.dataset,
+        "method": calibration.method,
         "params": calibration.params,
         "cutoffs": calibration.bands,
         **figures,
