@@ -12,6 +12,14 @@ these" term (the right implant is elsewhere in the catalogue, or not found at al
 right answer (or of "rest" when it is not among the ``k``) — a grid over both, no optimiser needed.
 A model at chance learns a large "rest": every candidate then reads near chance.
 
+A second method, ``isotonic-margin``: isotonic regression (pool-adjacent-violators, in numpy) of
+whether the first candidate was right on one score, its similarity plus ``w`` times its lead over
+the second (``w`` from a small grid, least Brier score on the set); each step stands on at least
+``MIN_BAND_COUNT`` answers. The candidates after the first share the rest, ``1 - p_1``, as often as
+the right implant was at their rank in the set. ``evaluate_matching --calibration`` picks one; by
+default the one with the lower held-out ECE (``cross_fitted``). The method is stored with the
+calibration and ``probabilities`` follows it (``params_from``).
+
 The bands follow from the same set: "alta" is the lowest probability above which the first
 candidates were right at least 90 % of the time (and at least ``MIN_BAND_COUNT`` of them), "média"
 60 %; no band is given when the set does not show it (no "alta" for a model at chance). "Nenhuma
@@ -36,7 +44,10 @@ from django.utils import timezone
 from kernel.errors import ApplicationError
 from matching.models import Calibration, CalibrationActivation, EvaluationReport
 
-METHOD = "softmax-temperature"
+SOFTMAX = "softmax-temperature"
+ISOTONIC = "isotonic-margin"
+METHOD = SOFTMAX  # the first method, and the default when no held-out comparison can be made
+METHODS = (SOFTMAX, ISOTONIC)
 HIGH, MEDIUM, LOW, NONE = "alta", "media", "baixa", "nenhuma"
 HIGH_PRECISION = 0.90
 MEDIUM_PRECISION = 0.60
@@ -46,6 +57,8 @@ ECE_BINS = 10
 # the "rest" similarity around the observed ones.
 TEMPERATURES = np.logspace(-4.5, 0, 91)
 REST_STEPS = 121
+# The weights of the margin in the isotonic score (similarities differ by 1e-4..1e-1, margins too).
+MARGIN_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,51 @@ class Params:
 
 
 @dataclass(frozen=True)
+class IsotonicParams:
+    """The isotonic steps of the first candidate's score (``xs`` non-decreasing, ``ys`` the
+    probability at each, linear in between, flat outside), the margin's weight, and the share of the
+    rest each later rank takes (``shares[0]``: the second candidate)."""
+
+    weight: float
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    shares: tuple[float, ...]
+    k: int
+
+    def as_json(self) -> dict:
+        return {
+            "weight": self.weight,
+            "xs": list(self.xs),
+            "ys": list(self.ys),
+            "shares": list(self.shares),
+            "k": self.k,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> IsotonicParams:
+        return cls(
+            float(data["weight"]),
+            tuple(float(v) for v in data["xs"]),
+            tuple(float(v) for v in data["ys"]),
+            tuple(float(v) for v in data["shares"]),
+            int(data["k"]),
+        )
+
+
+def params_from(method: str, data: dict) -> Params | IsotonicParams:
+    """The parameters a stored calibration's ``method`` and ``params`` describe."""
+    if method == ISOTONIC:
+        return IsotonicParams.from_json(data)
+    if method == SOFTMAX:
+        return Params.from_json(data)
+    raise ValueError(f"método de calibração desconhecido: {method!r}")
+
+
+def method_of(params: Params | IsotonicParams) -> str:
+    return ISOTONIC if isinstance(params, IsotonicParams) else SOFTMAX
+
+
+@dataclass(frozen=True)
 class Bands:
     """Probability cut-offs (None: the calibration set never showed that precision)."""
 
@@ -90,11 +148,14 @@ class Bands:
         return cls(opt(data.get("high")), opt(data.get("medium")), float(data.get("no_match", 0.0)))
 
 
-def probabilities(similarities: Sequence[float], params: Params) -> list[float]:
-    """The probability that each candidate is the right implant (candidates past ``k`` are
-    scored against the same denominator, so they never outrank those before them)."""
+def probabilities(similarities: Sequence[float], params: Params | IsotonicParams) -> list[float]:
+    """The probability that each candidate is the right implant, by the calibration's method
+    (softmax: candidates past ``k`` are scored against the same denominator, so they never outrank
+    those before them)."""
     if not similarities:
         return []
+    if isinstance(params, IsotonicParams):
+        return _isotonic_probabilities(similarities, params)
     s = np.asarray(similarities, dtype=np.float64) / params.temperature
     head = s[: params.k]
     rest = params.rest / params.temperature
@@ -141,7 +202,76 @@ def fit_params(observations: Sequence[Observation], k: int) -> Params:
     return Params(float(TEMPERATURES[i]), float(rests[j]), k)
 
 
-def _first(observations: Sequence[Observation], params: Params) -> list[tuple[float, bool]]:
+# --- isotonic regression on the first candidate's similarity and margin ----------------------------
+
+
+def _score(similarities: Sequence[float], weight: float) -> float:
+    margin = similarities[0] - similarities[1] if len(similarities) > 1 else 0.0
+    return float(similarities[0]) + weight * float(margin)
+
+
+def _pav(x: Sequence[float], y: Sequence[bool]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Isotonic (non-decreasing) fit of y on x by pool-adjacent-violators, equal x pooled first and
+    every step on at least ``MIN_BAND_COUNT`` answers; as (x, y) points, two per step (its lowest
+    and highest x), for linear interpolation between the steps."""
+    values: dict[float, list[float]] = {}
+    for xi, yi in zip(x, y, strict=True):
+        row = values.setdefault(float(xi), [0.0, 0.0])
+        row[0] += float(yi)
+        row[1] += 1.0
+    blocks: list[list[float]] = []  # [sum right, count, lowest x, highest x]
+    for xi in sorted(values):
+        blocks.append([values[xi][0], values[xi][1], xi, xi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            last = blocks.pop()
+            blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], blocks[-1][2], last[3]]
+    # Merging neighbours keeps the steps non-decreasing; a step on one or two answers would state 0 or 1.
+    while len(blocks) > 1 and min(b[1] for b in blocks) < MIN_BAND_COUNT:
+        i = min(range(len(blocks)), key=lambda j: blocks[j][1])
+        j = i - 1 if i == len(blocks) - 1 or (i > 0 and blocks[i - 1][1] <= blocks[i + 1][1]) else i + 1
+        a, b = sorted((i, j))
+        blocks[a : b + 1] = [[blocks[a][0] + blocks[b][0], blocks[a][1] + blocks[b][1], blocks[a][2], blocks[b][3]]]
+    xs = tuple(v for b in blocks for v in (b[2], b[3]))
+    ys = tuple(b[0] / b[1] for b in blocks for _ in (0, 1))
+    return xs, ys
+
+
+def _brier(xs: Sequence[float], ys: Sequence[float], x: Sequence[float], y: Sequence[bool]) -> float:
+    p = np.interp(np.asarray(x, dtype=np.float64), xs, ys)
+    return float(np.mean((p - np.asarray(y, dtype=np.float64)) ** 2))
+
+
+def fit_isotonic(observations: Sequence[Observation], k: int) -> IsotonicParams:
+    """The margin weight of least Brier score, its isotonic steps, and the later ranks' shares."""
+    usable = [o for o in observations if o.similarities]
+    if not usable:
+        raise ValueError("sem consultas com candidatos: nada para calibrar")
+    right = [o.truth == 0 for o in usable]
+    best: tuple[float, float, tuple, tuple] | None = None
+    for weight in MARGIN_WEIGHTS:
+        x = [_score(o.similarities, weight) for o in usable]
+        xs, ys = _pav(x, right)
+        brier = _brier(xs, ys, x, right)
+        if best is None or brier < best[0] - 1e-12:
+            best = (brier, weight, xs, ys)
+    assert best is not None
+    _, weight, xs, ys = best
+    longest = max(len(o.similarities) for o in usable)
+    wrong = sum(1 for ok in right if not ok)
+    shares = tuple(sum(1 for o in usable if o.truth == r) / wrong if wrong else 0.0 for r in range(1, longest))
+    return IsotonicParams(weight, xs, ys, shares, k)
+
+
+def _isotonic_probabilities(similarities: Sequence[float], params: IsotonicParams) -> list[float]:
+    first = float(np.interp(_score(similarities, params.weight), params.xs, params.ys))
+    out = [first]
+    for rank in range(1, len(similarities)):
+        share = params.shares[rank - 1] if rank - 1 < len(params.shares) else 0.0
+        out.append(min(out[-1], (1.0 - first) * share))  # never above the candidate before it
+    return out
+
+
+def _first(observations: Sequence[Observation], params: Params | IsotonicParams) -> list[tuple[float, bool]]:
     return [(probabilities(o.similarities, params)[0], o.truth == 0) for o in observations if o.similarities]
 
 
@@ -206,19 +336,25 @@ def band_figures(scored_bands: Sequence[tuple[str, bool]]) -> dict:
 
 @dataclass(frozen=True)
 class Fitted:
-    params: Params
+    params: Params | IsotonicParams
     bands: Bands
     ece_fit: float | None
     queries: int
 
+    @property
+    def method(self) -> str:
+        return method_of(self.params)
 
-def fit(observations: Sequence[Observation], k: int) -> Fitted:
-    params = fit_params(observations, k)
+
+def fit(observations: Sequence[Observation], k: int, method: str = SOFTMAX) -> Fitted:
+    if method not in METHODS:
+        raise ValueError(f"método de calibração desconhecido: {method!r}")
+    params = fit_isotonic(observations, k) if method == ISOTONIC else fit_params(observations, k)
     scored = _first(observations, params)
     return Fitted(params, fit_bands(scored), ece(scored), len(scored))
 
 
-def assess(observations: Sequence[Observation], params: Params, bands: Bands) -> dict:
+def assess(observations: Sequence[Observation], params: Params | IsotonicParams, bands: Bands) -> dict:
     """The figures of a calibration on a set: ECE, mean first-candidate probability, per band."""
     scored = _first(observations, params)
     return {
@@ -230,7 +366,9 @@ def assess(observations: Sequence[Observation], params: Params, bands: Bands) ->
     }
 
 
-def cross_fitted(observations: Sequence[Observation], groups: Sequence[str], k: int) -> dict | None:
+def cross_fitted(
+    observations: Sequence[Observation], groups: Sequence[str], k: int, method: str = SOFTMAX
+) -> dict | None:
     """Held-out figures without a second set: fit on half the films (by film, so two views of one
     film never fall on both sides), measure on the other half, and the other way round."""
     keys = sorted(set(groups))
@@ -244,11 +382,12 @@ def cross_fitted(observations: Sequence[Observation], groups: Sequence[str], k: 
         test = [o for o, g in zip(observations, groups, strict=True) if g in held]
         if not any(o.similarities for o in train):
             return None
-        fitted = fit(train, k)
+        fitted = fit(train, k, method)
         part = _first(test, fitted.params)
         scored += part
         banded += [(band_for(p, fitted.bands), ok) for p, ok in part]
     return {
+        "method": method,
         "split": "2 metades por filme (ajusta numa, mede na outra, e vice-versa)",
         "queries": len(scored),
         "ece": ece(scored),
@@ -274,6 +413,18 @@ def active_calibration(*, model_id: str, preprocess_version: str | None = None) 
     return Calibration.objects.filter(model_id=model_id, preprocess_version=version, is_active=True).first()
 
 
+def pick_method(
+    observations: Sequence[Observation], groups: Sequence[str] | None, k: int
+) -> tuple[str, dict[str, dict | None]]:
+    """The method of lower held-out ECE on this set (two halves by film, ``cross_fitted``) and
+    each method's held-out figures; the softmax when they tie or the set is too small to say."""
+    heldout = {m: cross_fitted(observations, groups, k, m) if groups is not None else None for m in METHODS}
+    eces = {m: (h or {}).get("ece") for m, h in heldout.items()}
+    if all(v is not None for v in eces.values()):
+        return min(METHODS, key=lambda m: (eces[m], METHODS.index(m))), heldout
+    return SOFTMAX, heldout
+
+
 def calibration_fit(
     *,
     model_id: str,
@@ -283,19 +434,30 @@ def calibration_fit(
     groups: Sequence[str] | None = None,
     report: EvaluationReport | None = None,
     preprocess_version: str | None = None,
+    method: str | None = None,
 ) -> Calibration:
     """Fit a calibration on labelled queries of ``model_id`` and store it, inactive (staff activate
     it in the admin). ``groups``: the film of each query, for the held-out figures (two halves by
     film); ``k``: how many candidates the softmax spans (default: the ``RAIOX_TOP_K`` the workers
-    store)."""
+    store); ``method``: ``SOFTMAX`` or ``ISOTONIC``, default the one of lower held-out ECE
+    (``pick_method``; the other's held-out figures are kept beside, under ``compared``)."""
     k = k or settings.RAIOX_TOP_K
-    fitted = fit(observations, k)
-    heldout = cross_fitted(observations, groups, k) if groups is not None else None
+    if method is None:
+        method, every = pick_method(observations, groups, k)
+        heldout = every[method]
+        others = {m: h for m, h in every.items() if m != method and h is not None}
+        if heldout is not None and others:
+            heldout = {**heldout, "compared": others}
+    else:
+        if method not in METHODS:
+            raise ApplicationError(f"Método de calibração desconhecido: {method}.")
+        heldout = cross_fitted(observations, groups, k, method) if groups is not None else None
+    fitted = fit(observations, k, method)
     with transaction.atomic():
         calibration = Calibration(
             model_id=model_id[:200],
             preprocess_version=preprocess_version or _running_preprocess(),
-            method=METHOD,
+            method=fitted.method,
             params=fitted.params.as_json(),
             bands=fitted.bands.as_json(),
             dataset=dataset[:200],
@@ -367,6 +529,6 @@ def calibrated(calibration: Calibration | None, similarities: Sequence[float]) -
     """(probability, band) per candidate under ``calibration``; (None, "") without one."""
     if calibration is None:
         return [(None, "")] * len(similarities)
-    params = Params.from_json(calibration.params)
+    params = params_from(calibration.method, calibration.params)
     bands = Bands.from_json(calibration.bands)
     return [(round(p, 4), band_for(p, bands)) for p in probabilities(similarities, params)]

@@ -15,33 +15,48 @@ from submissions.results.answer import MatchResult, match_result
 from submissions.results.links import file_url
 from submissions.results.queries import card_image_url
 
+# What the schema says the calibrated figures mean: one text for the public and the staff answers.
+PROBABILITY_HELP = (
+    "Probabilidade estimada (0-1) de que este candidato seja o implante da radiografia: a manchete para o "
+    "dentista. Vem da calibração ativa do modelo que respondeu, ajustada para esse modelo e essa versão do "
+    "pré-processamento num conjunto rotulado (evaluate_matching): entre as respostas com 0,6, cerca de 60 % "
+    "estavam certas. null: o modelo ainda não foi calibrado (não há porcentagem a mostrar)."
+)
+BAND_MEANING = (
+    "Faixa da probabilidade, com cortes escolhidos pela precisão medida na calibração: alta (>= 90 % dos "
+    "primeiros candidatos certos nessa faixa), media (>= 60 %), baixa, nenhuma (abaixo do corte de "
+    "'nenhuma correspondência convincente'); sem alta quando o conjunto de calibração não a mostrou."
+)
+BAND_HELP = (
+    BAND_MEANING + " Nunca alta entre implantes parecidos nem quando a qualidade da imagem limita a comparação. "
+    "null: o modelo ainda não foi calibrado."
+)
+RAW_SIMILARITY_HELP = (
+    "Similaridade bruta (1 + cosseno) / 2 com a referência mais próxima, só para a equipe: não é uma "
+    "probabilidade (imagens de implantes diferentes também dão valores altos); veja probability."
+)
+
 
 class MatchImplantSerializer(serializers.Serializer):
-    """One candidate (a Match) as the old ``/upload`` answered it. ``image_url``: a catalogue image
-    of the implant, never the confirmed case (a patient's X-ray) the match may have come from."""
+    """One candidate (a Match) as the old ``/upload`` answered it (id, name, manufacturer,
+    image_url: the old system's contract), with the calibrated ``probability`` and its ``band`` —
+    the dentist's headline. ``image_url``: a catalogue image of the implant, never the confirmed
+    case (a patient's X-ray) the match may have come from. The raw similarity is not in this public
+    answer (it is no probability, and reads "high" between different implants too): staff read it
+    in the staff API (``MatchSerializer``) and the admin."""
 
     id = serializers.IntegerField(source="implant_id")
     name = serializers.CharField(source="implant.name")
     manufacturer = serializers.CharField(source="implant.manufacturer.name")
     image_url = serializers.SerializerMethodField()
-    similarity = serializers.SerializerMethodField()
     probability = serializers.FloatField(
         read_only=True,
         allow_null=True,
         min_value=0.0,
         max_value=1.0,
-        help_text=(
-            "Probabilidade estimada (0-1) de que este candidato seja o implante, pela calibração ativa do "
-            "modelo que respondeu (medida num conjunto rotulado). null: o modelo ainda não foi calibrado."
-        ),
+        help_text=PROBABILITY_HELP,
     )
-    band = serializers.SerializerMethodField(
-        help_text=(
-            "Faixa da probabilidade: alta (na calibração, >= 90 % de acertos), media (>= 60 %), baixa, "
-            "nenhuma (abaixo do corte de correspondência convincente). Nunca alta entre implantes parecidos "
-            "nem quando a qualidade da imagem limita a comparação. null: o modelo ainda não foi calibrado."
-        )
-    )
+    band = serializers.SerializerMethodField(help_text=BAND_HELP)
     rank = serializers.IntegerField()
 
     @extend_schema_field(serializers.URLField(allow_null=True))
@@ -53,18 +68,7 @@ class MatchImplantSerializer(serializers.Serializer):
         # Locally the storage gives a path (/media/...); a signed S3 URL is already absolute.
         return request.build_absolute_uri(url) if request is not None else url
 
-    @extend_schema_field(
-        serializers.FloatField(
-            help_text=(
-                "Similaridade bruta (1 + cosseno) / 2 com a referência mais próxima: não é uma probabilidade "
-                "(imagens de implantes diferentes também dão valores altos); use probability."
-            )
-        )
-    )
-    def get_similarity(self, match: Match) -> float:
-        return round(match.similarity, 4)
-
-    @extend_schema_field(serializers.ChoiceField(choices=Band.choices, allow_null=True))
+    @extend_schema_field(serializers.ChoiceField(choices=Band.choices, allow_null=True, help_text=BAND_HELP))
     def get_band(self, match: Match) -> str | None:
         # The rules of the page (look-alikes, image quality) as ``match_result`` applied them.
         return getattr(match, "shown_band", match.band or None)
@@ -179,11 +183,12 @@ class MatchSerializer(serializers.ModelSerializer):
             "reference_image",
         ]
         extra_kwargs = {
-            "similarity": {"help_text": "Similaridade bruta (1 + cosseno) / 2: não é uma probabilidade."},
-            "probability": {
-                "help_text": "Probabilidade estimada pela calibração ativa do modelo; null: sem calibração."
+            "similarity": {"help_text": RAW_SIMILARITY_HELP},
+            "probability": {"help_text": PROBABILITY_HELP},
+            "band": {
+                "help_text": BAND_MEANING + " A gravada pelo worker, antes das regras de parecidos e qualidade "
+                "da página; vazio: o modelo ainda não foi calibrado."
             },
-            "band": {"help_text": "Faixa gravada: alta, media, baixa, nenhuma; vazio: sem calibração."},
         }
 
 

@@ -104,7 +104,7 @@ def calibrated(results: Sequence[QueryResult], calibration) -> CalibratedFigures
     """The figures of a stored ``matching.Calibration`` on these results (None: none given)."""
     if calibration is None:
         return None
-    params = calibrating.Params.from_json(calibration.params)
+    params = calibrating.params_from(calibration.method, calibration.params)
     bands = calibrating.Bands.from_json(calibration.bands)
     figures = _assessment(calibrating.assess(observations(results), params, bands))
     per_condition = {}
@@ -122,6 +122,7 @@ def calibrated(results: Sequence[QueryResult], calibration) -> CalibratedFigures
         top1=figures.top1,
         bands=figures.bands,
         per_condition=per_condition,
+        method=calibration.method,
     )
 
 

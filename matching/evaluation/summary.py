@@ -164,6 +164,7 @@ class CalibratedFigures(JsonRecord):
     top1: float | None
     bands: dict[str, Share]
     per_condition: dict[str, Assessment] = field(default_factory=dict)
+    method: str = ""  # the calibration's method (matching.calibration.METHODS; "" in reports from before it)
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,36 @@ def test_match_answers_with_fixtures_quality_and_nothing_found_are_what_the_sche
     assert done["no_fixture_found"] is False
     nothing = check(openapi, path, "get", client.get(f"/api/match/{none}/", **headers))
     assert nothing["no_fixture_found"] is True and nothing["fixtures"] == [] and nothing["implants"] == []
+
+
+@pytest.mark.django_db
+def test_the_schema_says_what_probability_and_band_mean_and_keeps_raw_similarity_for_staff(
+    client, people, catalog, openapi, settings, django_capture_on_commit_callbacks
+):
+    schemas = openapi["components"]["schemas"]
+    public = schemas["MatchImplant"]["properties"]
+    # The dentist's answer (/upload, /api/match/): the calibrated probability and band are the
+    # headline, explained; the raw similarity (no probability) is not in it (the old system's
+    # contract was id, name, manufacturer, image_url).
+    assert "similarity" not in public
+    probability = public["probability"]
+    assert probability["nullable"] is True and (probability["minimum"], probability["maximum"]) == (0, 1)
+    for words in ("Probabilidade estimada", "calibração ativa", "ainda não foi calibrado"):
+        assert words in probability["description"]
+    band = public["band"]
+    assert band["nullable"] is True
+    for words in ("alta (>= 90 %", "media (>= 60 %", "nenhuma", "parecidos", "ainda não foi calibrado"):
+        assert words in band["description"]
+    # The staff API keeps the raw similarity, and says it is no probability.
+    staff = schemas["Match"]["properties"]
+    assert {"similarity", "probability", "band"} <= set(staff)
+    assert "não é uma probabilidade" in staff["similarity"]["description"]
+    assert "Probabilidade estimada" in staff["probability"]["description"]
+
+    # A real done answer has no similarity key (the schema is closed: ``check`` would fail on it).
+    settings.RAIOX_UPLOAD_WAIT_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=False):
+        token = client.post("/api/match/", {"file": _xray(6)}, **people["plain"].headers).json()["submission"]
+    _record_result(Submission.objects.get(token=token))
+    done = check(openapi, "/api/match/{token}/", "get", client.get(f"/api/match/{token}/", **people["plain"].headers))
+    assert done["implants"] and all("similarity" not in i and "probability" in i for i in done["implants"])

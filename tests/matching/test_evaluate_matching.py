@@ -101,7 +101,15 @@ def test_fit_calibration_stores_it_with_its_report_inactive_and_staff_activate_i
 ):
     from matching.models import Calibration
 
-    printed = _evaluate("--folder", str(small_catalogue["heldout"]), "--fit-calibration", "--out", str(tmp_path / "r"))
+    printed = _evaluate(
+        "--folder",
+        str(small_catalogue["heldout"]),
+        "--fit-calibration",
+        "--calibration",
+        "softmax",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert "probabilidade calibrada: modelo ainda não calibrado" in printed  # none active before
     calibration = Calibration.objects.get()
     report = EvaluationReport.objects.get()
@@ -109,6 +117,7 @@ def test_fit_calibration_stores_it_with_its_report_inactive_and_staff_activate_i
     assert calibration.model_id == f"ViT-B-32/untrained-seed0+{PREPROCESS_VERSION}"
     assert calibration.preprocess_version == PREPROCESS_VERSION and calibration.queries == 8
     assert f"Calibração #{calibration.pk} ajustada" in printed and "inativa" in printed
+    assert calibration.method == "softmax-temperature" and "(softmax-temperature, 8 consultas)" in printed
     assert {"temperature", "rest", "k"} <= set(calibration.params)
     assert {"high", "medium", "no_match"} <= set(calibration.bands)
 
@@ -132,3 +141,17 @@ def test_fit_calibration_stores_it_with_its_report_inactive_and_staff_activate_i
     assert again["similarity_as_probability"]["ece"] is not None
     assert "Modelo ainda não calibrado" in (tmp_path / "r" / "report.html").read_text()
     assert f"Calibração #{calibration.pk} (ajustada em" in (tmp_path / "r2" / "report.html").read_text()
+
+    # The other method, by name: stored with it, printed with its own parameters.
+    printed = _evaluate(
+        "--folder",
+        str(small_catalogue["heldout"]),
+        "--no-save",
+        "--fit-calibration",
+        "--calibration",
+        "isotonic",
+        "--out",
+        str(tmp_path / "r3"),
+    )
+    assert "(isotonic-margin, 8 consultas): peso da margem" in printed
+    assert Calibration.objects.filter(method="isotonic-margin", is_active=False).count() == 1

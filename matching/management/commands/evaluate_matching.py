@@ -8,6 +8,8 @@
                                                                         # beside the whole film as before
     manage.py evaluate_matching --folder films/ --fit-calibration      # fit a calibration of the running model
                                                                         # on this set (staff activate it in the admin)
+    manage.py evaluate_matching --folder films/ --fit-calibration --calibration isotonic  # the method (default:
+                                                                        # the one of lower held-out ECE on the set)
 
 The report measures the running model's active calibration (if any) beside the similarity labels:
 run it on a set the calibration was not fitted on for held-out figures.
@@ -29,6 +31,7 @@ from tqdm import tqdm
 
 from implants.models import ReferenceImage
 from kernel.commands import RaioxCommand
+from matching.calibration import ISOTONIC, SOFTMAX
 from matching.embedder import ModelSpec, get_embedder, pick_device, resolve_spec
 from matching.evaluation.datasets import confirmed_items, folder_items, leave_one_out_items
 from matching.evaluation.figures import film_of, observations, summarise
@@ -36,6 +39,8 @@ from matching.evaluation.searchers import DatabaseSearch, MemorySearch, run_quer
 from matching.evaluation.services import evaluation_report_create
 from matching.evaluation.summary import Summary
 from matching.evaluation_report import UNTRAINED_LABEL, render_fragment, render_page
+
+CALIBRATION_METHODS = {"softmax": SOFTMAX, "isotonic": ISOTONIC}  # --calibration names
 
 
 def _pct(value: float) -> str:
@@ -60,6 +65,12 @@ class Command(RaioxCommand):
             "--fit-calibration",
             action="store_true",
             help="fit a calibration (probability and bands) of the running model on this set, stored inactive",
+        )
+        parser.add_argument(
+            "--calibration",
+            choices=sorted(CALIBRATION_METHODS),
+            help="the method of --fit-calibration: a temperature-scaled softmax or isotonic regression on the "
+            "first candidate's similarity and margin (default: the one of lower held-out ECE on this set)",
         )
         parser.add_argument(
             "--baseline-whole-film",
@@ -149,6 +160,7 @@ class Command(RaioxCommand):
                 groups=[film_of(r) for r in fit_results],
                 dataset=dataset,
                 report=report,
+                method=CALIBRATION_METHODS[options["calibration"]] if options["calibration"] else None,
             )
             self._print_calibration(calibration)
         self.stdout.write(f"Relatório: {out / 'report.json'} e {out / 'report.html'}")
@@ -178,22 +190,27 @@ class Command(RaioxCommand):
         return override_settings(RAIOX_CLIP_PRETRAINED=tag)
 
     def _print_calibration(self, calibration) -> None:
-        bands = calibration.bands
+        bands, params = calibration.bands, calibration.params
+        if "temperature" in params:
+            fitted = f"T={params['temperature']:.5f} resto={params['rest']:.4f} k={params['k']}"
+        else:
+            fitted = f"peso da margem {params['weight']}, {len(params['xs']) // 2} degraus"
         self.stdout.write(
             f"\nCalibração #{calibration.pk} ajustada ({calibration.method}, {calibration.queries} consultas): "
-            f"T={calibration.params['temperature']:.5f} resto={calibration.params['rest']:.4f} "
-            f"k={calibration.params['k']}; cortes alta={bands['high']} média={bands['medium']} "
+            f"{fitted}; cortes alta={bands['high']} média={bands['medium']} "
             f"sem correspondência < {bands['no_match']:.4f}; ECE no próprio conjunto {calibration.ece_fit}"
         )
         held = calibration.heldout
         if held:
-            self.stdout.write(
-                f"  fora do ajuste ({held['split']}): ECE {held['ece']} em {held['queries']} consultas; "
-                + ", ".join(
-                    f"{b} {v['queries']} ({_pct(v['right']) if v['right'] is not None else '—'} certos)"
-                    for b, v in held["bands"].items()
+            for figures in (held, *held.get("compared", {}).values()):
+                self.stdout.write(
+                    f"  fora do ajuste, {figures.get('method', calibration.method)} ({figures['split']}): "
+                    f"ECE {figures['ece']} em {figures['queries']} consultas; "
+                    + ", ".join(
+                        f"{b} {v['queries']} ({_pct(v['right']) if v['right'] is not None else '—'} certos)"
+                        for b, v in figures["bands"].items()
+                    )
                 )
-            )
         self.stdout.write("  inativa: ative-a no admin (Calibrações) para que os workers a usem.")
 
     def _print(self, summaries: list[Summary]) -> None:
