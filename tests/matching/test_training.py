@@ -11,6 +11,7 @@ import io
 import json
 
 import pytest
+import torch
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django_q.models import Schedule
@@ -237,3 +238,52 @@ def test_the_admin_lists_runs_with_their_curve_and_results(admin_client, tmp_pat
     assert page.status_code == 200
     assert "<svg" in body and "polyline" in body  # the learning curve
     assert "fora do treino" in body and run.results["set"] in body
+
+
+def test_unfreezing_a_block_lowers_the_loss_and_its_checkpoint_embeds_with_the_trained_tower(settings, tmp_path):
+    from matching.training import TowerTail, tower_tokens
+
+    tiny_catalogue(3)
+    base = worker_services.worker_embedder()
+    picture = ReferenceImage.objects.order_by("pk").first()
+    image = embedder_module.Embedder.load_image(picture.image.read())
+    base_features = base.tower_features([image])
+    base_vector = list(picture.embedding)
+    # The split the training caches at (open_clip's own forward, repeated): the same features.
+    first = len(base.model.visual.transformer.resblocks) - 2
+    with torch.no_grad():
+        split = TowerTail(base.model.visual, 2).eval()(tower_tokens(base, [image], first))
+    assert torch.allclose(split, base_features, atol=1e-5)
+
+    run, _ = train(
+        "--epochs",
+        "3",
+        "--views-per-image",
+        "2",
+        "--eval-views",
+        "1",
+        "--unfreeze-blocks",
+        "1",
+        "--backbone-lr",
+        "1e-4",
+        tmp_path=tmp_path,
+    )
+
+    assert run.status == TrainingStatus.DONE, run.message
+    print("DBG", run.seconds, run.curves, run.results["train_views"])
+    assert run.parameters["train_unfreeze_blocks"] == 1 and run.parameters["train_backbone_lr"] == 1e-4
+    assert run.results["unfrozen_blocks"] == 1 and run.results["seconds_per_epoch"] > 0
+    losses = [point["loss"] for point in run.curves]
+    assert losses[-1] < losses[0]
+    assert run.model_id == f"{UNTRAINED_ID}+run{run.pk}"
+
+    # The existing checkpoint path: the tower it loads is the trained one (its features differ
+    # from the base's before any head), and the vectors the worker stores follow.
+    settings.RAIOX_CLIP_PRETRAINED = run.checkpoint_path
+    embedder_module._embedder = None  # a worker started with that setting
+    trained = worker_services.worker_embedder()
+    assert trained.model_id == run.model_id and trained.spec.trained["unfrozen_blocks"] == 1
+    assert not torch.allclose(trained.tower_features([image]), base_features, atol=1e-4)
+    call_command("reembed", stdout=io.StringIO(), stderr=io.StringIO())
+    picture.refresh_from_db()
+    assert picture.embedding_model == run.model_id and list(picture.embedding) != base_vector
