@@ -270,7 +270,6 @@ def test_unfreezing_a_block_lowers_the_loss_and_its_checkpoint_embeds_with_the_t
     )
 
     assert run.status == TrainingStatus.DONE, run.message
-    print("DBG", run.seconds, run.curves, run.results["train_views"])
     assert run.parameters["train_unfreeze_blocks"] == 1 and run.parameters["train_backbone_lr"] == 1e-4
     assert run.results["unfrozen_blocks"] == 1 and run.results["seconds_per_epoch"] > 0
     losses = [point["loss"] for point in run.curves]
