@@ -709,6 +709,7 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
             "running": {"model_id": running.model_id, **running_scores},
             "new": {"model_id": model_id, **new_scores},
             "better": is_better(new_scores, running_scores),
+            "base_weights_id": base_weights_id,  # the configured weights its checkpoint applies over
             "train_views": int(features.train.shape[0]),
             "unfrozen_blocks": unfreeze,
             "seconds_per_epoch": round(points[-1]["seconds"] / len(points), 3) if points else None,

@@ -286,3 +286,110 @@ def test_unfreezing_a_block_lowers_the_loss_and_its_checkpoint_embeds_with_the_t
     call_command("reembed", stdout=io.StringIO(), stderr=io.StringIO())
     picture.refresh_from_db()
     assert picture.embedding_model == run.model_id and list(picture.embedding) != base_vector
+
+
+# --- staff switch the workers' model from the admin ---------------------------------------------
+
+
+def _finished_run(tmp_path, *, better: bool) -> TrainingRun:
+    """A run as train_matcher records it, compared with the model the workers report. Its
+    checkpoint is a stand-in: from the admin the re-embedding is queued for the workers, so
+    nothing here loads it."""
+    from matching import services
+
+    checkpoint = tmp_path / f"run-{better}.pt"
+    checkpoint.write_bytes(b"stand-in")
+    run = services.training_run_start(
+        base_model_id=UNTRAINED_ID, untrained_start=True, device="cpu", trigger="manual", parameters={}
+    )
+
+    def scores(top1: float) -> dict:
+        rates = {"queries": 8, "top1": top1, "top3": 0.75}
+        return {"all": rates, "in_training": rates, "heldout_implants": rates}
+
+    return services.training_run_finish(
+        run_id=run.pk,
+        model_id=f"{UNTRAINED_ID}+run{run.pk}",
+        checkpoint_path=str(checkpoint),
+        sets={},
+        curves=[],
+        results={
+            "set": "8 vistas retidas",
+            "running": {"model_id": UNTRAINED_ID, **scores(0.25)},
+            "new": {"model_id": f"{UNTRAINED_ID}+run{run.pk}", **scores(0.5 if better else 0.25)},
+            "better": better,
+            "base_weights_id": "ViT-B-32/untrained-seed0",
+        },
+        seconds=1.0,
+    )
+
+
+def _staff(client, username: str, *codenames: str):
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(username, password="x-pass-123", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return user
+
+
+def test_staff_with_the_permission_activate_and_roll_back_from_the_admin_audited(client, tmp_path):
+    from matching.models import TrainingActivation
+    from matching.services import REEMBED_TASK
+    from tests.builders.submissions import queued
+
+    worker_services.worker_state_record(model_id=UNTRAINED_ID, untrained=True, device="cpu")
+    run = _finished_run(tmp_path, better=True)
+    manifest = tmp_path / "models" / ACTIVE_MANIFEST
+    page_url = f"/admin/matching/trainingrun/{run.pk}/change/"
+
+    # Anonymous: the admin's login; staff who may only read the runs: no button, and a 403.
+    assert client.post(f"/admin/matching/trainingrun/{run.pk}/activate/").status_code == 302
+    _staff(client, "leitor", "view_trainingrun")
+    assert "Ativar este modelo" not in client.get(page_url).content.decode()
+    assert client.post(f"/admin/matching/trainingrun/{run.pk}/activate/").status_code == 403
+    assert client.post("/admin/matching/trainingrun/deactivate/").status_code == 403
+    assert not manifest.exists() and not TrainingActivation.objects.exists()
+
+    operator = _staff(client, "operador", "view_trainingrun", "activate_trainingrun")
+    assert "Ativar este modelo" in client.get(page_url).content.decode()
+    response = client.post(f"/admin/matching/trainingrun/{run.pk}/activate/", follow=True)
+
+    assert response.status_code == 200 and "sem calibração" in response.content.decode()
+    assert json.loads(manifest.read_text())["model_id"] == run.model_id
+    run.refresh_from_db()
+    assert run.activated_at is not None
+    assert queued(REEMBED_TASK) == [()]  # the workers re-embed the catalogue, not the web process
+    assert "Voltar ao modelo anterior" in response.content.decode()
+
+    response = client.post("/admin/matching/trainingrun/deactivate/", follow=True)
+    assert response.status_code == 200 and "o modelo configurado" in response.content.decode()
+    assert not manifest.exists()
+    audit = list(
+        TrainingActivation.objects.order_by("at", "pk").values_list(
+            "action", "run", "previous_model_id", "model_id", "user", "via"
+        )
+    )
+    assert audit == [
+        ("activate", run.pk, UNTRAINED_ID, run.model_id, operator.pk, "admin"),
+        ("deactivate", run.pk, run.model_id, "", operator.pk, "admin"),
+    ]
+    assert len(queued(REEMBED_TASK)) == 2
+    # Nothing to roll back any more: said in Portuguese, not an error page.
+    response = client.post("/admin/matching/trainingrun/deactivate/", follow=True)
+    assert response.status_code == 200 and "Nenhum modelo treinado está ativo" in response.content.decode()
+
+
+def test_the_admin_refuses_a_run_that_was_not_better_with_a_message(admin_client, tmp_path):
+    from matching.models import TrainingActivation
+
+    worker_services.worker_state_record(model_id=UNTRAINED_ID, untrained=True, device="cpu")
+    run = _finished_run(tmp_path, better=False)
+
+    response = admin_client.post(f"/admin/matching/trainingrun/{run.pk}/activate/", follow=True)
+
+    body = response.content.decode()
+    assert response.status_code == 200 and "Ativação recusada" in body and "não é melhor" in body
+    assert not (tmp_path / "models" / ACTIVE_MANIFEST).exists()
+    run.refresh_from_db()
+    assert run.activated_at is None and not TrainingActivation.objects.exists()
