@@ -10,7 +10,8 @@ save its checkpoint (its own model id) and record the run for the admin.
 
 ``--activate`` switches only when the new model beat the running one on that set; otherwise it
 refuses and says so (exit status 1). The switch re-embeds the catalogue (no mixed vectors) and the
-new model starts uncalibrated.
+new model starts uncalibrated. Staff do the same from the admin ("Ativar este modelo", "Voltar ao
+modelo anterior"): the same services, each switch audited (``TrainingActivation``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ class Command(RaioxCommand):
                 f"top-1 retido {_pct(first['heldout_top1'])} → {_pct(last['heldout_top1'])}"
             )
         results = run.results
+        if results.get("unfrozen_blocks"):
+            self.stdout.write(
+                f"  blocos da torre treinados: {results['unfrozen_blocks']}; "
+                f"{results.get('seconds_per_epoch') or 0:.2f} s por época"
+            )
         self.stdout.write(f"  conjunto retido: {results.get('set', '')}")
         self.stdout.write(f"  {'modelo':<44} {'grupo':<18} {'n':>5} {'top-1':>7} {'top-3':>7}")
         for key in ("running", "new"):
