@@ -177,6 +177,14 @@ def test_activate_switches_the_workers_and_reembeds_the_catalogue_when_better(tm
     assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {UNTRAINED_ID}
     with pytest.raises(CommandError, match="Nenhum modelo treinado está ativo"):
         call_command("train_matcher", "--deactivate", stdout=io.StringIO())
+    # Both switches audited, as from the admin (no user: the command line).
+    from matching.models import TrainingActivation
+
+    audit = TrainingActivation.objects.order_by("at", "pk").values_list("action", "run", "model_id", "user", "via")
+    assert list(audit) == [
+        ("activate", run.pk, run.model_id, None, "command"),
+        ("deactivate", run.pk, UNTRAINED_ID, None, "command"),
+    ]
 
 
 def test_a_checkpoint_for_another_preprocessing_is_refused(tmp_path, settings, monkeypatch):
