@@ -185,6 +185,48 @@ class TrainingRun(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("treinamento do modelo")
         verbose_name_plural = _("treinamentos do modelo")
+        # Switching the workers' model (admin and ``train_matcher --activate-run/--deactivate``):
+        # staff who may only read the runs get a 403.
+        permissions = [("activate_trainingrun", _("Pode ativar um modelo treinado e voltar ao anterior"))]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.model_id or self.base_model_id} ({self.get_status_display()})"
+
+
+class TrainingActivation(models.Model):
+    """The audit of the model switches (``matching.services.training_run_activate`` /
+    ``_deactivate``): who switched the workers to which trained model, or back, when, from where."""
+
+    class Action(models.TextChoices):
+        ACTIVATE = "activate", _("ativação")
+        DEACTIVATE = "deactivate", _("volta ao modelo anterior")
+
+    run = models.ForeignKey(
+        TrainingRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="activations",
+        verbose_name=_("treinamento"),  # activated, or rolled back
+    )
+    action = models.CharField(_("ação"), max_length=20, choices=Action.choices)
+    model_id = models.CharField(_("modelo depois"), max_length=200, blank=True)  # "": the configured one
+    previous_model_id = models.CharField(_("modelo antes"), max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("por"),
+    )
+    via = models.CharField(_("por onde"), max_length=20, default="command")  # command | admin
+    at = models.DateTimeField(_("em"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("troca de modelo treinado")
+        verbose_name_plural = _("trocas de modelo treinado")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} {self.model_id or '(configurado)'}"

@@ -29,7 +29,7 @@ from kernel.imaging import InvalidImage
 from kernel.queue import RESULT_CHANNEL, notifications, task_timeout
 from matching.embedder import Embedder
 from matching.images import MISSING_CODE, stored_image_load
-from matching.models import TrainingRun, TrainingStatus
+from matching.models import TrainingActivation, TrainingRun, TrainingStatus
 from matching.pipeline import BatchEntry, process_batch, reusable_embedding
 from matching.workers import worker_embedder
 from submissions import services as submission_services
@@ -223,18 +223,77 @@ def training_run_fail(*, run_id: int, message: str, seconds: float = 0.0) -> Tra
     return run
 
 
-def training_run_activate(*, run_id: int, log: Callable[[str], object] = print) -> TrainingRun:
+REEMBED_TASK = "matching.tasks.reembed_catalogue"
+
+
+def catalogue_reembed_stale(*, quiet: bool = True) -> None:
+    """Bring the catalogue over to the running model (``manage.py reembed --stale``): what a model
+    switch ends with, here (the command, with its progress) or in a worker (``REEMBED_TASK``,
+    queued by the admin)."""
+    from django.core.management import call_command
+
+    if not quiet:
+        call_command("reembed", "--stale")
+        return
+    with open(os.devnull, "w") as devnull:
+        call_command("reembed", "--stale", stdout=devnull, stderr=devnull)
+
+
+def _running_model_id(*, in_workers: bool) -> str | None:
+    """The model the workers run: built here (a command), or as they report it (a web process,
+    which never loads the model: ``matching.state``)."""
+    if not in_workers:
+        return worker_embedder().model_id
+    from matching.state import model_state
+
+    return model_state().model_id
+
+
+def _reembed(*, in_workers: bool, log: Callable[[str], object]) -> None:
+    """After the manifest changed: the catalogue re-embedded by the model it names — now, or by a
+    worker (every process's ``get_embedder`` follows the manifest on its next job)."""
+    if in_workers:
+        from kernel.queue import enqueue_on_commit
+
+        enqueue_on_commit(REEMBED_TASK, group="embed")
+        log("Modelo trocado; os workers recalculam os embeddings do catálogo (reembed)")
+        return
+    log(f"Modelo ativo: {worker_embedder().model_id}; recalculando os embeddings do catálogo (reembed)")
+    catalogue_reembed_stale(quiet=False)
+
+
+def _write_manifest(manifest: dict | None) -> None:
+    """The activation manifest (``matching.embedder.ACTIVE_MANIFEST``) replaced atomically (a worker
+    reads the old or the new one), or removed (None: the configured model)."""
+    import json
+    from pathlib import Path
+
+    from matching.embedder import ACTIVE_MANIFEST
+
+    folder = Path(settings.RAIOX_CLIP_CACHE_DIR)
+    if manifest is None:
+        (folder / ACTIVE_MANIFEST).unlink(missing_ok=True)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / (ACTIVE_MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, folder / ACTIVE_MANIFEST)
+
+
+def training_run_activate(
+    *, run_id: int, user=None, in_workers: bool = False, log: Callable[[str], object] = print
+) -> TrainingRun:
     """Switch the workers to a run's model — only when it beat the running model on its held-out
     set — through the safe model switch: the activation manifest names the checkpoint (every
     process's ``get_embedder`` builds it on its next job, no restart), then the catalogue is
     re-embedded by the new model (``manage.py reembed``); the search only ever compares vectors
-    of one model id. The new model has no calibration yet: it starts uncalibrated."""
-    import json
+    of one model id. The new model has no calibration yet: it starts uncalibrated. Audited in
+    ``TrainingActivation`` (who, when, from which model). ``in_workers`` (the admin): the running
+    model is what the workers report and the re-embedding is queued for them, so the web process
+    never loads the model."""
     from pathlib import Path
 
-    from django.core.management import call_command
-
-    from matching.embedder import ACTIVE_MANIFEST, active_manifest
+    from matching.embedder import active_manifest
 
     run = TrainingRun.objects.filter(pk=run_id).first()
     if run is None:
@@ -249,62 +308,76 @@ def training_run_activate(*, run_id: int, log: Callable[[str], object] = print) 
             f"(top-1 {new.get('top1', 0):.1%} contra {old.get('top1', 0):.1%}, top-3 {new.get('top3', 0):.1%} "
             f"contra {old.get('top3', 0):.1%}). Os workers continuam com o modelo atual."
         )
-    current = worker_embedder()
+    current = _running_model_id(in_workers=in_workers)
     compared = results.get("running", {}).get("model_id")
-    if current.model_id != compared:
+    if current != compared:
+        running = current or "nenhum modelo informado por um worker"
         raise ActivationRefused(
             f"Ativação recusada: o treinamento #{run.pk} foi comparado com {compared}, "
-            f"mas os workers rodam {current.model_id}. Treine de novo contra o modelo atual."
+            f"mas os workers rodam {running}. Treine de novo contra o modelo atual."
         )
-    base_weights_id = (current.spec.trained or {}).get("base_weights_id") or current.spec.weights_id
-    folder = Path(settings.RAIOX_CLIP_CACHE_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
     previous = active_manifest()
-    manifest = {
-        "path": run.checkpoint_path,
-        "model_id": run.model_id,
-        "run": run.pk,
-        "base_weights_id": base_weights_id,
-        "activated_at": timezone.now().isoformat(),
-        "previous": previous,
-    }
-    partial = folder / (ACTIVE_MANIFEST + ".partial")
-    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, folder / ACTIVE_MANIFEST)  # atomic: a worker reads the old or the new one
+    _write_manifest(
+        {
+            "path": run.checkpoint_path,
+            "model_id": run.model_id,
+            "run": run.pk,
+            "base_weights_id": _base_weights_id(run),
+            "activated_at": timezone.now().isoformat(),
+            "previous": previous,
+        }
+    )
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run.pk)
         run.activated_at = timezone.now()
         run.full_clean()
         run.save()
-    switched = worker_embedder()
-    log(f"Modelo ativo: {switched.model_id}; recalculando os embeddings do catálogo (reembed)")
-    call_command("reembed", "--stale")
+        _audit(run, TrainingActivation.Action.ACTIVATE, run.model_id, current or "", user, in_workers)
+    _reembed(in_workers=in_workers, log=log)
     return run
 
 
-def training_run_deactivate(*, log: Callable[[str], object] = print) -> str:
-    """Roll back an activation the same safe way: the previous manifest comes back (or none: the
-    configured model), every process follows it on its next job, and the catalogue is re-embedded
-    by that model. Returns the model id now running."""
-    import json
+def _base_weights_id(run: TrainingRun) -> str:
+    """The configured weights id a run's checkpoint applies over (``matching.embedder``
+    ``active_trained_spec`` compares it with the configured one): in its results, or (runs
+    recorded before they kept it) in the checkpoint's own metadata."""
+    if (run.results or {}).get("base_weights_id"):
+        return run.results["base_weights_id"]
     from pathlib import Path
 
-    from django.core.management import call_command
+    from matching.embedder import trained_metadata
 
-    from matching.embedder import ACTIVE_MANIFEST, active_manifest
+    return (trained_metadata(Path(run.checkpoint_path)) or {}).get("base_weights_id", "")
+
+
+def _audit(run, action, model_id: str, previous_model_id: str, user, in_workers: bool) -> None:
+    entry = TrainingActivation(
+        run=run,
+        action=action,
+        model_id=model_id,
+        previous_model_id=previous_model_id,
+        user=user if getattr(user, "pk", None) else None,
+        via="admin" if in_workers else "command",
+    )
+    entry.full_clean()
+    entry.save()
+
+
+def training_run_deactivate(*, user=None, in_workers: bool = False, log: Callable[[str], object] = print) -> str:
+    """Roll back an activation the same safe way: the previous manifest comes back (or none: the
+    configured model), every process follows it on its next job, and the catalogue is re-embedded
+    by that model. Audited like an activation. Returns the model id now running ("" from the
+    admin when it is the configured model: the workers report it)."""
+    from matching.embedder import active_manifest
 
     current = active_manifest()
     if current is None:
         raise ActivationRefused("Nenhum modelo treinado está ativo: os workers já rodam o modelo configurado.")
-    target = Path(settings.RAIOX_CLIP_CACHE_DIR) / ACTIVE_MANIFEST
-    previous = current.get("previous")
-    if previous:
-        partial = target.with_name(ACTIVE_MANIFEST + ".partial")
-        partial.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, target)
-    else:
-        target.unlink()
-    model_id = worker_embedder().model_id
-    log(f"Modelo ativo: {model_id}; recalculando os embeddings do catálogo (reembed)")
-    call_command("reembed", "--stale")
+    previous = current.get("previous") or None
+    _write_manifest(previous)
+    model_id = (previous or {}).get("model_id", "") if in_workers else worker_embedder().model_id
+    with transaction.atomic():
+        run = TrainingRun.objects.filter(pk=current.get("run")).first()
+        _audit(run, TrainingActivation.Action.DEACTIVATE, model_id, current.get("model_id", ""), user, in_workers)
+    _reembed(in_workers=in_workers, log=log)
     return model_id

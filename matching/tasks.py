@@ -26,3 +26,9 @@ def retrain_when_enough_cases(**options: object) -> str:
     from matching.training import retrain_if_due
 
     return retrain_if_due(**options)
+
+
+def reembed_catalogue() -> None:
+    """After staff switched the model in the admin (``services.REEMBED_TASK``): the catalogue
+    re-embedded by the model the activation manifest now names."""
+    services.catalogue_reembed_stale()

@@ -9,10 +9,13 @@ training sees what the matcher sees.
 
 What it trains: a small residual head after the visual tower (``ResidualHead``: the identity at
 its start, so epoch 0 is the running model), with an ArcFace loss over the training implants, on
-the tower's features cached once per augmented view (two CPU cores cannot afford the tower's
-backward pass; on a GPU, unfreezing its last blocks is the next step, not built here). The vectors
-are centred exactly as the embedder centres them (``matching.canonical``: hubness), so the loss
-is on the vectors the search compares.
+the tower's features cached once per augmented view. With ``--unfreeze-blocks N`` the tower's
+last N transformer blocks and its ``ln_post``/``proj`` (``TowerTail``) are trained too, at a lower
+learning rate (``--backbone-lr``, default lr/10): what is cached then is each view's tokens before
+those blocks (the frozen part runs once per view), and every step runs the N blocks forward and
+backward. N = 0 is the cached-features path, unchanged. The vectors are centred exactly as the
+embedder centres them (``matching.canonical``: hubness), so the loss is on the vectors the search
+compares.
 
 The held-out set is split by implant image: a share of the implants is held out entirely (their
 pictures are never trained on: implants "added to the catalogue only afterwards"), and for
@@ -23,7 +26,8 @@ training pictures — reported apart. They are searched against the whole catalo
 implant's clean pictures, as the worker searches), for the running model and the new one alike.
 
 The checkpoint is an ordinary open_clip file (``RAIOX_CLIP_PRETRAINED`` can name it) with the
-head and its own model id beside the weights: ``<base model id>+run<N>``.
+head and its own model id beside the weights: ``<base model id>+run<N>``; with unfrozen blocks,
+the visual tower it holds is the trained one, so the existing load path embeds with it.
 """
 
 from __future__ import annotations
@@ -126,6 +130,70 @@ def catalogue_pictures() -> list[Picture]:
     return [Picture(pk, implant_id, source) for pk, implant_id, source in rows]
 
 
+# --- the tower's trained tail (--unfreeze-blocks N) ------------------------------------------------
+
+
+class TowerTail(nn.Module):
+    """The visual tower from its block ``len(blocks) - n`` on: those ``n`` transformer blocks, the
+    pooling, ``ln_post`` and ``proj`` — trained; the rest of the copy stays frozen (and is what
+    the checkpoint stores unchanged). ``forward`` takes the tokens ``tower_tokens`` cached before
+    those blocks and returns the unit-length features the embedder's ``tower_features`` would."""
+
+    def __init__(self, visual: nn.Module, n: int):
+        super().__init__()
+        blocks = visual.transformer.resblocks
+        if not 1 <= n <= len(blocks):
+            raise TrainingRefused(f"--unfreeze-blocks {n}: a torre visual tem {len(blocks)} blocos.")
+        self.first = len(blocks) - n
+        self.visual = copy.deepcopy(visual).float()
+        for p in self.visual.parameters():
+            p.requires_grad_(False)
+        for module in [*self.visual.transformer.resblocks[self.first :], self.visual.ln_post]:
+            for p in module.parameters():
+                p.requires_grad_(True)
+        if self.visual.proj is not None:
+            self.visual.proj.requires_grad_(True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        visual = self.visual
+        x = tokens if visual.transformer.batch_first else tokens.transpose(0, 1)
+        for block in visual.transformer.resblocks[self.first :]:
+            x = block(x, attn_mask=None)
+        x = x if visual.transformer.batch_first else x.transpose(0, 1)
+        pooled, _ = visual._pool(x)
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return nn.functional.normalize(pooled.float(), dim=-1)
+
+
+def tower_tokens(embedder, images: list, first: int) -> torch.Tensor:
+    """The visual tower's tokens before its block ``first`` (a float32 CPU tensor): the frozen part,
+    run once per view, what ``TowerTail`` continues from. The same steps as open_clip's
+    ``VisionTransformer.forward`` (``tests/matching/test_training.py`` checks they still match)."""
+    visual = embedder.model.visual
+    if not images:
+        return torch.zeros((0, 0, 0))
+    batch = torch.stack([embedder.preprocess(img) for img in images]).to(embedder.device)
+    with torch.inference_mode():
+        x = visual._embeds(batch)
+        x = x if visual.transformer.batch_first else x.transpose(0, 1)
+        for block in visual.transformer.resblocks[:first]:
+            x = block(x, attn_mask=None)
+        x = x if visual.transformer.batch_first else x.transpose(0, 1)
+        x = x.float().cpu()
+    return x.clone()  # out of inference mode: the tail trains on these
+
+
+def through(tail: TowerTail | None, x: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """Cached rows to tower features: as they are (N = 0) or through the tail, batched, no grad."""
+    if tail is None:
+        return x
+    device = next(tail.parameters()).device
+    with torch.no_grad():
+        out = [tail(x[s : s + batch_size].to(device)).cpu() for s in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros((0, tail.visual.output_dim))
+
+
 # --- views and features ---------------------------------------------------------------------------
 
 
@@ -194,8 +262,10 @@ def extract_features(
     deadline: float,
     batch_size: int = 32,
     progress_file=None,
+    unfreeze_blocks: int = 0,
 ) -> Features:
-    """The tower's features of every view, with a progress bar and its ETA. Training views stop
+    """The tower's features of every view, with a progress bar and its ETA — or, with
+    ``unfreeze_blocks``, its tokens before those blocks (``tower_tokens``). Training views stop
     at ``deadline`` (the evaluation views come first and are always complete)."""
     from matching.canonical import centre_probe_views
 
@@ -213,23 +283,30 @@ def extract_features(
         stream = TRAIN_STREAM if job.kind == "train" else EVAL_STREAM
         return augmented_view(grey, seed=seed, stream=stream, reference_id=job.picture.reference_id, k=job.k)
 
+    if unfreeze_blocks:
+        first = len(embedder.model.visual.transformer.resblocks) - unfreeze_blocks
+
+        def featurize(images):
+            return tower_tokens(embedder, images, first)
+    else:
+        featurize = embedder.tower_features
     probe_images = [view.image for view in centre_probe_views()]
     jobs = evaluation + training
     done: list[FeatureJob] = []
     chunks: list[torch.Tensor] = []
     skipped = 0
     with tqdm(total=len(jobs) + len(probe_images), desc="vistas", unit="vista", file=progress_file) as bar:
-        probe = embedder.tower_features(probe_images)
+        probe = featurize(probe_images)
         bar.update(len(probe_images))
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
             if batch[0].kind == "train" and time.monotonic() > deadline:
                 skipped = len(jobs) - start
                 break
-            chunks.append(embedder.tower_features([image_of(job) for job in batch]))
+            chunks.append(featurize([image_of(job) for job in batch]))
             done += batch
             bar.update(len(batch))
-    matrix = torch.cat(chunks) if chunks else torch.zeros((0, probe.shape[1]))
+    matrix = torch.cat(chunks) if chunks else torch.zeros((0, *probe.shape[1:]))
 
     def pick(kind: str) -> tuple[torch.Tensor, list[FeatureJob]]:
         rows = [i for i, job in enumerate(done) if job.kind == kind]
@@ -274,12 +351,16 @@ def _rates(ranks: np.ndarray) -> dict:
     }
 
 
-def evaluate(head: nn.Module | None, features: Features) -> dict:
-    """top-1/top-3 of the model ``head`` (None: no head) on the held-out queries: all of them, the
-    implants in training, the implants held out entirely."""
+def evaluate(
+    head: nn.Module | None, features: Features, tail: TowerTail | None = None, probe: torch.Tensor | None = None
+) -> dict:
+    """top-1/top-3 of the model ``head`` (None: no head; ``tail``: the tower's trained last blocks,
+    ``probe`` the probe through them when already computed) on the held-out queries: all of them,
+    the implants in training, the implants held out entirely."""
+    probe = through(tail, features.probe) if probe is None else probe
     with torch.no_grad():
-        q = embed_with(head, features.queries, features.probe)
-        g = embed_with(head, features.gallery, features.probe)
+        q = embed_with(head, through(tail, features.queries), probe)
+        g = embed_with(head, through(tail, features.gallery), probe)
     ranks = _ranks(q, g, features.gallery_implants, features.query_implants)
     groups = np.array(features.query_groups)
     return {
@@ -308,6 +389,8 @@ class TrainConfig:
     margin: float = 0.2  # ArcFace m (radians)
     hidden: int = 512
     seed: int = 0
+    unfreeze_blocks: int = 0  # the tower's last N blocks (and ln_post/proj) trained too
+    backbone_lr: float | None = None  # their learning rate; None: lr / 10
 
 
 @dataclass
@@ -331,13 +414,15 @@ def train_head(
     config: TrainConfig,
     *,
     deadline: float,
+    tail: TowerTail | None = None,
     on_epoch: Callable[[dict], object] | None = None,
     progress_file=None,
 ) -> tuple[ResidualHead, list[dict]]:
-    """ArcFace over the training implants on the cached tower features; one curve point per epoch
-    (mean loss, held-out top-1/top-3 of the head so far). Stops at ``deadline``."""
+    """ArcFace over the training implants on the cached tower features (or, with ``tail``, on the
+    cached tokens through the tower's last blocks, trained at ``config.backbone_lr``); one curve
+    point per epoch (mean loss, held-out top-1/top-3 of the model so far). Stops at ``deadline``."""
     torch.manual_seed(config.seed)
-    dim = features.probe.shape[1]
+    dim = features.probe.shape[-1] if tail is None else tail.visual.output_dim
     head = copy.deepcopy(start) if start is not None else ResidualHead(dim, config.hidden)
     head.train()
     classes = sorted(set(features.train_implants.tolist()))
@@ -345,20 +430,28 @@ def train_head(
     labels = torch.tensor([index[i] for i in features.train_implants.tolist()], dtype=torch.long)
     x = features.train
     with torch.no_grad():
-        e0 = embed_with(head, x, features.probe)
+        e0 = embed_with(head, through(tail, x), through(tail, features.probe))
         centres = torch.stack([e0[labels == i].mean(dim=0) for i in range(len(classes))])
     centres = nn.Parameter(nn.functional.normalize(centres, dim=-1))
-    optimiser = torch.optim.AdamW([*head.parameters(), centres], lr=config.lr, weight_decay=config.weight_decay)
+    groups = [{"params": [*head.parameters(), centres], "lr": config.lr}]
+    if tail is not None:
+        backbone_lr = config.backbone_lr if config.backbone_lr is not None else config.lr / 10
+        groups.append({"params": [p for p in tail.parameters() if p.requires_grad], "lr": backbone_lr})
+        tail.train()
+    optimiser = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     curve: list[dict] = []
     started = time.monotonic()
     generator = torch.Generator().manual_seed(config.seed)
     # The head's matrices are small: one thread is faster than several, and much faster than
-    # threads fighting other processes for two shared cores (measured: 0.6 s against 11 s).
+    # threads fighting other processes for two shared cores (measured: 0.6 s against 11 s). The
+    # tower's blocks are not small: with a tail, torch keeps its threads.
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if tail is None:
+        torch.set_num_threads(1)
     try:
         _epochs(
             head,
+            tail,
             centres,
             optimiser,
             x,
@@ -375,12 +468,32 @@ def train_head(
     finally:
         torch.set_num_threads(threads)
     head.eval()
+    if tail is not None:
+        tail.eval()
     return head, curve
 
 
 def _epochs(
-    head, centres, optimiser, x, labels, features, config, deadline, generator, started, curve, on_epoch, progress_file
+    head,
+    tail,
+    centres,
+    optimiser,
+    x,
+    labels,
+    features,
+    config,
+    deadline,
+    generator,
+    started,
+    curve,
+    on_epoch,
+    progress_file,
 ) -> None:
+    device = next(tail.parameters()).device if tail is not None else None
+    # With a tail the centre (the probe through the blocks) is taken once per epoch, as a constant:
+    # the blocks move slowly (a tenth of the head's rate), and the probe's 20-odd views through
+    # them at every step would cost more than the step. The evaluation's pass gives the next one.
+    probe = features.probe if tail is None else through(tail, features.probe)
     with tqdm(total=config.epochs, desc="épocas", unit="época", file=progress_file) as bar:
         for epoch in range(1, config.epochs + 1):
             if time.monotonic() > deadline:
@@ -389,7 +502,7 @@ def _epochs(
             total, batches = 0.0, 0
             for s in range(0, len(x), config.batch_size):
                 rows = order[s : s + config.batch_size]
-                emb = embed_with(head, x[rows], features.probe)
+                emb = embed_with(head, x[rows] if tail is None else tail(x[rows].to(device)).cpu(), probe)
                 logits = arcface_logits(emb, centres, labels[rows], scale=config.scale, margin=config.margin)
                 loss = nn.functional.cross_entropy(logits, labels[rows])
                 optimiser.zero_grad()
@@ -398,8 +511,13 @@ def _epochs(
                 total += loss.item()
                 batches += 1
             head.eval()
-            scores = evaluate(head, features)
+            if tail is not None:
+                tail.eval()
+                probe = through(tail, features.probe)
+            scores = evaluate(head, features, tail, probe)
             head.train()
+            if tail is not None:
+                tail.train()
             point = {
                 "epoch": epoch,
                 "loss": round(total / max(1, batches), 5),
@@ -415,15 +533,17 @@ def _epochs(
             bar.update(1)
 
 
-def initial_loss(start: nn.Module | None, features: Features, config: TrainConfig) -> float:
+def initial_loss(
+    start: nn.Module | None, features: Features, config: TrainConfig, tail: TowerTail | None = None
+) -> float:
     """The ArcFace loss before any step (class centres at the class means): the curve's epoch 0."""
-    dim = features.probe.shape[1]
+    dim = features.probe.shape[-1] if tail is None else tail.visual.output_dim
     head = start if start is not None else ResidualHead(dim, config.hidden)
     classes = sorted(set(features.train_implants.tolist()))
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index[i] for i in features.train_implants.tolist()], dtype=torch.long)
     with torch.no_grad():
-        emb = embed_with(head, features.train, features.probe)
+        emb = embed_with(head, through(tail, features.train), through(tail, features.probe))
         centres = torch.stack([emb[labels == i].mean(dim=0) for i in range(len(classes))])
         logits = arcface_logits(emb, centres, labels, scale=config.scale, margin=config.margin)
         return round(float(nn.functional.cross_entropy(logits, labels)), 5)
@@ -432,16 +552,19 @@ def initial_loss(start: nn.Module | None, features: Features, config: TrainConfi
 # --- the checkpoint -------------------------------------------------------------------------------
 
 
-def save_checkpoint(path: Path, embedder, head: ResidualHead, metadata: dict) -> Path:
+def save_checkpoint(path: Path, embedder, head: ResidualHead, metadata: dict, tail: TowerTail | None = None) -> Path:
     """An open_clip checkpoint (``{"state_dict": ...}``): the visual tower exactly as it ran
-    (float32), the text tower (never used here) in half precision; beside it the head and the
-    model id (``matching.embedder.TRAINING_KEY``). Written whole, then renamed."""
+    (float32) — or, with ``tail``, as trained (its last blocks, ``ln_post`` and ``proj``) — the
+    text tower (never used here) in half precision; beside it the head and the model id
+    (``matching.embedder.TRAINING_KEY``). Written whole, then renamed."""
     from matching.embedder import TRAINING_KEY
 
     state = {
         k: (v.detach().cpu() if k.startswith("visual.") else v.detach().cpu().half())
         for k, v in embedder.model.state_dict().items()
     }
+    if tail is not None:
+        state.update({f"visual.{k}": v.detach().cpu().float() for k, v in tail.visual.state_dict().items()})
     payload = {
         "state_dict": state,
         TRAINING_KEY: {**metadata, "head": {k: v.detach().cpu() for k, v in head.state_dict().items()}},
@@ -521,6 +644,10 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
             f"Treino: {len(sets.train)} imagens de {len(sets.train_implants)} implantes; retidos: "
             f"{len(sets.heldout)} imagens ({len(sets.heldout_implants)} implantes inteiros)"
         )
+        unfreeze = int(options.config.unfreeze_blocks)
+        if unfreeze and base.quantize:  # int8 blocks cannot be trained: the same weights in fp32
+            base = Embedder(running.spec, device, quantize="")
+        tail = TowerTail(base.model.visual, unfreeze).to(device) if unfreeze else None
         # The feature extraction may use half the time; the epochs the rest.
         features = extract_features(
             base,
@@ -530,12 +657,13 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
             seed=options.seed,
             deadline=started + options.max_minutes * 30,
             progress_file=progress_file,
+            unfreeze_blocks=unfreeze,
         )
         if features.train_views_skipped:
             log(f"Tempo: {features.train_views_skipped} vistas de treino não extraídas (--max-minutes)")
         start_head = copy.deepcopy(base.head) if base.head is not None else None
-        running_scores = evaluate(start_head, features)
-        loss0 = initial_loss(start_head, features, options.config)
+        running_scores = evaluate(start_head, features, tail)
+        loss0 = initial_loss(start_head, features, options.config, tail)
         curve = [
             {
                 "epoch": 0,
@@ -551,10 +679,11 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
             features,
             options.config,
             deadline=deadline,
+            tail=tail,
             progress_file=progress_file,
         )
         curve += points
-        new_scores = evaluate(head, features)
+        new_scores = evaluate(head, features, tail)
         model_id = f"{base_model_id}+run{run.pk}"
         path = save_checkpoint(
             checkpoint_folder() / f"run{run.pk}.pt",
@@ -568,7 +697,9 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
                 "base_untrained": bool(running.untrained),
                 "preprocess_version": PREPROCESS_VERSION,
                 "architecture": running.spec.architecture,
+                "unfrozen_blocks": unfreeze,
             },
+            tail,
         )
         results = {
             "set": (
@@ -578,7 +709,10 @@ def run_training(options: Options, *, log: Callable[[str], object] = print, prog
             "running": {"model_id": running.model_id, **running_scores},
             "new": {"model_id": model_id, **new_scores},
             "better": is_better(new_scores, running_scores),
+            "base_weights_id": base_weights_id,  # the configured weights its checkpoint applies over
             "train_views": int(features.train.shape[0]),
+            "unfrozen_blocks": unfreeze,
+            "seconds_per_epoch": round(points[-1]["seconds"] / len(points), 3) if points else None,
             "train_views_skipped": features.train_views_skipped,
         }
         return services.training_run_finish(

@@ -1,13 +1,32 @@
 """Admin: the training runs of ``train_matcher`` and of the scheduled retraining — their sets,
-learning curves and results, read-only (a run is written by ``matching.services`` only)."""
+learning curves and results, read-only (a run is written by ``matching.services`` only). Staff
+with ``matching.activate_trainingrun`` switch the workers to a run's model ("Ativar este modelo")
+or back to the one before ("Voltar ao modelo anterior"): the same services as ``train_matcher
+--activate-run`` / ``--deactivate`` (same rule: only a run better on its held-out set), audited in
+``TrainingActivation``; the re-embedding is queued for the workers (this process never loads the
+model)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
-from matching.models import TrainingRun
+from matching import services
+from matching.embedder import active_manifest
+from matching.models import TrainingActivation, TrainingRun
+
+ACTIVATE_PERMISSION = "matching.activate_trainingrun"
+
+
+def _quiet(_message: str) -> None:
+    pass
+
 
 CURVE_W, CURVE_H = 360, 120
 
@@ -56,8 +75,28 @@ def curve_svg(curves: list[dict]) -> str:
     )
 
 
+class ActivationInline(admin.TabularInline):
+    model = TrainingActivation
+    fk_name = "run"
+    fields = ("at", "action", "previous_model_id", "model_id", "user", "via")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _active_run_id() -> int | None:
+    manifest = active_manifest()
+    return manifest.get("run") if manifest else None
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
+    change_form_template = "admin/matching/trainingrun/change_form.html"
+    change_list_template = "admin/matching/trainingrun/change_list.html"
+    inlines = [ActivationInline]
     list_display = (
         "created_at",
         "status",
@@ -69,6 +108,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "better",
         "seconds",
         "activated_at",
+        "active_now",
     )
     list_filter = ("status", "trigger", "untrained_start")
     fields = (
@@ -96,6 +136,69 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("ativo agora"), boolean=True)
+    def active_now(self, obj: TrainingRun) -> bool:
+        return _active_run_id() == obj.pk
+
+    # --- switching the workers' model (the services decide; this only asks and tells) -------------
+
+    def _may_switch(self, request) -> bool:
+        return request.user.has_perm(ACTIVATE_PERMISSION)
+
+    def get_urls(self):
+        def post(view):
+            return self.admin_site.admin_view(require_POST(view))
+
+        return [
+            path("<int:pk>/activate/", post(self.activate_view), name="matching_trainingrun_activate"),
+            path("deactivate/", post(self.deactivate_view), name="matching_trainingrun_deactivate"),
+            *super().get_urls(),
+        ]
+
+    def activate_view(self, request, pk: int):
+        """ "Ativar este modelo" (POST, CSRF-checked): a refusal is the service's pt-BR message."""
+        run = get_object_or_404(TrainingRun, pk=pk)
+        if not self._may_switch(request):
+            raise PermissionDenied
+        try:
+            services.training_run_activate(run_id=run.pk, user=request.user, in_workers=True, log=_quiet)
+        except services.ActivationRefused as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                _(
+                    "Modelo %(m)s ativado: os workers passam a usá-lo e recalculam o catálogo. Ele começa "
+                    "sem calibração: rode evaluate_matching para calibrá-lo."
+                )
+                % {"m": run.model_id},
+            )
+        return HttpResponseRedirect(reverse("admin:matching_trainingrun_change", args=[run.pk]))
+
+    def deactivate_view(self, request):
+        """ "Voltar ao modelo anterior" (POST): the activation before, or the configured model."""
+        if not self._may_switch(request):
+            raise PermissionDenied
+        try:
+            model_id = services.training_run_deactivate(user=request.user, in_workers=True, log=_quiet)
+        except services.ActivationRefused as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                _("Workers de volta a %(m)s; o catálogo será recalculado.")
+                % {"m": model_id or _("o modelo configurado")},
+            )
+        return HttpResponseRedirect(reverse("admin:matching_trainingrun_changelist"))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"may_switch": self._may_switch(request), "active_run_id": _active_run_id()}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"may_switch": self._may_switch(request), "active_run_id": _active_run_id()}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     @admin.display(description=_("top-1 atual"))
     def running_top1(self, obj: TrainingRun) -> str:

@@ -11,6 +11,7 @@ import io
 import json
 
 import pytest
+import torch
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django_q.models import Schedule
@@ -176,6 +177,14 @@ def test_activate_switches_the_workers_and_reembeds_the_catalogue_when_better(tm
     assert set(ReferenceImage.objects.values_list("embedding_model", flat=True)) == {UNTRAINED_ID}
     with pytest.raises(CommandError, match="Nenhum modelo treinado está ativo"):
         call_command("train_matcher", "--deactivate", stdout=io.StringIO())
+    # Both switches audited, as from the admin (no user: the command line).
+    from matching.models import TrainingActivation
+
+    audit = TrainingActivation.objects.order_by("at", "pk").values_list("action", "run", "model_id", "user", "via")
+    assert list(audit) == [
+        ("activate", run.pk, run.model_id, None, "command"),
+        ("deactivate", run.pk, UNTRAINED_ID, None, "command"),
+    ]
 
 
 def test_a_checkpoint_for_another_preprocessing_is_refused(tmp_path, settings, monkeypatch):
@@ -237,3 +246,158 @@ def test_the_admin_lists_runs_with_their_curve_and_results(admin_client, tmp_pat
     assert page.status_code == 200
     assert "<svg" in body and "polyline" in body  # the learning curve
     assert "fora do treino" in body and run.results["set"] in body
+
+
+def test_unfreezing_a_block_lowers_the_loss_and_its_checkpoint_embeds_with_the_trained_tower(settings, tmp_path):
+    from matching.training import TowerTail, tower_tokens
+
+    tiny_catalogue(3)
+    base = worker_services.worker_embedder()
+    picture = ReferenceImage.objects.order_by("pk").first()
+    image = embedder_module.Embedder.load_image(picture.image.read())
+    base_features = base.tower_features([image])
+    base_vector = list(picture.embedding)
+    # The split the training caches at (open_clip's own forward, repeated): the same features.
+    first = len(base.model.visual.transformer.resblocks) - 2
+    with torch.no_grad():
+        split = TowerTail(base.model.visual, 2).eval()(tower_tokens(base, [image], first))
+    assert torch.allclose(split, base_features, atol=1e-5)
+
+    run, _ = train(
+        "--epochs",
+        "3",
+        "--views-per-image",
+        "2",
+        "--eval-views",
+        "1",
+        "--unfreeze-blocks",
+        "1",
+        "--backbone-lr",
+        "1e-4",
+        tmp_path=tmp_path,
+    )
+
+    assert run.status == TrainingStatus.DONE, run.message
+    assert run.parameters["train_unfreeze_blocks"] == 1 and run.parameters["train_backbone_lr"] == 1e-4
+    assert run.results["unfrozen_blocks"] == 1 and run.results["seconds_per_epoch"] > 0
+    losses = [point["loss"] for point in run.curves]
+    assert losses[-1] < losses[0]
+    assert run.model_id == f"{UNTRAINED_ID}+run{run.pk}"
+
+    # The existing checkpoint path: the tower it loads is the trained one (its features differ
+    # from the base's before any head), and the vectors the worker stores follow.
+    settings.RAIOX_CLIP_PRETRAINED = run.checkpoint_path
+    embedder_module._embedder = None  # a worker started with that setting
+    trained = worker_services.worker_embedder()
+    assert trained.model_id == run.model_id and trained.spec.trained["unfrozen_blocks"] == 1
+    assert not torch.allclose(trained.tower_features([image]), base_features, atol=1e-4)
+    call_command("reembed", stdout=io.StringIO(), stderr=io.StringIO())
+    picture.refresh_from_db()
+    assert picture.embedding_model == run.model_id and list(picture.embedding) != base_vector
+
+
+# --- staff switch the workers' model from the admin ---------------------------------------------
+
+
+def _finished_run(tmp_path, *, better: bool) -> TrainingRun:
+    """A run as train_matcher records it, compared with the model the workers report. Its
+    checkpoint is a stand-in: from the admin the re-embedding is queued for the workers, so
+    nothing here loads it."""
+    from matching import services
+
+    checkpoint = tmp_path / f"run-{better}.pt"
+    checkpoint.write_bytes(b"stand-in")
+    run = services.training_run_start(
+        base_model_id=UNTRAINED_ID, untrained_start=True, device="cpu", trigger="manual", parameters={}
+    )
+
+    def scores(top1: float) -> dict:
+        rates = {"queries": 8, "top1": top1, "top3": 0.75}
+        return {"all": rates, "in_training": rates, "heldout_implants": rates}
+
+    return services.training_run_finish(
+        run_id=run.pk,
+        model_id=f"{UNTRAINED_ID}+run{run.pk}",
+        checkpoint_path=str(checkpoint),
+        sets={},
+        curves=[],
+        results={
+            "set": "8 vistas retidas",
+            "running": {"model_id": UNTRAINED_ID, **scores(0.25)},
+            "new": {"model_id": f"{UNTRAINED_ID}+run{run.pk}", **scores(0.5 if better else 0.25)},
+            "better": better,
+            "base_weights_id": "ViT-B-32/untrained-seed0",
+        },
+        seconds=1.0,
+    )
+
+
+def _staff(client, username: str, *codenames: str):
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(username, password="x-pass-123", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return user
+
+
+def test_staff_with_the_permission_activate_and_roll_back_from_the_admin_audited(client, tmp_path):
+    from matching.models import TrainingActivation
+    from matching.services import REEMBED_TASK
+    from tests.builders.submissions import queued
+
+    worker_services.worker_state_record(model_id=UNTRAINED_ID, untrained=True, device="cpu")
+    run = _finished_run(tmp_path, better=True)
+    manifest = tmp_path / "models" / ACTIVE_MANIFEST
+    page_url = f"/admin/matching/trainingrun/{run.pk}/change/"
+
+    # Anonymous: the admin's login; staff who may only read the runs: no button, and a 403.
+    assert client.post(f"/admin/matching/trainingrun/{run.pk}/activate/").status_code == 302
+    _staff(client, "leitor", "view_trainingrun")
+    assert "Ativar este modelo" not in client.get(page_url).content.decode()
+    assert client.post(f"/admin/matching/trainingrun/{run.pk}/activate/").status_code == 403
+    assert client.post("/admin/matching/trainingrun/deactivate/").status_code == 403
+    assert not manifest.exists() and not TrainingActivation.objects.exists()
+
+    operator = _staff(client, "operador", "view_trainingrun", "activate_trainingrun")
+    assert "Ativar este modelo" in client.get(page_url).content.decode()
+    response = client.post(f"/admin/matching/trainingrun/{run.pk}/activate/", follow=True)
+
+    assert response.status_code == 200 and "sem calibração" in response.content.decode()
+    assert json.loads(manifest.read_text())["model_id"] == run.model_id
+    run.refresh_from_db()
+    assert run.activated_at is not None
+    assert queued(REEMBED_TASK) == [()]  # the workers re-embed the catalogue, not the web process
+    assert "Voltar ao modelo anterior" in response.content.decode()
+
+    response = client.post("/admin/matching/trainingrun/deactivate/", follow=True)
+    assert response.status_code == 200 and "o modelo configurado" in response.content.decode()
+    assert not manifest.exists()
+    audit = list(
+        TrainingActivation.objects.order_by("at", "pk").values_list(
+            "action", "run", "previous_model_id", "model_id", "user", "via"
+        )
+    )
+    assert audit == [
+        ("activate", run.pk, UNTRAINED_ID, run.model_id, operator.pk, "admin"),
+        ("deactivate", run.pk, run.model_id, "", operator.pk, "admin"),
+    ]
+    assert len(queued(REEMBED_TASK)) == 2
+    # Nothing to roll back any more: said in Portuguese, not an error page.
+    response = client.post("/admin/matching/trainingrun/deactivate/", follow=True)
+    assert response.status_code == 200 and "Nenhum modelo treinado está ativo" in response.content.decode()
+
+
+def test_the_admin_refuses_a_run_that_was_not_better_with_a_message(admin_client, tmp_path):
+    from matching.models import TrainingActivation
+
+    worker_services.worker_state_record(model_id=UNTRAINED_ID, untrained=True, device="cpu")
+    run = _finished_run(tmp_path, better=False)
+
+    response = admin_client.post(f"/admin/matching/trainingrun/{run.pk}/activate/", follow=True)
+
+    body = response.content.decode()
+    assert response.status_code == 200 and "Ativação recusada" in body and "não é melhor" in body
+    assert not (tmp_path / "models" / ACTIVE_MANIFEST).exists()
+    run.refresh_from_db()
+    assert run.activated_at is None and not TrainingActivation.objects.exists()

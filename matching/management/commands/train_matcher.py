@@ -3,13 +3,15 @@
 save its checkpoint (its own model id) and record the run for the admin.
 
     manage.py train_matcher --max-minutes 8                # train, evaluate, report
+    manage.py train_matcher --unfreeze-blocks 2            # ...the tower's last 2 blocks too (lr/10)
     manage.py train_matcher --max-minutes 8 --activate     # ...and switch the workers if it is better
     manage.py train_matcher --activate-run 3               # switch to run 3 (same rule)
     manage.py train_matcher --deactivate                   # roll back to the model active before
 
 ``--activate`` switches only when the new model beat the running one on that set; otherwise it
 refuses and says so (exit status 1). The switch re-embeds the catalogue (no mixed vectors) and the
-new model starts uncalibrated.
+new model starts uncalibrated. Staff do the same from the admin ("Ativar este modelo", "Voltar ao
+modelo anterior"): the same services, each switch audited (``TrainingActivation``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ class Command(RaioxCommand):
         parser.add_argument("--heldout-implants", type=float, default=0.25, help="share of implants held out entirely")
         parser.add_argument("--heldout-images", type=float, default=0.2, help="share of pictures held out per implant")
         parser.add_argument("--lr", type=float, default=1e-3)
+        parser.add_argument(
+            "--unfreeze-blocks",
+            type=int,
+            default=0,
+            help="also train the visual tower's last N transformer blocks (and ln_post/proj); 0: the head only",
+        )
+        parser.add_argument("--backbone-lr", type=float, help="learning rate of the unfrozen blocks (default: lr/10)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--out", type=Path, help="folder for training.json (default var/reports/training-...)")
         parser.add_argument("--activate", action="store_true", help="switch the workers when the new model is better")
@@ -72,7 +81,11 @@ class Command(RaioxCommand):
                 heldout_images=float(options["heldout_images"]),
                 seed=int(options["seed"]),
                 config=TrainConfig(
-                    epochs=max(0, int(options["epochs"])), lr=float(options["lr"]), seed=int(options["seed"])
+                    epochs=max(0, int(options["epochs"])),
+                    lr=float(options["lr"]),
+                    seed=int(options["seed"]),
+                    unfreeze_blocks=max(0, int(options["unfreeze_blocks"])),
+                    backbone_lr=None if options["backbone_lr"] is None else float(options["backbone_lr"]),
                 ),
             ),
             log=self.stdout.write,
@@ -128,6 +141,11 @@ class Command(RaioxCommand):
                 f"top-1 retido {_pct(first['heldout_top1'])} → {_pct(last['heldout_top1'])}"
             )
         results = run.results
+        if results.get("unfrozen_blocks"):
+            self.stdout.write(
+                f"  blocos da torre treinados: {results['unfrozen_blocks']}; "
+                f"{results.get('seconds_per_epoch') or 0:.2f} s por época"
+            )
         self.stdout.write(f"  conjunto retido: {results.get('set', '')}")
         self.stdout.write(f"  {'modelo':<44} {'grupo':<18} {'n':>5} {'top-1':>7} {'top-3':>7}")
         for key in ("running", "new"):
