@@ -14,6 +14,7 @@ from submissions.services.dentist import (  # noqa: F401
 )
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.found import submission_create_found_regions  # noqa: F401
+from submissions.services.identify import submission_identify  # noqa: F401
 from submissions.services.intake import submission_create, submission_create_with_regions  # noqa: F401
 from submissions.services.lifecycle import (  # noqa: F401
     retention_apply,
