@@ -13,6 +13,7 @@ from django import forms
 from django.forms.utils import ErrorDict
 from django.utils.translation import gettext_lazy as _
 
+from implants.models import Implant
 from kernel.errors import ApplicationError
 from submissions import fields
 from submissions.fields import IntakeRecord
@@ -82,3 +83,45 @@ class ThankYouQuery(forms.Form):
     digits only; anything else shows the plain "recebido" page)."""
 
     sid = forms.RegexField(regex=r"\A[0-9]{1,30}\Z", max_length=30, strip=True)
+
+
+class IdentifyForm(forms.Form):
+    """The admin's "identificar o implante" page: a candidate's button or any active catalogue
+    implant; with an open review request, also "not identifiable" and a note to the dentist."""
+
+    implant = forms.ModelChoiceField(
+        label=_("Implante do catálogo"),
+        queryset=Implant.objects.filter(is_active=True).select_related("manufacturer"),
+        required=False,
+    )
+    answer_note = forms.CharField(
+        label=_("Nota ao dentista"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+    )
+    # The page showed an open review request (see ``submission_identify``'s ``answering``).
+    answering = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data=None, *, review_open: bool) -> None:
+        if data is not None and data.get("candidate"):  # a candidate's button: that implant, whatever the list says
+            data = data.copy()
+            data["implant"] = data["candidate"]
+        super().__init__(data, initial={"answering": review_open})
+        self.review_open = review_open
+        if not review_open:
+            del self.fields["answer_note"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        self.not_identifiable = self.review_open and "not_identifiable" in self.data
+        if self.not_identifiable:
+            data["implant"] = None
+        elif data.get("implant") is None and "implant" not in self.errors:
+            message = (
+                _("Escolha o implante, ou responda “não identificável”.")
+                if self.review_open
+                else _("Escolha o implante.")
+            )
+            self.add_error("implant", message)
+        return data

@@ -5,8 +5,8 @@ of ``submissions/services`` starts from one of these querysets.
 The order, whenever one transaction locks more than one row:
 
 1. a **ReviewRequest before its Submission**: answering a review locks the request (the first
-   answer wins), then confirms its submission, which locks the submission
-   (``review_request_answer`` -> ``submission_confirm``); deleting submissions, whose cascade
+   answer wins), then confirms its submission, which locks the submission (``submission_identify``
+   -> ``review_request_answer`` -> ``submission_confirm``); deleting submissions, whose cascade
    deletes their requests, locks the requests first too (``submissions_delete``);
 2. a **film before its regions** (child submissions): a crop or the finder's regions lock the film,
    then read and insert its children (``submission_add_region``, ``submission_create_found_regions``);

@@ -1,32 +1,26 @@
-"""The specialist-review queue in the admin: open requests first, longest waiting at the top, and
-the answer page (the implant — the staff confirmation — or "not identifiable" with a note).
+"""The specialist-review queue in the admin: open requests first, longest waiting at the top.
 
-Answering needs the same permission as confirming (``submissions.change_submission``); writes go
-through ``submissions.services.review_request_answer``.
+A request is answered on its submission's "identificar o implante" page
+(``submissions/admin/identify.py``: the implant — the staff confirmation — or "not identifiable"
+with a note), with the confirmation's permission (``CONFIRM_PERMISSION``); the old answer URL
+``<id>/responder/`` leads there.
 """
 
 from __future__ import annotations
 
-from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from implants.models import Implant
-from kernel.errors import ApplicationError
-from submissions import services
 from submissions.access import CONFIRM_PERMISSION
+from submissions.admin.identify import identify_url, identify_view
 from submissions.models import ReviewRequest
-from submissions.results.links import file_url
-from submissions.results.queries import ranked_matches
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -42,20 +36,6 @@ class OpenFilter(admin.SimpleListFilter):
         if self.value() == "nao":
             return queryset.filter(answered_at__isnull=False)
         return queryset
-
-
-class AnswerForm(forms.Form):
-    implant = forms.ModelChoiceField(
-        label=gettext_lazy("Implante do catálogo"),
-        queryset=Implant.objects.filter(is_active=True).select_related("manufacturer"),
-        required=False,
-    )
-    answer_note = forms.CharField(
-        label=gettext_lazy("Nota ao dentista"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=1000,
-    )
 
 
 @admin.register(ReviewRequest)
@@ -117,7 +97,7 @@ class ReviewRequestAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("resposta"))
     def state(self, obj: ReviewRequest) -> str:
         if obj.answered_at is None:
-            url = reverse("admin:submissions_reviewrequest_answer", args=[obj.pk])
+            url = identify_url(obj.submission_id)
             return format_html('<a class="button" href="{}">{}</a>', url, _("Responder…"))
         if obj.implant_id:
             return str(obj.implant)
@@ -138,47 +118,8 @@ class ReviewRequestAdmin(admin.ModelAdmin):
         ]
 
     def answer_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not request.user.has_perm(CONFIRM_PERMISSION):
-            raise PermissionDenied
-        review = get_object_or_404(ReviewRequest.objects.select_related("submission", "implant"), pk=pk)
-        list_url = reverse("admin:submissions_reviewrequest_changelist")
-        data = None
-        if request.method == "POST":
-            data = request.POST.copy()
-            if data.get("candidate"):  # a candidate's button: that implant, whatever the list says
-                data["implant"] = data["candidate"]
-        form = AnswerForm(data)
-        status = 200
-        if request.method == "POST" and form.is_valid():
-            implant = None if "not_identifiable" in request.POST else form.cleaned_data["implant"]
-            if implant is None and "not_identifiable" not in request.POST:
-                form.add_error("implant", _("Escolha o implante, ou responda “não identificável”."))
-            else:
-                try:
-                    services.review_request_answer(
-                        review_request=review, user=request.user, implant=implant, note=form.cleaned_data["answer_note"]
-                    )
-                except ApplicationError as exc:
-                    form.add_error(None, exc.message)
-                    status = exc.status
-                else:
-                    self.message_user(request, _("Resposta enviada ao dentista."), messages.SUCCESS)
-                    return HttpResponseRedirect(list_url)
-        elif request.method == "POST":
-            status = 400
-        submission = review.submission
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Responder ao pedido de revisão do envio #%(id)s") % {"id": submission.pk},
-            "opts": self.model._meta,
-            "review": review,
-            "submission": submission,
-            "xray_url": file_url(submission.image) or None,
-            "matches": [
-                (m, file_url(m.reference_image.image if m.reference_image else None) or None)
-                for m in ranked_matches().filter(submission=submission)
-            ],
-            "form": form,
-            "list_url": list_url,
-        }
-        return TemplateResponse(request, "admin/submissions/reviewrequest/answer.html", context, status=status)
+        """The old answer URL: the submission's "identificar o implante" page (a POST answers here)."""
+        review = get_object_or_404(ReviewRequest.objects.only("submission_id"), pk=pk)
+        if request.method != "POST":
+            return HttpResponseRedirect(identify_url(review.submission_id))
+        return identify_view(request, admin_site=self.admin_site, submission_id=review.submission_id, answering=True)

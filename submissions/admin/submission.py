@@ -1,5 +1,6 @@
 """Submission review: list with filters, a read-only detail with the X-ray, matches and timeline,
-and actions that go through services (re-process, confirm, un-confirm, export CSV).
+and actions that go through services (re-process, identify the implant — the page of
+``submissions/admin/identify.py`` —, un-confirm, export CSV).
 
 Patient data appear only to staff holding ``submissions.view_patient_data``: the patient's name,
 the result token (it opens the patient's result page) and the original file name (often the
@@ -10,23 +11,19 @@ from __future__ import annotations
 
 import csv
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from implants.models import Implant, Manufacturer
-from kernel.errors import ApplicationError
+from implants.models import Manufacturer
 from submissions import services
 from submissions.access import can_see_patient
+from submissions.admin.identify import identify_url, identify_view
 from submissions.models import ANSWER_TIME, Submission
 from submissions.results.export import submissions_csv_rows
 from submissions.results.links import file_url
@@ -59,13 +56,6 @@ class ConfirmedFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(confirmed_implant__isnull=True)
         return queryset
-
-
-class ConfirmForm(forms.Form):
-    implant = forms.ModelChoiceField(
-        label=gettext_lazy("Implante do catálogo"),
-        queryset=Implant.objects.filter(is_active=True).select_related("manufacturer"),
-    )
 
 
 @admin.register(Submission)
@@ -210,7 +200,7 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("confirmação"))
     def confirmation(self, obj: Submission) -> str:
-        confirm_url = reverse("admin:submissions_submission_confirm", args=[obj.pk])
+        confirm_url = identify_url(obj.pk)
         return _render("_confirmation.html", submission=obj, confirm_url=confirm_url)
 
     # --- actions ----------------------------------------------------------------------------
@@ -223,13 +213,14 @@ class SubmissionAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, _("%(n)d envio(s) enviados para processar de novo.") % {"n": count})
 
-    @admin.action(description=gettext_lazy("Confirmar o implante…"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Identificar o implante…"), permissions=["change"])
     def confirm(self, request: HttpRequest, queryset: QuerySet[Submission]):
         ids = list(queryset.values_list("pk", flat=True)[:2])
         if len(ids) != 1:
-            self.message_user(request, _("Selecione exatamente um envio para confirmar."), messages.WARNING)
+            warning = _("Selecione exatamente um envio para identificar o implante.")
+            self.message_user(request, warning, messages.WARNING)
             return None
-        return HttpResponseRedirect(reverse("admin:submissions_submission_confirm", args=[ids[0]]))
+        return HttpResponseRedirect(identify_url(ids[0]))
 
     @admin.action(description=gettext_lazy("Desfazer a confirmação"), permissions=["change"])
     def unconfirm(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
@@ -248,56 +239,20 @@ class SubmissionAdmin(admin.ModelAdmin):
         csv.writer(response).writerows(submissions_csv_rows(queryset, with_patient=can_see_patient(request.user)))
         return response
 
-    # --- the confirm page -------------------------------------------------------------------
+    # --- the "identificar o implante" page (submissions/admin/identify.py) -------------------
 
     def get_urls(self):
         return [
             path(
                 "<int:pk>/confirmar/",
-                self.admin_site.admin_view(self.confirm_view),
+                self.admin_site.admin_view(self.identify_view),
                 name="submissions_submission_confirm",
             ),
             *super().get_urls(),
         ]
 
-    def confirm_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        submission = get_object_or_404(self.get_queryset(request), pk=pk)
-        if not self.has_change_permission(request, submission):
-            raise PermissionDenied
-        change_url = reverse("admin:submissions_submission_change", args=[pk])
-        form = ConfirmForm(request.POST or None)
-        if request.method == "POST":
-            try:
-                if "unconfirm" in request.POST:
-                    services.submission_unconfirm(submission=submission)
-                    self.message_user(request, _("Confirmação desfeita; a imagem de referência foi removida."))
-                    return HttpResponseRedirect(change_url)
-                if form.is_valid():
-                    services.submission_confirm(
-                        submission=submission, implant=form.cleaned_data["implant"], user=request.user
-                    )
-                    self.message_user(
-                        request,
-                        _("Implante confirmado: a radiografia virou imagem de referência de %(implant)s.")
-                        % {"implant": form.cleaned_data["implant"]},
-                        messages.SUCCESS,
-                    )
-                    return HttpResponseRedirect(change_url)
-            except ApplicationError as exc:
-                form.add_error(None, exc.message)
-        matches = ranked_matches().filter(submission=submission)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Confirmar o implante do envio #%(id)s") % {"id": pk},
-            "opts": self.model._meta,
-            "original": submission,
-            "submission": submission,
-            "xray_url": file_url(submission.image) or None,
-            "matches": [(m, file_url(m.reference_image.image if m.reference_image else None) or None) for m in matches],
-            "form": form,
-            "change_url": change_url,
-        }
-        return TemplateResponse(request, "admin/submissions/submission/confirm.html", context)
+    def identify_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return identify_view(request, admin_site=self.admin_site, submission_id=pk)
 
 
 def _dt(value) -> str:

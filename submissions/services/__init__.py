@@ -15,6 +15,7 @@ from submissions.services.dentist import (  # noqa: F401
 from submissions.services.email import review_request_email_answer, submission_email_result  # noqa: F401
 from submissions.services.embedding import submission_set_embedding  # noqa: F401
 from submissions.services.found import submission_create_found_regions  # noqa: F401
+from submissions.services.identify import submission_identify  # noqa: F401
 from submissions.services.intake import submission_create, submission_create_with_regions  # noqa: F401
 from submissions.services.lifecycle import (  # noqa: F401
     retention_apply,

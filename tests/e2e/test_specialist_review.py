@@ -73,7 +73,7 @@ def test_dentist_asks_staff_answers_page_shows_it_and_one_email(
     admin.wait_for_selector("#result_list")
     screenshot(admin, "review-03-admin-queue")
     admin.click("text=Responder…")
-    admin.wait_for_selector("#answer-form")
+    admin.wait_for_selector("#identify-form")
     assert "paciente não lembra a marca" in admin.locator("[data-testid=dentist-note]").inner_text()
     admin.fill("#id_answer_note", "Hexágono externo, rosca em V: confira a chave.")
     screenshot(admin, "review-04-admin-answer")
