@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -76,6 +77,19 @@ FALSE = {"", "0", "false", "nao", "não", "no", "n"}
 
 
 # --- image sources --------------------------------------------------------------------------------
+
+
+class PictureSource(Protocol):
+    """Where a catalogue's pictures come from: a folder, a bucket, or the seed's drawings
+    (``implants.seed.SeedPictures``)."""
+
+    def default_images(self, manufacturer_slug: str, implant_slug: str) -> list[str]:
+        """The pictures of a row that lists none."""
+        ...
+
+    def image(self, path: str) -> ValidatedImage:
+        """The picture at ``path``, decoded (``FileNotFoundError`` when there is none)."""
+        ...
 
 
 class FolderSource(FolderFiles):
@@ -201,7 +215,7 @@ def _text(record: dict, key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def parse_row(where: str, record: dict, source: FolderSource | BucketSource | None) -> tuple[CatalogRow, list[str]]:
+def parse_row(where: str, record: dict, source: PictureSource | None) -> tuple[CatalogRow, list[str]]:
     """One row checked as the catalogue would check it, without writing: (row, errors)."""
     errors: list[str] = []
     for key in REQUIRED:
@@ -256,7 +270,7 @@ def parse_row(where: str, record: dict, source: FolderSource | BucketSource | No
 
 
 def validate_file(
-    path: Path, source: FolderSource | BucketSource | None, progress=None, *, names: CatalogueNames | None = None
+    path: Path, source: PictureSource | None, progress=None, *, names: CatalogueNames | None = None
 ) -> tuple[list[CatalogRow], list[tuple[str, list[str]]]]:
     """Every row, and the errors of the wrong ones with where they are. Two rows naming the same
     implant (spelled alike, ``implants.names``) are an error."""
@@ -300,17 +314,19 @@ def is_confirmed_case(content_hash: str) -> bool:
 
 def import_rows(
     rows: list[CatalogRow],
-    source: FolderSource | BucketSource | None,
+    source: PictureSource | None,
     *,
     batch_size: int = 32,
     names: CatalogueNames | None = None,
     dry_run: bool = False,
+    update: bool = True,
 ) -> Iterator[RowOutcome]:
     """Write each validated row whole or not at all; yields its outcome (for the progress bar).
 
     Manufacturers and implants are matched to ours by ``implants.names`` (spelling, aliases, near
     names); a row that only resembles some of ours is "conferir" and not written. A dry run
-    yields what the real run would do, writing nothing."""
+    yields what the real run would do, writing nothing. ``update=False``: an implant already here
+    keeps its description (only the pictures it lacks are added; ``implants.seed``)."""
     names = names or CatalogueNames()
     named: dict[str, set[str]] = defaultdict(set)
     for row in rows:
@@ -325,9 +341,9 @@ def import_rows(
                 continue
             note = match.note(row.name, maker)
             if dry_run:
-                yield _planned(row, maker, match.name, note)
+                yield _planned(row, maker, match.name, note, update=update)
             else:
-                yield from _write(row, source, maker, match.name, note, embeddings)
+                yield from _write(row, source, maker, match.name, note, embeddings, update=update)
             names.remember_manufacturer(maker)
             names.remember_implant(maker, match.name)
         except ValidationError as exc:
@@ -359,24 +375,31 @@ def _new_pictures(implant: Implant | None, row: CatalogRow) -> list[tuple[str, s
     return new
 
 
-def _planned(row: CatalogRow, maker: str, implant_name: str, note: str) -> RowOutcome:
+def _planned(row: CatalogRow, maker: str, implant_name: str, note: str, *, update: bool) -> RowOutcome:
     implant = Implant.objects.filter(manufacturer__name=maker, name=implant_name).first()
     pictures = len(_new_pictures(implant, row))
     if implant is None:
         status = CREATED
     else:
-        status = UPDATED if pictures or _differs(implant, row.features) else UNCHANGED
+        status = UPDATED if pictures or (update and _differs(implant, row.features)) else UNCHANGED
     return RowOutcome(row.line, row.label, status, note, images=pictures)
 
 
 def _write(
-    row: CatalogRow, source, maker: str, implant_name: str, note: str, embeddings: EmbeddingBatches
+    row: CatalogRow,
+    source,
+    maker: str,
+    implant_name: str,
+    note: str,
+    embeddings: EmbeddingBatches,
+    *,
+    update: bool,
 ) -> Iterator[RowOutcome]:
     with transaction.atomic():  # one row whole: its files go with it (kernel.files)
         manufacturer, _ = services.manufacturer_get_or_create(**{**row.manufacturer, "name": maker})
         implant, created = services.implant_get_or_create(manufacturer=manufacturer, name=implant_name, **row.features)
         status = CREATED if created else UNCHANGED
-        if not created and _differs(implant, row.features):
+        if not created and update and _differs(implant, row.features):
             for key, value in row.features.items():
                 setattr(implant, key, value)
             services.implant_save(implant=implant)

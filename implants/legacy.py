@@ -21,6 +21,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -42,9 +43,9 @@ from implants.bulk import (
     refusal,
     safe_key,
 )
-from implants.catalog import CATALOG
 from implants.models import EMBEDDING_DIMENSIONS, Implant, ReferenceSource
 from implants.names import Aliases, CatalogueNames, name_key
+from implants.seed import seed_features
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage, decode_image
 from kernel.text import has_control
@@ -169,11 +170,11 @@ def _plain(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
-_KNOWN = {
-    (name_key(manufacturer), name_key(item["name"])): item["features"]
-    for manufacturer, items in CATALOG.items()
-    for item in items
-}
+@cache
+def _known() -> dict[tuple[str, str], dict]:
+    """The seed catalogue's lines by name key, with their description as the import reads it."""
+    return {(name_key(maker), name_key(name)): features for (maker, name), features in seed_features().items()}
+
 
 _CONNECTION = [
     (r"morse|cone|\bcm\b|\bgm\b|conica", "morse_taper"),
@@ -195,7 +196,7 @@ def features_for(manufacturer: str, name: str, legacy_type: str) -> tuple[dict, 
     """Our feature fields for an old row, and whether they are certain. A line we know (the
     reference catalogue) gets its real features; otherwise they are read from ``type`` and name
     where a word says so, with neutral defaults flagged for review in ``notes``."""
-    known = _KNOWN.get((name_key(manufacturer), name_key(name)))
+    known = _known().get((name_key(manufacturer), name_key(name)))
     if known is not None:
         return dict(known), True
     text = _plain(f"{legacy_type} {name}")

@@ -87,7 +87,6 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
 # --- POST /api/match/ ---------------------------------------------------------------------
 
 
-MatchResult = MatchResultSerializer
 ErrorBody = ErrorSerializer
 
 
@@ -125,10 +124,10 @@ class MatchResultView(APIView):
     @extend_schema(
         operation_id="match_retrieve",
         responses={
-            200: MatchResult,
-            202: OpenApiResponse(MatchResult, description="Ainda processando."),
+            200: MatchResultSerializer,
+            202: OpenApiResponse(MatchResultSerializer, description="Ainda processando."),
             404: ErrorBody,
-            422: OpenApiResponse(MatchResult, description="A imagem não pôde ser processada."),
+            422: OpenApiResponse(MatchResultSerializer, description="A imagem não pôde ser processada."),
         },
     )
     def get(self, request: Request, token: str) -> Response:

@@ -32,7 +32,7 @@ from submissions.intake.crop import crop_create
 from submissions.intake.fields import FORM_NAMES, client_names
 from submissions.models import Source, Submission
 from submissions.results.links import result_path
-from submissions.results.page import submission_result_view
+from submissions.results.page import submission_result_page
 from submissions.results.queries import finding
 from submissions.services import (
     review_request_create,
@@ -78,7 +78,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 def _result_context(request: HttpRequest, submission: Submission) -> dict:
-    return {"view": submission_result_view(submission), "submission": submission}
+    return {"view": submission_result_page(submission), "submission": submission}
 
 
 @never_cache

@@ -10,7 +10,7 @@ One module per job, each importing only those above it in this list:
   match", "no fixture found", the look-alike groups of the shown candidates, the review request.
 - ``answer``: the JSON answer of ``POST /upload`` and ``/api/match/`` (``match_result``, rendered by
   ``submissions.serializers.MatchResultSerializer``) and the e-mail's one-line headline.
-- ``page``: the dentist's result page (``submission_result_view``), SVG overlay sizing included.
+- ``page``: the dentist's result page (``submission_result_page``), SVG overlay sizing included.
 - ``export``: the staff CSV export of the review list.
 
 Used by the pages, the upload/match APIs, the intake answers, the e-mail, the staff API and the

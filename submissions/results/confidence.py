@@ -131,7 +131,7 @@ def _differences(implants: Sequence[Implant]) -> list[Difference]:
     out = []
     for name, read in DIFFERENCE_FIELDS:
         values = [(str(i), str(read(i))) for i in implants]
-        if len({v for _i, v in values}) > 1:
+        if len({value for _implant, value in values}) > 1:
             out.append(Difference(str(Implant._meta.get_field(name).verbose_name), values))
     return out
 

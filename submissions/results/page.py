@@ -1,4 +1,4 @@
-"""The dentist's result page: everything it shows for one submission (``submission_result_view``),
+"""The dentist's result page: everything it shows for one submission (``submission_result_page``),
 its candidate cards, filters, the regions marked on the film and their SVG overlay's sizing."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def region_blocks(submission: Submission) -> list[RegionBlock]:
     """The regions marked on ``submission``'s film (crop & re-match included), in order."""
     blocks = []
     for n, child in enumerate(submission.crops.order_by("pk"), start=1):
-        child_view = submission_result_view(child, with_regions=False)
+        child_page = submission_result_page(child, with_regions=False)
         box = child.crop_box or {}
         blocks.append(
             RegionBlock(
@@ -102,9 +102,9 @@ def region_blocks(submission: Submission) -> list[RegionBlock]:
                 url=result_path(child),
                 status=child.status,
                 status_label=str(child.get_status_display()),
-                cards=child_view.cards,
-                no_convincing_match=child_view.no_convincing_match,
-                review=child_view.review,
+                cards=child_page.cards,
+                no_convincing_match=child_page.no_convincing_match,
+                review=child_page.review,
                 x=int(box.get("x", 0)),
                 y=int(box.get("y", 0)),
                 width=int(box.get("width", 0)),
@@ -114,15 +114,17 @@ def region_blocks(submission: Submission) -> list[RegionBlock]:
                 image_height=int(box.get("image_height", 0)),
                 found=bool(box.get("found")),
                 suggested_quadrant=box.get("suggested_quadrant"),
-                quality=child_view.quality if child.status == Status.DONE else [],
-                both_orientations=child_view.both_orientations,
+                quality=child_page.quality if child.status == Status.DONE else [],
+                both_orientations=child_page.both_orientations,
             )
         )
     return blocks
 
 
 @dataclass
-class ResultView:
+class ResultPage:
+    """The result page's view model: what its template shows for one submission."""
+
     submission: Submission
     status: str
     status_label: str
@@ -197,11 +199,11 @@ def _filters(submission: Submission) -> list[FilterField]:
     ]
 
 
-def submission_result_view(submission: Submission, *, with_regions: bool = True) -> ResultView:
+def submission_result_page(submission: Submission, *, with_regions: bool = True) -> ResultPage:
     """Everything the result page shows for one submission (already reached by its token).
     Whether the workers run untrained weights is system state, not the submission's: the page's
     banner reads it from ``system_state`` (``matching.context_processors``)."""
-    view = ResultView(
+    page = ResultPage(
         submission=submission,
         status=submission.status,
         status_label=str(submission.get_status_display()),
@@ -211,26 +213,26 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
         has_filters=bool(submission.refine_filters),
     )
     verdicts = dict(submission.feedback.values_list("implant_id", "verdict"))
-    view.rejected_count = sum(1 for v in verdicts.values() if v == Verdict.NOT_THIS)
-    view.review = review_state(submission)
+    page.rejected_count = sum(1 for v in verdicts.values() if v == Verdict.NOT_THIS)
+    page.review = review_state(submission)
     if with_regions:
-        view.regions = region_blocks(submission)
+        page.regions = region_blocks(submission)
     if submission.status != Status.DONE:
-        view.review_suggested = submission.status == Status.FAILED
-        return view
-    view.quality = quality_messages(submission.quality_problems or [])
-    view.both_orientations = submission.both_orientations
-    view.no_fixture_found = no_fixture_found(submission, has_regions=bool(view.regions) if with_regions else None)
-    if view.regions or view.no_fixture_found:
+        page.review_suggested = submission.status == Status.FAILED
+        return page
+    page.quality = quality_messages(submission.quality_problems or [])
+    page.both_orientations = submission.both_orientations
+    page.no_fixture_found = no_fixture_found(submission, has_regions=bool(page.regions) if with_regions else None)
+    if page.regions or page.no_fixture_found:
         # No whole-film answer: each region answers on its own, or there is nothing to match.
-        view.review_suggested = view.no_fixture_found
-        return view
+        page.review_suggested = page.no_fixture_found
+        return page
     top = top_matches(submission)
-    view.lookalike = lookalike_warning(top)
+    page.lookalike = lookalike_warning(top)
     unreliable = is_unreliable(submission)
-    for match, confidence in zip(top, shown_confidences(submission, top, view.lookalike), strict=True):
+    for match, confidence in zip(top, shown_confidences(submission, top, page.lookalike), strict=True):
         implant = match.implant
-        view.cards.append(
+        page.cards.append(
             CandidateCard(
                 rank=match.rank,
                 implant_id=implant.pk,
@@ -249,8 +251,8 @@ def submission_result_view(submission: Submission, *, with_regions: bool = True)
                 verdict=verdicts.get(implant.pk),
             )
         )
-    view.no_convincing_match = no_convincing_match(submission, top)
-    view.review_suggested = (
-        unreliable or view.no_convincing_match or not view.cards or view.cards[0].confidence.level == LOW.level
+    page.no_convincing_match = no_convincing_match(submission, top)
+    page.review_suggested = (
+        unreliable or page.no_convincing_match or not page.cards or page.cards[0].confidence.level == LOW.level
     )
-    return view
+    return page

@@ -37,7 +37,6 @@ from submissions.services.processing import (  # noqa: F401
 )
 from submissions.services.regions import submission_add_region  # noqa: F401
 from submissions.services.remote import (  # noqa: F401
-    RemoteFetchError,
     remote_image_download,
     stored_image_copy,
     submission_decode_original,

@@ -5,8 +5,8 @@ checked again at download time and on every redirect, timeout, size cap — is
 ``kernel.downloads.download``; the bytes go through the one image validation every source shares.
 
 Failures come in two kinds:
-- network trouble or a 5xx/429 from the host raises ``RemoteFetchError`` (or httpx's own error):
-  the task fails and django-q delivers it again later;
+- network trouble or a 5xx/429 from the host raises ``kernel.downloads.TransientDownloadError``
+  (or httpx's own error): the task fails and django-q delivers it again later;
 - a permanent failure (404, not an image, too big, a refused host) raises ``ApplicationError``
   with a Portuguese reason, which the task records with ``submission_fail``; a file that does not
   decode raises its subclass ``kernel.imaging.InvalidImage`` (poison: never retried).
@@ -34,8 +34,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from kernel.downloads import TransientDownloadError as RemoteFetchError
-from kernel.downloads import download
+from kernel.downloads import TransientDownloadError, download
 from kernel.errors import ApplicationError
 from kernel.imaging import ValidatedImage, decode_image
 from submissions.fields import allowed_hosts_for
@@ -44,7 +43,6 @@ from submissions.models import Source, Submission
 from submissions.services.processing import submission_attach_image
 
 __all__ = [
-    "RemoteFetchError",
     "original_hash",
     "remote_image_download",
     "stored_image_copy",
@@ -79,7 +77,7 @@ def _remote_bytes(*, submission_id: int, url: str, source: str) -> bytes:
     except httpx.HTTPError as exc:
         # Logged by type only: the URL names the dentist's account and file.
         logger.warning("remote image: submission %s download failed (%s)", submission_id, type(exc).__name__)
-        raise RemoteFetchError(type(exc).__name__) from exc
+        raise TransientDownloadError(type(exc).__name__) from exc
 
 
 def _decode_remote(submission_id: int, data: bytes) -> ValidatedImage:

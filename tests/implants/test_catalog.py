@@ -91,3 +91,47 @@ def test_the_seeded_catalogue_is_the_seed_file_as_the_import_reads_it(catalog, t
 
     assert len(rows(SEED_CATALOGUE)) == 32
     assert rows(exported) == rows(SEED_CATALOGUE)
+
+
+def test_seed_catalog_says_what_it_loaded_and_then_that_nothing_is_new(db):
+    first, second = io.StringIO(), io.StringIO()
+    call_command("seed_catalog", stdout=first)
+    call_command("seed_catalog", stdout=second)
+    assert "Catálogo pronto: 32 implantes e 32 imagens novos (32 implantes no catálogo)." in first.getvalue()
+    assert "Catálogo pronto: 0 implantes e 0 imagens novos (32 implantes no catálogo)." in second.getvalue()
+
+
+def test_seed_catalog_goes_through_the_import_and_keeps_what_staff_changed(catalog):
+    """The seed is loaded by the catalogue import (implants.seed): run again, it neither undoes
+    staff's edits of an implant nor draws a picture beside one that staff uploaded instead."""
+    from implants import services
+    from implants.models import ReferenceSource
+    from implants.synthetic import Silhouette, render_png
+
+    implant = Implant.objects.get(manufacturer__name="Neodent", name="Titamax CM")
+    implant.notes = "Conferido pela equipe."
+    implant.screwdriver = "Chave da equipe"
+    services.implant_save(implant=implant)
+    generated = implant.reference_images.get(source=ReferenceSource.CATALOG)
+    services.reference_image_delete(reference=generated)
+    drawing = Silhouette(
+        taper=0.5,
+        thread_pitch=18,
+        thread_depth=8,
+        thread_shape="v",
+        apex="flat",
+        collar_height=10,
+        connection="morse_taper",
+        tissue_level=False,
+    )
+    uploaded = services.reference_image_create(
+        implant=implant, image_bytes=render_png(drawing, seed_name="equipe"), filename="foto.png"
+    )
+
+    out = io.StringIO()
+    call_command("seed_catalog", stdout=out)
+
+    implant.refresh_from_db()
+    assert (implant.notes, implant.screwdriver) == ("Conferido pela equipe.", "Chave da equipe")
+    assert list(implant.reference_images.values_list("pk", flat=True)) == [uploaded.pk]
+    assert "0 implantes e 0 imagens novos" in out.getvalue()

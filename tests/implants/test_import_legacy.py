@@ -17,6 +17,7 @@ from django_q.models import OrmQ
 
 from implants.catalog import CATALOG
 from implants.models import Implant, Manufacturer, ReferenceImage, ReferenceSource
+from implants.seed import seed_features
 from implants.synthetic import Silhouette, render_png
 from matching.canonical import PREPROCESS_VERSION
 from tests.builders.legacy import OLD_TABLE, run_import_legacy, server_url, vector
@@ -45,7 +46,7 @@ def old_system(old_bucket):
             client.put_object(Bucket=bucket, Key=key, Body=png)
             # The old system linked images both ways: path style on the endpoint and the CDN name.
             url = f"{endpoint}/{bucket}/{key}" if n % 2 else f"https://{bucket}.nyc3.digitaloceanspaces.com/{key}"
-            kind = TYPE_WORDS.get(item["features"]["connection"], "Outro")
+            kind = TYPE_WORDS.get(seed_features()[(manufacturer, item["name"])]["connection"], "Outro")
             rows.append((n, item["name"], manufacturer, kind, url, vector(n)))
     client.put_object(Bucket=bucket, Key="referencia/leia-me.png", Body=b"this is not an image at all")
     base = f"{endpoint}/{bucket}/referencia"

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from implants import services
 from implants.catalog import CATALOG
 from implants.models import Implant, ReferenceImage, ReferenceSource
+from implants.seed import seed_features
 from implants.selectors import catalog_images, is_showable
 from implants.synthetic import Silhouette, render_png
 from submissions.results.queries import card_image_url
@@ -32,7 +33,8 @@ def test_every_source_is_decided():
 def _implant_with_one_picture(source: str) -> tuple[Implant, ReferenceImage]:
     manufacturer, _ = services.manufacturer_get_or_create(name="Fabricante Teste")
     item = CATALOG["Neodent"][0]
-    implant, _ = services.implant_get_or_create(manufacturer=manufacturer, name=f"Linha {source}", **item["features"])
+    features = seed_features()[("Neodent", item["name"])]
+    implant, _ = services.implant_get_or_create(manufacturer=manufacturer, name=f"Linha {source}", **features)
     png = render_png(Silhouette(**item["drawing"]), seed_name=source)
     reference = services.reference_image_create(implant=implant, image_bytes=png, filename="x.png", source=source)
     return implant, reference

@@ -19,6 +19,7 @@ from django_q.models import Schedule
 from implants import services as implant_services
 from implants.catalog import CATALOG, MANUFACTURERS
 from implants.models import ReferenceImage, ReferenceSource
+from implants.seed import seed_features
 from implants.synthetic import Silhouette, render_png
 from matching import embedder as embedder_module
 from matching import tasks
@@ -60,7 +61,7 @@ def tiny_catalogue(count: int) -> list:
             if len(implants) == count:
                 break
             implant, _ = implant_services.implant_get_or_create(
-                manufacturer=manufacturer, name=item["name"], **item["features"]
+                manufacturer=manufacturer, name=item["name"], **seed_features()[(data["name"], item["name"])]
             )
             implant_services.reference_image_create(
                 implant=implant,

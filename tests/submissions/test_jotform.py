@@ -10,6 +10,7 @@ from django.db import OperationalError, connection
 from django.test import Client
 
 from implants.models import ReferenceImage
+from kernel.downloads import TransientDownloadError
 from matching.tasks import embed_reference_image, process_submission
 from submissions import services
 from submissions.models import Source, Status, Submission
@@ -350,7 +351,7 @@ def test_transient_download_failure_is_retried_then_reported(client, upload_host
     )
     attempts = settings.Q_CLUSTER["max_attempts"]
     for _ in range(attempts - 1):
-        with pytest.raises(services.RemoteFetchError):
+        with pytest.raises(TransientDownloadError):
             process_submission(submission.pk)  # raises: django-q delivers the task again
         submission.refresh_from_db()
         assert submission.status == Status.PROCESSING
@@ -368,7 +369,7 @@ def test_transient_failure_then_success(client, upload_host):
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(source="jotform", external_id="t2", remote_image_url=upload_host.url("/u/x.png"))
     )
-    with pytest.raises(services.RemoteFetchError):
+    with pytest.raises(TransientDownloadError):
         process_submission(submission.pk)
     upload_host.serve("/u/x.png", xray_file())
     assert process_submission(submission.pk) == "done"
@@ -381,7 +382,7 @@ def test_unreachable_host_raises_for_retry(client, settings):
     submission, _ = services.submission_create(
         intake=services.IntakeRecord(source="jotform", external_id="t3", remote_image_url="http://127.0.0.1:9/x.png")
     )
-    with pytest.raises(services.RemoteFetchError):
+    with pytest.raises(TransientDownloadError):
         services.submission_prepare_image(submission_id=submission.pk)
 
 

@@ -8,7 +8,7 @@ from django.test import Client
 
 from implants.models import Implant, LookalikeGroup
 from submissions import services
-from submissions.results.page import submission_result_view
+from submissions.results.page import submission_result_page
 from submissions.serializers import match_result_answer
 from submissions.services import MatchCandidate
 from testkit.images import xray_file
@@ -47,7 +47,7 @@ def test_a_lookalike_group_among_the_candidates_warns_lists_differences_and_is_n
     group.implants.set([a, b])
     submission = _done([a, c, b], [0.97, 0.80, 0.78])  # a clear winner by the figures alone
 
-    view = submission_result_view(submission)
+    view = submission_result_page(submission)
     assert view.lookalike is not None and view.lookalike.reason == "group"
     assert view.lookalike.implants == [str(a), str(b)]
     connection = next(d for d in view.lookalike.differences if d.label == "conexão")
@@ -69,14 +69,14 @@ def test_a_lookalike_group_among_the_candidates_warns_lists_differences_and_is_n
 
 def test_without_a_group_the_same_result_is_alta(catalog):
     a, b, c = _pair_that_differs()
-    view = submission_result_view(_done([a, c, b], [0.97, 0.80, 0.78]))
+    view = submission_result_page(_done([a, c, b], [0.97, 0.80, 0.78]))
     assert view.lookalike is None and view.cards[0].confidence.level == "alta"
 
 
 def test_a_tie_between_the_first_two_warns(catalog, settings):
     settings.RAIOX_CONFIDENCE_MEDIUM_MARGIN = 0.01
     a, b, c = _pair_that_differs()
-    view = submission_result_view(_done([a, b, c], [0.93, 0.925, 0.70]))
+    view = submission_result_page(_done([a, b, c], [0.93, 0.925, 0.70]))
     assert view.lookalike is not None and view.lookalike.reason == "tie"
     assert view.lookalike.implants == [str(a), str(b)] and view.lookalike.differences
     assert all(card.confidence.level != "alta" for card in view.cards)
@@ -89,5 +89,5 @@ def test_one_group_member_alone_is_no_warning(catalog):
     LookalikeGroup.objects.create(name="g").implants.set(
         [a, Implant.objects.exclude(pk__in=[a.pk, b.pk, c.pk]).first()]
     )
-    view = submission_result_view(_done([a, b, c], [0.97, 0.80, 0.78]))
+    view = submission_result_page(_done([a, b, c], [0.97, 0.80, 0.78]))
     assert view.lookalike is None
