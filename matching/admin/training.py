@@ -17,8 +17,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from matching import services
-from matching.embedder import active_manifest
 from matching.models import TrainingActivation, TrainingRun
 
 ACTIVATE_PERMISSION = "matching.activate_trainingrun"
@@ -87,7 +85,14 @@ class ActivationInline(admin.TabularInline):
         return False
 
 
+# matching.services and matching.embedder are imported where used, not at the top: this module is
+# loaded by every web process (the admin's URLs), which must never import the model code
+# (tests/submissions/test_pages.py test_web_pages_never_import_torch).
+
+
 def _active_run_id() -> int | None:
+    from matching.embedder import active_manifest
+
     manifest = active_manifest()
     return manifest.get("run") if manifest else None
 
@@ -158,6 +163,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def activate_view(self, request, pk: int):
         """ "Ativar este modelo" (POST, CSRF-checked): a refusal is the service's pt-BR message."""
+        from matching import services
+
         run = get_object_or_404(TrainingRun, pk=pk)
         if not self._may_switch(request):
             raise PermissionDenied
@@ -178,6 +185,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def deactivate_view(self, request):
         """ "Voltar ao modelo anterior" (POST): the activation before, or the configured model."""
+        from matching import services
+
         if not self._may_switch(request):
             raise PermissionDenied
         try:
