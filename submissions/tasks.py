@@ -9,11 +9,12 @@ A queued task is stored in django-q's queue table by its dotted path (``NOTIFY_T
 from __future__ import annotations
 
 from submissions import services
+from submissions.results.email import build_result_email, build_review_email
 
 
 def notify_dentist(submission_id: int) -> str:
     """E-mail the dentist the result link, once (``services.submission_email_result``)."""
-    return services.submission_email_result(submission_id=submission_id)
+    return services.submission_email_result(submission_id=submission_id, build=build_result_email)
 
 
 def requeue_stuck_submissions() -> str:
@@ -30,4 +31,4 @@ def apply_retention() -> str:
 
 def notify_review(review_request_id: int) -> str:
     """E-mail the dentist the specialist's answer, once (``services.review_request_email_answer``)."""
-    return services.review_request_email_answer(review_request_id=review_request_id)
+    return services.review_request_email_answer(review_request_id=review_request_id, build=build_review_email)

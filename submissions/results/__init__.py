@@ -12,6 +12,8 @@ One module per job, each importing only those above it in this list:
   ``submissions.serializers.MatchResultSerializer``) and the e-mail's one-line headline.
 - ``page``: the dentist's result page (``submission_result_page``), SVG overlay sizing included.
 - ``export``: the staff CSV export of the review list.
+- ``email``: the dentist's two e-mails, their text (sent once by ``services/email.py``, which the
+  tasks hand the text to).
 
 Used by the pages, the upload/match APIs, the intake answers, the e-mail, the staff API and the
 admin. No torch here: web processes import it. Waiting for a result is the queue's business, not

@@ -5,8 +5,10 @@ keeps one address to at most ``RAIOX_RESULT_EMAILS_PER_DAY`` e-mails (of both ki
 any 24 hours.
 
 Anyone may type any address into the upload form, so the e-mails carry nothing the sender wrote
-(their text: ``submissions/emails.py``) and the per-address cap keeps the site from being used to
-flood a stranger's inbox.
+and the per-address cap keeps the site from being used to flood a stranger's inbox.
+
+The text (``build``) is ``submissions/results/email.py``'s, handed in by the task: a rendering of
+the result belongs to the read model, above the services, which never import it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from submissions.emails import build_result_email, build_review_email
 from submissions.locks import review_requests_select_for_update, submissions_select_for_update
 from submissions.models import ReviewRequest, Status, Submission
 
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 Row = TypeVar("Row", Submission, ReviewRequest)
 
 
-def submission_email_result(*, submission_id: int) -> str:
+def submission_email_result(*, submission_id: int, build: Callable[[Submission], EmailMessage]) -> str:
     """E-mail the dentist the result link, once; returns what happened (the task's result).
 
     Queued on commit when a result (or a failure) is recorded. Sent for a finished film only: one
@@ -50,12 +51,12 @@ def submission_email_result(*, submission_id: int) -> str:
         return email_send_once(
             row=submission,
             address=submission.dentist_email,
-            build=build_result_email,
+            build=build,
             label="notify_dentist: submission",
         )
 
 
-def review_request_email_answer(*, review_request_id: int) -> str:
+def review_request_email_answer(*, review_request_id: int, build: Callable[[ReviewRequest], EmailMessage]) -> str:
     """E-mail the dentist the specialist's answer, once; returns what happened (the task's result).
 
     Queued on commit when a reviewer answers (``review_request_answer``). Locks the request only
@@ -75,7 +76,7 @@ def review_request_email_answer(*, review_request_id: int) -> str:
         return email_send_once(
             row=review,
             address=review.submission.dentist_email,
-            build=build_review_email,
+            build=build,
             label="notify_review: review",
         )
 

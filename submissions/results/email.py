@@ -1,6 +1,7 @@
 """The dentist's e-mails, their text: the result (``build_result_email``) and the specialist's
 answer (``build_review_email``), each one message in Portuguese with the link to the result page.
-They are sent once by ``submissions/services/email.py``.
+They are sent once by ``submissions/services/email.py``; the tasks hand it the text (a rendering of
+the result, like the page: so the services never import the read model).
 
 The subject never names the patient (subjects show up in notification previews and mail logs);
 the body names the tooth and the date, not the patient either: the result page, behind its
