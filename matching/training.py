@@ -32,12 +32,13 @@ the visual tower it holds is the trained one, so the existing load path embeds w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -442,95 +443,69 @@ def train_head(
     curve: list[dict] = []
     started = time.monotonic()
     generator = torch.Generator().manual_seed(config.seed)
-    # The head's matrices are small: one thread is faster than several, and much faster than
-    # threads fighting other processes for two shared cores (measured: 0.6 s against 11 s). The
-    # tower's blocks are not small: with a tail, torch keeps its threads.
-    threads = torch.get_num_threads()
-    if tail is None:
-        torch.set_num_threads(1)
-    try:
-        _epochs(
-            head,
-            tail,
-            centres,
-            optimiser,
-            x,
-            labels,
-            features,
-            config,
-            deadline,
-            generator,
-            started,
-            curve,
-            on_epoch,
-            progress_file,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    with _threads_for(tail):
+        device = next(tail.parameters()).device if tail is not None else None
+        # With a tail the centre (the probe through the blocks) is taken once per epoch, as a constant:
+        # the blocks move slowly (a tenth of the head's rate), and the probe's 20-odd views through
+        # them at every step would cost more than the step. The evaluation's pass gives the next one.
+        probe = features.probe if tail is None else through(tail, features.probe)
+        with tqdm(total=config.epochs, desc="épocas", unit="época", file=progress_file) as bar:
+            for epoch in range(1, config.epochs + 1):
+                if time.monotonic() > deadline:
+                    break
+                order = torch.randperm(len(x), generator=generator)
+                total, batches = 0.0, 0
+                for s in range(0, len(x), config.batch_size):
+                    rows = order[s : s + config.batch_size]
+                    emb = embed_with(head, x[rows] if tail is None else tail(x[rows].to(device)).cpu(), probe)
+                    logits = arcface_logits(emb, centres, labels[rows], scale=config.scale, margin=config.margin)
+                    loss = nn.functional.cross_entropy(logits, labels[rows])
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    total += loss.item()
+                    batches += 1
+                head.eval()
+                if tail is not None:
+                    tail.eval()
+                    probe = through(tail, features.probe)
+                scores = evaluate(head, features, tail, probe)
+                head.train()
+                if tail is not None:
+                    tail.train()
+                point = {
+                    "epoch": epoch,
+                    "loss": round(total / max(1, batches), 5),
+                    "heldout_top1": scores["all"]["top1"],
+                    "heldout_top3": scores["all"]["top3"],
+                    "heldout_implants_top1": scores["heldout_implants"]["top1"],
+                    "seconds": round(time.monotonic() - started, 2),
+                }
+                curve.append(point)
+                if on_epoch:
+                    on_epoch(point)
+                bar.set_postfix(loss=point["loss"], top1=point["heldout_top1"])
+                bar.update(1)
     head.eval()
     if tail is not None:
         tail.eval()
     return head, curve
 
 
-def _epochs(
-    head,
-    tail,
-    centres,
-    optimiser,
-    x,
-    labels,
-    features,
-    config,
-    deadline,
-    generator,
-    started,
-    curve,
-    on_epoch,
-    progress_file,
-) -> None:
-    device = next(tail.parameters()).device if tail is not None else None
-    # With a tail the centre (the probe through the blocks) is taken once per epoch, as a constant:
-    # the blocks move slowly (a tenth of the head's rate), and the probe's 20-odd views through
-    # them at every step would cost more than the step. The evaluation's pass gives the next one.
-    probe = features.probe if tail is None else through(tail, features.probe)
-    with tqdm(total=config.epochs, desc="épocas", unit="época", file=progress_file) as bar:
-        for epoch in range(1, config.epochs + 1):
-            if time.monotonic() > deadline:
-                break
-            order = torch.randperm(len(x), generator=generator)
-            total, batches = 0.0, 0
-            for s in range(0, len(x), config.batch_size):
-                rows = order[s : s + config.batch_size]
-                emb = embed_with(head, x[rows] if tail is None else tail(x[rows].to(device)).cpu(), probe)
-                logits = arcface_logits(emb, centres, labels[rows], scale=config.scale, margin=config.margin)
-                loss = nn.functional.cross_entropy(logits, labels[rows])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item()
-                batches += 1
-            head.eval()
-            if tail is not None:
-                tail.eval()
-                probe = through(tail, features.probe)
-            scores = evaluate(head, features, tail, probe)
-            head.train()
-            if tail is not None:
-                tail.train()
-            point = {
-                "epoch": epoch,
-                "loss": round(total / max(1, batches), 5),
-                "heldout_top1": scores["all"]["top1"],
-                "heldout_top3": scores["all"]["top3"],
-                "heldout_implants_top1": scores["heldout_implants"]["top1"],
-                "seconds": round(time.monotonic() - started, 2),
-            }
-            curve.append(point)
-            if on_epoch:
-                on_epoch(point)
-            bar.set_postfix(loss=point["loss"], top1=point["heldout_top1"])
-            bar.update(1)
+@contextlib.contextmanager
+def _threads_for(tail: TowerTail | None) -> Iterator[None]:
+    """Torch's threads while training, restored after.
+
+    The head's matrices are small: one thread is faster than several, and much faster than
+    threads fighting other processes for two shared cores (measured: 0.6 s against 11 s). The
+    tower's blocks are not small: with a tail, torch keeps its threads."""
+    threads = torch.get_num_threads()
+    if tail is None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def initial_loss(
