@@ -41,6 +41,18 @@ def is_showable(reference: ReferenceImage | None) -> bool:
     return reference is not None and reference.source not in HIDDEN_SOURCES
 
 
+def reference_image_shown_to_staff(
+    reference: ReferenceImage | None, *, with_patient_data: bool
+) -> ReferenceImage | None:
+    """The matched reference image a staff page may show beside a submission: a catalogue picture
+    always; a confirmed case (another patient's X-ray) only to staff holding ``view_patient_data``,
+    None otherwise (the page says the picture is restricted). The same rule as the implants admin's
+    ``reference_images_for``, for one picture already in hand."""
+    if reference is None or not (with_patient_data or is_showable(reference)):
+        return None
+    return reference
+
+
 def reference_images_for(user) -> QuerySet[ReferenceImage]:
     """The reference images ``user`` may see in the staff admin: all of them with
     ``view_patient_data``, the catalogue pictures otherwise."""

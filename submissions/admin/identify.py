@@ -20,9 +20,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from implants.models import ReferenceImage
+from implants.selectors import reference_image_shown_to_staff
 from kernel.errors import ApplicationError
 from submissions import services
-from submissions.access import CONFIRM_PERMISSION
+from submissions.access import CONFIRM_PERMISSION, can_see_patient
 from submissions.forms import IdentifyForm
 from submissions.models import ReviewRequest, Submission
 from submissions.results.links import file_url
@@ -86,12 +88,15 @@ def identify_view(
         "review": review,
         "review_open": review_open,
         "xray_url": file_url(submission.image) or None,
-        "matches": [
-            (m, file_url(m.reference_image.image if m.reference_image else None) or None)
-            for m in ranked_matches().filter(submission=submission)
-        ],
+        # A candidate's picture, unless it is another patient's X-ray the user may not see.
+        "matches": [(m, _thumb(m.reference_image, request)) for m in ranked_matches().filter(submission=submission)],
         "form": form,
         "change_url": change_url,
         "queue_url": queue_url,
     }
     return TemplateResponse(request, "admin/submissions/submission/identify.html", context, status=status)
+
+
+def _thumb(reference: ReferenceImage | None, request: HttpRequest) -> str | None:
+    shown = reference_image_shown_to_staff(reference, with_patient_data=can_see_patient(request.user))
+    return file_url(shown.image) if shown else None

@@ -3,8 +3,8 @@ and actions that go through services (re-process, identify the implant — the p
 ``submissions/admin/identify.py`` —, un-confirm, export CSV).
 
 Patient data appear only to staff holding ``submissions.view_patient_data``: the patient's name,
-the result token (it opens the patient's result page) and the original file name (often the
-patient's name).
+the result token (it opens the patient's result page), the original file name (often the
+patient's name) and a candidate's picture where it is a confirmed case (another patient's X-ray).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from implants.models import Manufacturer
+from implants.selectors import reference_image_shown_to_staff
 from submissions import services
 from submissions.access import can_see_patient
 from submissions.admin.identify import identify_url, identify_view
@@ -132,6 +133,8 @@ class SubmissionAdmin(admin.ModelAdmin):
             "parent",
         ]
         if not can_see_patient(request.user):
+            # The candidates' table without other patients' X-rays (confirmed cases).
+            fields[fields.index("matches_table")] = "matches_table_catalogue"
             return [name for name in fields if name not in ("token", "original_filename")]
         fields.insert(fields.index("tooth"), "patient")
         return fields
@@ -168,19 +171,11 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("candidatos"))
     def matches_table(self, obj: Submission) -> str:
-        rows = [
-            {
-                "match": m,
-                "image_url": file_url(m.reference_image.image if m.reference_image else None),
-                "similarity": f"{m.similarity:.3f}",
-                "probability": "—"
-                if m.probability is None
-                else f"{m.probability * 100:.0f} % ({m.get_band_display()})",
-                "confirmed": obj.confirmed_implant_id == m.implant_id,
-            }
-            for m in ranked_matches().filter(submission=obj)
-        ]
-        return _render("_matches.html", rows=rows)
+        return _matches_table(obj, with_patient_data=True)
+
+    @admin.display(description=gettext_lazy("candidatos"))
+    def matches_table_catalogue(self, obj: Submission) -> str:
+        return _matches_table(obj, with_patient_data=False)
 
     @admin.display(description=gettext_lazy("respostas do dentista"))
     def feedback_list(self, obj: Submission) -> str:
@@ -257,6 +252,25 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 def _dt(value) -> str:
     return timezone.localtime(value).strftime("%d/%m/%Y %H:%M:%S") if value else "—"
+
+
+def _matches_table(obj: Submission, *, with_patient_data: bool) -> str:
+    rows = []
+    for m in ranked_matches().filter(submission=obj):
+        shown = reference_image_shown_to_staff(m.reference_image, with_patient_data=with_patient_data)
+        rows.append(
+            {
+                "match": m,
+                "image_url": file_url(shown.image if shown else None),
+                "restricted": m.reference_image is not None and shown is None,
+                "similarity": f"{m.similarity:.3f}",
+                "probability": "—"
+                if m.probability is None
+                else f"{m.probability * 100:.0f} % ({m.get_band_display()})",
+                "confirmed": obj.confirmed_implant_id == m.implant_id,
+            }
+        )
+    return _render("_matches.html", rows=rows)
 
 
 def _render(template: str, **context: object) -> str:

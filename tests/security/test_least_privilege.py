@@ -1,6 +1,7 @@
 """Least privilege (issue 13): a submission's result token opens the patient's result page and its
 original file name often is the patient's name, so staff see them only with
-``submissions.view_patient_data`` — in the admin (list, detail, CSV export) and the staff API.
+``submissions.view_patient_data`` — in the admin (list, detail, CSV export) and the staff API; so
+is a candidate's picture that is a confirmed case (another patient's X-ray).
 
 A permission matrix over HTTP: staff who may read submissions but not patient data, and staff who
 also hold ``view_patient_data``.
@@ -12,8 +13,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 
+from implants.models import ReferenceSource
 from submissions.services import IntakeRecord, submission_create
 from testkit.images import xray_png
+from tests.builders.factories import MatchFactory, ReferenceImageFactory, SubmissionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +90,28 @@ def test_staff_with_view_patient_data_see_the_token_and_the_file_name(client, st
         HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=staff['with']).key}",
     ).json()
     assert detail["token"] == str(submission.token) and detail["original_filename"] == FILENAME
+
+
+@pytest.mark.parametrize("holder", ["without", "with"])
+def test_a_confirmed_case_among_the_candidates_is_shown_only_with_view_patient_data(client, staff, holder):
+    """A candidate matched through a confirmed case carries another patient's X-ray: the admin's
+    detail and "identificar" pages show it only to holders of ``view_patient_data``; a catalogue
+    picture is shown to both."""
+    case = ReferenceImageFactory(source=ReferenceSource.CONFIRMED_CASE)
+    catalogue = ReferenceImageFactory(source=ReferenceSource.CATALOG)
+    submission = SubmissionFactory(finished=True)
+    MatchFactory(submission=submission, implant=case.implant, reference_image=case, rank=1)
+    MatchFactory(submission=submission, implant=catalogue.implant, reference_image=catalogue, rank=2)
+    client.force_login(staff[holder])
+    pages = {
+        "admin detail": client.get(f"/admin/submissions/submission/{submission.pk}/change/"),
+        "admin confirm page": client.get(f"/admin/submissions/submission/{submission.pk}/confirmar/"),
+    }
+    for where, response in pages.items():
+        text = response.content.decode()
+        assert response.status_code == 200, where
+        assert case.implant.name in text and catalogue.implant.name in text, where  # both candidates listed
+        assert catalogue.image.name in text, where
+        assert (case.image.name in text) is (holder == "with"), where
+    restricted = "caso confirmado: imagem restrita" in pages["admin detail"].content.decode()
+    assert restricted is (holder == "without")
