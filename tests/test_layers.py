@@ -144,10 +144,10 @@ SUBMISSIONS_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "submissions.locks",
         ),
     ),
-    # Every write; the e-mails the services send (their text) go with them.
+    # Every write (the e-mails' text is the read model's, handed to the send service by the tasks).
     ("services", ("submissions.services",)),
     # The read model: the result page, answer and e-mail text, the CSV, the dashboard's figures and charts.
-    ("results", ("submissions.results", "submissions.selectors", "submissions.stats", "submissions.charts")),
+    ("results", ("submissions.results", "submissions.stats", "submissions.charts")),
     # One adapter per route, turning its request into an IntakeRecord for the services.
     ("intake", ("submissions.intake",)),
 ]
