@@ -79,6 +79,7 @@ def identify_view(
             return HttpResponseRedirect(change_url)
     elif posted:
         status = 400
+    with_patient_data = can_see_patient(request.user)
     context = {
         **admin_site.each_context(request),
         "title": _("Identificar o implante do envio #%(id)s") % {"id": submission.pk},
@@ -89,7 +90,10 @@ def identify_view(
         "review_open": review_open,
         "xray_url": file_url(submission.image) or None,
         # A candidate's picture, unless it is another patient's X-ray the user may not see.
-        "matches": [(m, _thumb(m.reference_image, request)) for m in ranked_matches().filter(submission=submission)],
+        "matches": [
+            (m, _thumb(m.reference_image, with_patient_data=with_patient_data))
+            for m in ranked_matches().filter(submission=submission)
+        ],
         "form": form,
         "change_url": change_url,
         "queue_url": queue_url,
@@ -97,6 +101,6 @@ def identify_view(
     return TemplateResponse(request, "admin/submissions/submission/identify.html", context, status=status)
 
 
-def _thumb(reference: ReferenceImage | None, request: HttpRequest) -> str | None:
-    shown = reference_image_shown_to_staff(reference, with_patient_data=can_see_patient(request.user))
+def _thumb(reference: ReferenceImage | None, *, with_patient_data: bool) -> str | None:
+    shown = reference_image_shown_to_staff(reference, with_patient_data=with_patient_data)
     return file_url(shown.image) if shown else None
